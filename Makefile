@@ -1,0 +1,24 @@
+# The two commands a newcomer needs (see README.md):
+#   make demo   runs the main job on the embedded sample data
+#   make test   runs the whole test suite (what CI runs)
+GO ?= go
+# glibc malloc settings measured to cut page faults 3-10x under libtorch.
+export MALLOC_MMAP_MAX_ ?= 0
+export MALLOC_TRIM_THRESHOLD_ ?= 268435456
+export MALLOC_TOP_PAD_ ?= 268435456
+
+.PHONY: demo test build deps vet
+
+deps:
+	@scripts/deps.sh
+	@scripts/assets.sh
+
+build: deps
+	$(GO) build -o bin/imet ./cmd/imet
+
+demo: build
+	bin/imet demo --out out/demo
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -timeout 25m ./...

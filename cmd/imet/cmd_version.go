@@ -1,0 +1,18 @@
+package main
+
+import (
+	"fmt"
+
+	"imet/internal/buildinfo"
+)
+
+type versionCmd struct{}
+
+func init() {
+	register("version", "Print the version, the code revision and the engine in use.", "", &versionCmd{})
+}
+
+func (v *versionCmd) Run(g *Globals) error {
+	fmt.Fprintln(g.Stdout, buildinfo.Read().String())
+	return nil
+}

@@ -1,0 +1,100 @@
+// Command imet trains, evaluates and ships multi-label image classifiers
+// trained on noisy labels, in the iMet Collection layout.
+//
+// Each subcommand lives in its own cmd_<name>.go file and registers itself
+// with register from an init function, so that adding a command never
+// touches this file. The logic behind a command lives in internal/<concept>
+// packages, which know nothing of the command line.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+// Globals are the flags every command accepts.
+type Globals struct {
+	Quiet bool `help:"Print only errors." short:"q"`
+	// Stdout and Stderr let integration tests capture a command's output
+	// without touching the process's file descriptors.
+	Stdout io.Writer `kong:"-"`
+	Stderr io.Writer `kong:"-"`
+}
+
+// cli is the root of the command tree. Commands are added with register.
+type cli struct {
+	Globals
+}
+
+type command struct {
+	name, help, group string
+	cmd               any
+}
+
+var commands []command
+
+// register adds a top-level command. cmd must be a pointer to a struct with a
+// Run(*Globals) error method, or a struct of subcommands.
+func register(name, help, group string, cmd any) {
+	commands = append(commands, command{name, help, group, cmd})
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args and executes the chosen command, returning the exit code.
+// It is the entry point for integration tests as well as for main.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	var root cli
+	root.Stdout, root.Stderr = stdout, stderr
+	opts := []kong.Option{
+		kong.Name("imet"),
+		kong.Description("Train, evaluate and ship multi-label image classifiers on noisy labels."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Exit(func(c int) { panic(exitCode(c)) }),
+		kong.Bind(&root.Globals),
+	}
+	for _, c := range commands {
+		opts = append(opts, kong.DynamicCommand(c.name, c.help, c.group, c.cmd))
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if c, ok := r.(exitCode); ok {
+				code = int(c)
+				return
+			}
+			panic(r)
+		}
+	}()
+	parser, err := kong.New(&root, opts...)
+	if err != nil {
+		fmt.Fprintln(stderr, "imet:", err)
+		return 2
+	}
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		var pe *kong.ParseError
+		if errors.As(err, &pe) {
+			fmt.Fprintln(stderr, "imet:", err)
+			return 2
+		}
+		fmt.Fprintln(stderr, "imet:", err)
+		return 2
+	}
+	if err := ctx.Run(&root.Globals); err != nil {
+		fmt.Fprintln(stderr, "imet:", err)
+		return 1
+	}
+	return 0
+}
+
+// exitCode carries kong's requested exit code out through a panic, so that
+// --help inside tests does not end the test binary.
+type exitCode int

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the command line in-process and returns its exit code and output.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpListsCommands(t *testing.T) {
+	code, out, _ := runCLI(t, "--help")
+	if code != 0 {
+		t.Fatalf("--help exited %d", code)
+	}
+	if !strings.Contains(out, "version") {
+		t.Fatalf("help does not list the version command:\n%s", out)
+	}
+}
+
+func TestUnknownCommandFails(t *testing.T) {
+	code, _, errs := runCLI(t, "no-such-command")
+	if code != 2 {
+		t.Fatalf("exit code %d, want 2", code)
+	}
+	if !strings.Contains(errs, "no-such-command") {
+		t.Fatalf("error does not name the command: %q", errs)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "imet ") {
+		t.Fatalf("version: code %d, output %q", code, out)
+	}
+}

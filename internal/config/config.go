@@ -1,0 +1,86 @@
+// Package config reads YAML configuration strictly: an unknown or misspelt
+// key, a value of the wrong type, or a duplicated key is an error that names
+// the file and line, because a silently ignored "learning_rat:" costs a
+// nine-hour run.
+//
+// Packages define their own configuration structs (with yaml tags and a
+// `doc` tag for the generated reference); a run's configuration composes
+// them. Decode fills a struct that already holds defaults, so keys absent
+// from the file keep their default values.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Load reads the YAML file at path into v, a pointer to a struct holding
+// defaults.
+func Load(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return Decode(path, data, v)
+}
+
+// Decode parses YAML data into v. name is used in error messages, normally
+// the file's path. An empty document leaves v as it is.
+func Decode(name string, data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	err := yaml.UnmarshalWithOptions(data, v, yaml.Strict(), yaml.DisallowUnknownField())
+	if err == nil {
+		return nil
+	}
+	return &Error{File: name, Line: errorLine(err), Msg: errorMessage(err)}
+}
+
+// Marshal renders v as YAML, e.g. to record a run's fully resolved
+// configuration.
+func Marshal(v any) ([]byte, error) {
+	return yaml.MarshalWithOptions(v, yaml.Indent(2), yaml.IndentSequence(true))
+}
+
+// Error is a configuration error located in a file.
+type Error struct {
+	File string
+	Line int // 0 when the parser could not locate it
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+func errorLine(err error) int {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			return tk.Position.Line
+		}
+	}
+	return 0
+}
+
+func errorMessage(err error) string {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		msg := ye.GetMessage()
+		// goccy phrases unknown keys as `unknown field "x"`; say what to do.
+		if strings.HasPrefix(msg, "unknown field") {
+			msg += " (misspelt, or not valid in this section)"
+		}
+		return msg
+	}
+	return err.Error()
+}
