@@ -147,7 +147,7 @@ func Panel(name string) string {
 		return "loss"
 	case strings.Contains(n, "f2"):
 		return "f2"
-	case n == "lr" || strings.HasSuffix(n, "_lr") || strings.HasPrefix(n, "lr_") || strings.Contains(n, "learning_rate"):
+	case n == "lr" || strings.HasSuffix(n, "_lr") || strings.HasSuffix(n, " lr") || strings.HasPrefix(n, "lr_") || strings.Contains(n, "learning_rate"):
 		return "lr"
 	}
 	return ""
