@@ -371,3 +371,40 @@ func TestFingerprint(t *testing.T) {
 }
 
 var _ = sql.ErrNoRows
+
+func TestTail(t *testing.T) {
+	for _, tc := range []struct {
+		writes []string
+		n      int
+		want   string
+	}{
+		{[]string{"a\nb\n", "c\n"}, 2, "b|c"},
+		{[]string{"a\nb", "c\nd"}, 5, "a|bc|d"},
+		{[]string{"x\r\n"}, 3, "x"},
+		{nil, 3, ""},
+	} {
+		tl := NewTail(tc.n)
+		for _, w := range tc.writes {
+			tl.Write([]byte(w))
+		}
+		if got := strings.Join(tl.Lines(), "|"); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.writes, got, tc.want)
+		}
+	}
+}
+
+func BenchmarkMetric(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "r.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	r, _ := db.Start(RunInfo{Name: "bench", Kind: KindTrain})
+	defer r.Finish(Summary{})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := r.Metric(i, float64(i)/1000, "train_loss", 0.5); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

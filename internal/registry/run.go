@@ -226,6 +226,17 @@ func (r *Run) Fail(err error, lastLogLines []string) error {
 	})
 }
 
+// End finishes the run when err is nil and fails it otherwise, so that a
+// trainer's single exit path cannot report a failure as success:
+//
+//	defer func() { run.End(err, summary, tail.Lines()) }()
+func (r *Run) End(err error, s Summary, lastLogLines []string) error {
+	if err != nil {
+		return r.Fail(err, lastLogLines)
+	}
+	return r.Finish(s)
+}
+
 func (r *Run) end(update func(tx *sql.Tx) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
