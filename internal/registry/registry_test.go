@@ -408,3 +408,15 @@ func BenchmarkMetric(b *testing.B) {
 		}
 	}
 }
+
+func TestOpenRejectsNonDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.db")
+	os.WriteFile(path, []byte(strings.Repeat("CV 0.61 LB 0.62, written by hand\n", 20)), 0o644)
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open of a text file: %v", err)
+	}
+	if b, _ := os.ReadFile(path); !strings.HasPrefix(string(b), "CV 0.61") {
+		t.Error("Open damaged the file it refused")
+	}
+}
