@@ -275,6 +275,7 @@ func LabelF2VsFrequency(title string, freq, f2 []float64, groups []string) (*Fig
 	p := newPlot(title, "training images with the label", "F2")
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Left = true // frequent labels score high: the top right is full
 	for i, g := range names {
 		s, err := plotter.NewScatter(by[g])
 		if err != nil {
