@@ -24,6 +24,9 @@ type Library struct {
 	// references no symbol any of them defines.
 	Needed []string
 	Pruned []string
+	// GlibcMin is the highest GLIBC_x.y this file requires: when a target's
+	// glibc is too old, it names the file to blame.
+	GlibcMin string
 }
 
 // Closure is the set of shared libraries a binary needs at run time, split
@@ -326,7 +329,7 @@ func (c *Closure) collect(pruned map[edge]bool) {
 	}
 	lib := func(n string) *Library {
 		o := c.objs[n]
-		l := &Library{Name: n, Path: o.path, Size: o.size, Needed: o.needed}
+		l := &Library{Name: n, Path: o.path, Size: o.size, Needed: o.needed, GlibcMin: o.glibcMin()}
 		for _, to := range o.needed {
 			if pruned[edge{n, to}] {
 				l.Pruned = append(l.Pruned, to)
@@ -335,7 +338,7 @@ func (c *Closure) collect(pruned map[edge]bool) {
 		return l
 	}
 	c.Binary.Pruned = lib("").Pruned
-	versions := []string{}
+	c.Binary.GlibcMin = c.objs[""].glibcMin()
 	for _, n := range in {
 		if n == "" {
 			continue
@@ -348,14 +351,10 @@ func (c *Closure) collect(pruned map[edge]bool) {
 		c.Shipped = append(c.Shipped, l)
 		c.ShippedBytes += l.Size
 	}
+	var versions []string
 	for _, n := range in {
-		if isGlibc(n) {
-			continue
-		}
-		for file, vs := range c.objs[n].versionsNeeded {
-			if isGlibc(file) {
-				versions = append(versions, vs...)
-			}
+		if !isGlibc(n) {
+			versions = append(versions, c.objs[n].glibcMin())
 		}
 	}
 	c.GlibcMin = maxGlibc(versions)
@@ -369,6 +368,17 @@ func (c *Closure) collect(pruned map[edge]bool) {
 	for _, n := range dropped {
 		c.Dropped = append(c.Dropped, lib(n))
 	}
+}
+
+// glibcMin is the highest glibc version o requires.
+func (o *object) glibcMin() string {
+	var versions []string
+	for file, vs := range o.versionsNeeded {
+		if isGlibc(file) {
+			versions = append(versions, vs...)
+		}
+	}
+	return maxGlibc(versions)
 }
 
 // maxGlibc returns the highest "GLIBC_x.y[.z]" among versions, ignoring

@@ -62,8 +62,9 @@ type ManifestFile struct {
 	SHA256 string `json:"sha256"`
 	// Origin is where the file came from on the machine that built the
 	// bundle; Pruned the DT_NEEDED entries removed from a library's copy.
-	Origin string   `json:"origin,omitempty"`
-	Pruned []string `json:"pruned_needed,omitempty"`
+	Origin   string   `json:"origin,omitempty"`
+	Pruned   []string `json:"pruned_needed,omitempty"`
+	GlibcMin string   `json:"glibc_min,omitempty"`
 }
 
 // Build describes the bundled binary and the bundling run.
@@ -153,14 +154,14 @@ func Write(dir, binary string, extra []File) (*Manifest, error) {
 			return nil, err
 		}
 	}
-	mf.Path, mf.Kind, mf.Origin, mf.Pruned = BinaryName, "binary", binary, c.Binary.Pruned
+	mf.Path, mf.Kind, mf.Origin, mf.Pruned, mf.GlibcMin = BinaryName, "binary", binary, c.Binary.Pruned, c.Binary.GlibcMin
 	m.Files = append(m.Files, mf)
 	for _, l := range c.Shipped {
 		mf, err := writeELF(filepath.Join(dir, LibDir, l.Name), c.objs[l.Name], l.Pruned, true, 0o644)
 		if err != nil {
 			return nil, err
 		}
-		mf.Path, mf.Kind, mf.Origin, mf.Pruned = LibDir+"/"+l.Name, "library", l.Path, l.Pruned
+		mf.Path, mf.Kind, mf.Origin, mf.Pruned, mf.GlibcMin = LibDir+"/"+l.Name, "library", l.Path, l.Pruned, l.GlibcMin
 		m.Files = append(m.Files, mf)
 		m.LibraryBytes += mf.Size
 	}

@@ -1,0 +1,227 @@
+package bundle
+
+import (
+	"bufio"
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// toyProgram builds, with the system C compiler, a program whose linkage
+// exercises both halves of pruning:
+//
+//	main  -> liba, libunused        (libunused: overlinked, nothing used)
+//	liba  -> libmid                 (liba calls b_value but does not list libb:
+//	libmid -> libb                   underlinked, it works only through libmid)
+//
+// It returns the path of main, linked with the bundle run path; the
+// libraries sit in lib/ beside it so $ORIGIN/lib finds them at build time.
+func toyProgram(t *testing.T) string {
+	t.Helper()
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler (cc) to build the test program")
+	}
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "lib")
+	if err := os.Mkdir(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := map[string]string{
+		"b.c":      "int b_value(void) { return 40; }\n",
+		"mid.c":    "int mid_unused(void) { return 0; }\n",
+		"a.c":      "int b_value(void);\nint a_value(void) { return b_value() + 2; }\n",
+		"unused.c": "int unused_value(void) { return 1; }\n",
+		"main.c":   "#include <stdio.h>\nint a_value(void);\nint main(void) { printf(\"answer %d\\n\", a_value()); return 0; }\n",
+	}
+	for n, s := range src {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(cc, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("cc %v: %v\n%s", args, err, out)
+		}
+	}
+	so := func(name, file string, libs ...string) {
+		args := []string{"-shared", "-fPIC", "-o", "lib/" + name, "-Wl,-soname," + name, file, "-Llib", "-Wl,--no-as-needed"}
+		run(append(args, libs...)...)
+	}
+	so("libb.so", "b.c")
+	so("libmid.so", "mid.c", "-lb")
+	so("liba.so", "a.c", "-lmid")
+	so("libunused.so", "unused.c")
+	run("-o", "main", "main.c", "-Llib", "-Wl,-rpath-link,lib", "-Wl,--no-as-needed", "-la", "-lunused",
+		"-Wl,--disable-new-dtags,-rpath,$ORIGIN/lib")
+	return filepath.Join(dir, "main")
+}
+
+func names(ls []*Library) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestLibrariesPrunesAndRestores(t *testing.T) {
+	bin := toyProgram(t)
+	c, err := Libraries(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(c.Shipped), []string{"liba.so", "libb.so", "libmid.so"}; !slices.Equal(got, want) {
+		t.Errorf("shipped %v, want %v", got, want)
+	}
+	if got, want := names(c.Dropped), []string{"libunused.so"}; !slices.Equal(got, want) {
+		t.Errorf("dropped %v, want %v", got, want)
+	}
+	if !slices.Equal(c.Binary.Pruned, []string{"libunused.so"}) {
+		t.Errorf("binary pruned %v, want [libunused.so]", c.Binary.Pruned)
+	}
+	for _, l := range c.Shipped {
+		// liba references nothing of libmid, but needs it to reach libb:
+		// restore must have put the entry back.
+		if len(l.Pruned) != 0 {
+			t.Errorf("%s: pruned %v, want none", l.Name, l.Pruned)
+		}
+	}
+	if !slices.Contains(names(c.System), "libc.so.6") {
+		t.Errorf("system %v lacks libc.so.6", names(c.System))
+	}
+	if !strings.HasPrefix(c.GlibcMin, "GLIBC_2.") {
+		t.Errorf("GlibcMin %q", c.GlibcMin)
+	}
+	// The naive closure is what ldd lists, glibc aside.
+	if c.NaiveCount != len(lddNonGlibc(t, bin)) {
+		t.Errorf("naive closure has %d libraries, ldd lists %v", c.NaiveCount, lddNonGlibc(t, bin))
+	}
+}
+
+// lddNonGlibc lists the non-glibc libraries ldd reports for bin.
+func lddNonGlibc(t *testing.T, bin string) []string {
+	t.Helper()
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		t.Skipf("ldd: %v", err)
+	}
+	var libs []string
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 3 && f[1] == "=>" && !isGlibc(f[0]) {
+			libs = append(libs, f[0])
+		}
+	}
+	return libs
+}
+
+func TestWriteRunsFromCopy(t *testing.T) {
+	bin := toyProgram(t)
+	want, err := exec.Command(bin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "b")
+	m, err := Write(dir, bin, []File{{Name: "model/labels.txt", Data: []byte("a\nb\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.GlibcMin == "" || len(m.Files) != 5 {
+		t.Errorf("manifest glibc %q, %d files, want 5", m.GlibcMin, len(m.Files))
+	}
+	// The copy of main no longer asks for libunused, which is not shipped.
+	f, err := elf.Open(filepath.Join(dir, BinaryName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	needed, _ := f.DynString(elf.DT_NEEDED)
+	f.Close()
+	if slices.Contains(needed, "libunused.so") || !slices.Contains(needed, "liba.so") {
+		t.Errorf("bundled binary DT_NEEDED %v", needed)
+	}
+	// Take the build directory away, move the bundle: it must still run.
+	os.RemoveAll(filepath.Dir(bin))
+	moved := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(moved); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(filepath.Join(moved, BinaryName)).CombinedOutput()
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("bundled run: %v, output %q, want %q", err, got, want)
+	}
+}
+
+func TestWriteDirectoryRules(t *testing.T) {
+	bin := toyProgram(t)
+	t.Run("refuses a foreign directory", func(t *testing.T) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "thesis.tex"), []byte("x"), 0o644)
+		if _, err := Write(dir, bin, nil); err == nil || !strings.Contains(err.Error(), "not an imet bundle") {
+			t.Fatalf("err %v, want refusal", err)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Errorf("refused directory was changed: %d entries", len(ents))
+		}
+	})
+	t.Run("replaces a bundle and drops stale files", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := Write(dir, bin, []File{{Name: "old.txt", Data: []byte("old")}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Write(dir, bin, []File{{Name: "new.txt", Data: []byte("new")}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "old.txt")); !os.IsNotExist(err) {
+			t.Errorf("stale old.txt still there: %v", err)
+		}
+		if err := Verify(dir); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("reserved extra names", func(t *testing.T) {
+		for _, n := range []string{"imet", "manifest.json", "lib/x.so", "../x", "/abs", ""} {
+			if _, err := Write(filepath.Join(t.TempDir(), "b"), bin, []File{{Name: n, Data: nil}}); err == nil {
+				t.Errorf("extra name %q accepted", n)
+			}
+		}
+	})
+	t.Run("verify catches a changed file", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := Write(dir, bin, []File{{Name: "w.bin", Data: []byte("weights")}}); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "w.bin"), []byte("Weights"), 0o644)
+		if err := Verify(dir); err == nil {
+			t.Fatal("Verify accepted a modified file")
+		}
+	})
+}
+
+func TestMaxGlibc(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"GLIBC_2.2.5", "GLIBC_2.14", "GLIBC_2.3.4"}, "GLIBC_2.14"},
+		{[]string{"GLIBC_2.34", "GLIBC_PRIVATE", "GLIBCXX_3.4.30", "GLIBC_2.4"}, "GLIBC_2.34"},
+		{[]string{"GLIBC_2.3", "GLIBC_2.3.2"}, "GLIBC_2.3.2"},
+	} {
+		if got := maxGlibc(tc.in); got != tc.want {
+			t.Errorf("maxGlibc(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
