@@ -22,6 +22,14 @@ import (
 // libraries sit in lib/ beside it so $ORIGIN/lib finds them at build time.
 func toyProgram(t *testing.T) string {
 	t.Helper()
+	return toyProgramLinked(t, "-Wl,--disable-new-dtags,-rpath,$ORIGIN/lib")
+}
+
+// toyProgramLinked is toyProgram with the given run path flag for main
+// ("" for none: then lib/ is found through -rpath-link only at link time
+// and LD_LIBRARY_PATH is needed to run it).
+func toyProgramLinked(t *testing.T, rpathFlag string) string {
+	t.Helper()
 	cc, err := exec.LookPath("cc")
 	if err != nil {
 		t.Skip("no C compiler (cc) to build the test program")
@@ -59,8 +67,11 @@ func toyProgram(t *testing.T) string {
 	so("libmid.so", "mid.c", "-lb")
 	so("liba.so", "a.c", "-lmid")
 	so("libunused.so", "unused.c")
-	run("-o", "main", "main.c", "-Llib", "-Wl,-rpath-link,lib", "-Wl,--no-as-needed", "-la", "-lunused",
-		"-Wl,--disable-new-dtags,-rpath,$ORIGIN/lib")
+	args := []string{"-o", "main", "main.c", "-Llib", "-Wl,-rpath-link,lib", "-Wl,--no-as-needed", "-la", "-lunused"}
+	if rpathFlag != "" {
+		args = append(args, rpathFlag)
+	}
+	run(args...)
 	return filepath.Join(dir, "main")
 }
 
@@ -222,6 +233,41 @@ func TestMaxGlibc(t *testing.T) {
 	} {
 		if got := maxGlibc(tc.in); got != tc.want {
 			t.Errorf("maxGlibc(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A binary linked without the bundle run path, or with a DT_RUNPATH (which
+// ld.so does not apply to the libraries' own dependencies), gets DT_RPATH
+// $ORIGIN/lib from patchelf in its bundled copy.
+func TestWriteSetsRunPathWithPatchelf(t *testing.T) {
+	if _, err := exec.LookPath("patchelf"); err != nil {
+		t.Skip("patchelf not installed (scripts/deps.sh installs it)")
+	}
+	for _, flag := range []string{"", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib"} {
+		bin := toyProgramLinked(t, flag)
+		// Without DT_RPATH the libraries are found, as by ld.so, through
+		// LD_LIBRARY_PATH.
+		t.Setenv("LD_LIBRARY_PATH", filepath.Join(filepath.Dir(bin), "lib"))
+		dir := filepath.Join(t.TempDir(), "b")
+		if _, err := Write(dir, bin, nil); err != nil {
+			t.Fatal(err)
+		}
+		f, err := elf.Open(filepath.Join(dir, BinaryName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rpath, _ := f.DynString(elf.DT_RPATH)
+		runpath, _ := f.DynString(elf.DT_RUNPATH)
+		f.Close()
+		if !slices.Equal(rpath, []string{RPath}) || len(runpath) != 0 {
+			t.Errorf("%s: bundled binary has DT_RPATH %q DT_RUNPATH %q, want DT_RPATH %q only", flag, rpath, runpath, RPath)
+		}
+		os.RemoveAll(filepath.Dir(bin))
+		os.Unsetenv("LD_LIBRARY_PATH")
+		out, err := exec.Command(filepath.Join(dir, BinaryName)).CombinedOutput()
+		if err != nil || string(out) != "answer 42\n" {
+			t.Errorf("%s: bundled run: %v %q", flag, err, out)
 		}
 	}
 }

@@ -96,10 +96,11 @@ func matchAny(patterns []string, name string) bool {
 // undone wherever the reduced closure would leave a reference unresolved that
 // the full closure resolved, until nothing changes.
 //
-// Libraries are located as ld.so does: DT_RUNPATH of the depender, else the
-// DT_RPATH of the depender and of the executable, then the ld.so cache, then
-// the default directories. LD_LIBRARY_PATH is ignored: a bundle must not
-// depend on the environment it was built in.
+// Libraries are located as ld.so does: the DT_RPATH of the depender and of
+// the executable (unless the depender has a DT_RUNPATH), LD_LIBRARY_PATH,
+// the depender's DT_RUNPATH, the ld.so cache, the default directories. So
+// LD_LIBRARY_PATH=/opt/libtorch/lib bundles that libtorch, as running the
+// binary with it would load it.
 func Libraries(binary string) (*Closure, error) {
 	r, err := newResolver()
 	if err != nil {
@@ -466,14 +467,18 @@ func (r *resolver) find(needed string, from, bin *object) (string, error) {
 			dirs = append(dirs, d)
 		}
 	}
-	if len(from.runpath) > 0 {
-		expand(from, from.runpath)
-	} else {
+	if len(from.runpath) == 0 {
 		expand(from, from.rpath)
 		if from != bin && len(bin.runpath) == 0 {
 			expand(bin, bin.rpath)
 		}
 	}
+	for _, d := range filepath.SplitList(os.Getenv("LD_LIBRARY_PATH")) {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	expand(from, from.runpath)
 	for _, d := range dirs {
 		p := filepath.Join(d, needed)
 		if isFile(p) {

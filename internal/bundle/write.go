@@ -118,10 +118,9 @@ func Write(dir, binary string, extra []File) (*Manifest, error) {
 		return nil, err
 	}
 	bin := c.objs[""]
-	if len(bin.runpath) > 0 {
-		return nil, fmt.Errorf("%s: has DT_RUNPATH %q, which ld.so does not apply to libraries' own dependencies; relink with -ldflags='%s'", binary, strings.Join(bin.runpath, ":"), BuildFlag)
-	}
-	needPatchelf := !slices.Contains(bin.rpath, RPath)
+	// A DT_RUNPATH would cover only the binary's own DT_NEEDED entries,
+	// and it disables DT_RPATH: replace it.
+	needPatchelf := len(bin.runpath) > 0 || !slices.Contains(bin.rpath, RPath)
 	for _, f := range extra {
 		if err := checkName(f.Name); err != nil {
 			return nil, err
