@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"imet/internal/atomicfile"
@@ -47,6 +46,8 @@ const BuildFlag = `-extldflags "-Wl,--disable-new-dtags,-rpath,$ORIGIN/lib"`
 
 // File is an extra file a bundle carries (model weights, label names,
 // thresholds, configuration): either copied from Source or holding Data.
+// A library the binary opens with dlopen, which DT_NEEDED analysis cannot
+// see, goes under "lib/", where the binary's run path finds it.
 type File struct {
 	Name   string      // slash-separated path inside the bundle, e.g. "model/weights.bin"
 	Source string      // file to copy; used when Data is nil
@@ -121,10 +122,18 @@ func Write(dir, binary string, extra []File) (*Manifest, error) {
 	// A DT_RUNPATH would cover only the binary's own DT_NEEDED entries,
 	// and it disables DT_RPATH: replace it.
 	needPatchelf := len(bin.runpath) > 0 || !slices.Contains(bin.rpath, RPath)
+	taken := map[string]bool{}
+	for _, l := range c.Shipped {
+		taken[LibDir+"/"+l.Name] = true
+	}
 	for _, f := range extra {
 		if err := checkName(f.Name); err != nil {
 			return nil, err
 		}
+		if taken[f.Name] {
+			return nil, fmt.Errorf("bundle: extra file %q clashes with another file of the bundle", f.Name)
+		}
+		taken[f.Name] = true
 	}
 	if err := os.MkdirAll(filepath.Join(dir, LibDir), 0o755); err != nil {
 		return nil, err
@@ -256,7 +265,7 @@ func checkDir(dir string) (*Manifest, error) {
 }
 
 func checkName(name string) error {
-	if name == "" || !fs.ValidPath(name) || name == BinaryName || name == ManifestName || name == LibDir || strings.HasPrefix(name, LibDir+"/") {
+	if name == "" || name == "." || !fs.ValidPath(name) || name == BinaryName || name == ManifestName || name == LibDir {
 		return fmt.Errorf("bundle: invalid or reserved extra file name %q", name)
 	}
 	return nil
