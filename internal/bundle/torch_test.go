@@ -126,3 +126,31 @@ func tail(s string) string {
 	}
 	return s
 }
+
+// BenchmarkLibrariesTorch times the closure analysis of a libtorch binary
+// (reading ~280 ELF files' dynamic symbol tables, pruning, restoring) side
+// by side with ldd, which only lists the naive closure.
+func BenchmarkLibrariesTorch(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "torchprog")
+	if _, err := os.Stat("/usr/include/ATen/ATen.h"); err != nil {
+		b.Skip("libtorch-dev not installed")
+	}
+	cmd := exec.Command("go", "build", "-o", bin, "-ldflags="+BuildFlag, "./testdata/torchprog")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build torchprog: %v\n%s", err, out)
+	}
+	b.Run("Libraries", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Libraries(bin); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ldd", func(b *testing.B) {
+		for b.Loop() {
+			if err := exec.Command("ldd", bin).Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
