@@ -278,3 +278,20 @@ func TestWriteSetsRunPathWithPatchelf(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckFindsMissingLibrary(t *testing.T) {
+	bin := toyProgram(t)
+	dir := filepath.Join(t.TempDir(), "b")
+	if _, err := Write(dir, bin, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(dir); err != nil {
+		t.Fatalf("fresh bundle: %v", err)
+	}
+	// libb is needed only by libmid; without it b_value is undefined too.
+	os.Remove(filepath.Join(dir, LibDir, "libb.so"))
+	err := Check(dir)
+	if err == nil || !strings.Contains(err.Error(), "libb.so needed by libmid.so") || !strings.Contains(err.Error(), "undefined symbol b_value") {
+		t.Fatalf("Check after removing libb.so: %v", err)
+	}
+}

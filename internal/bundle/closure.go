@@ -274,11 +274,8 @@ func (c *Closure) restore(pruned map[edge]bool) error {
 
 // providedBy names an object in set that satisfies ref, or "".
 func (c *Closure) providedBy(ref symRef, set map[string]bool) string {
-	if ref.lib != "" {
-		if set[ref.lib] && c.objs[ref.lib].provides(ref) {
-			return ref.lib
-		}
-		return ""
+	if ref.lib != "" && set[ref.lib] && c.objs[ref.lib].provides(ref) {
+		return ref.lib
 	}
 	names := make([]string, 0, len(set))
 	for n := range set {

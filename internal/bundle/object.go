@@ -9,11 +9,8 @@ import (
 )
 
 // symRef is one undefined dynamic symbol of an object: what it expects some
-// other object in the process to define. lib is the file named by the
-// symbol's version requirement (".gnu.version_r"); ld.so only accepts a
-// definition of a versioned reference from the object with that soname, so
-// lib attributes the reference exactly. Unversioned references (lib == "")
-// can be satisfied by any loaded object.
+// other object in the process to define, with the version it asks for and
+// the file its version requirement (".gnu.version_r") names.
 type symRef struct {
 	name, version, lib string
 	weak               bool
@@ -190,12 +187,17 @@ func encodeDyn(es []dynEntry, size int64, order binary.ByteOrder, is64 bool) []b
 }
 
 // provides reports whether o has a definition that would satisfy r.
+//
+// ld.so matches a versioned reference by version name against every object
+// in scope, not only the file its requirement names: since glibc 2.34,
+// pthread_create@GLIBC_2.2.5 required from libpthread.so.0 is defined by
+// libc.so.6. The named file matters only in that it must be loaded (see
+// verneedFiles). ld.so also accepts a non-hidden definition under another or
+// no version in some cases, so any exported definition of the name counts;
+// erring this way keeps entries rather than dropping needed ones.
 func (o *object) provides(r symRef) bool {
-	if r.lib != "" {
-		// ld.so matches the version requirement against the object whose
-		// soname the requirement names; an object without version
-		// definitions satisfies it with its plain definition.
-		return r.lib == o.soname && (o.defined[r.name+"@"+r.version] || o.defined[r.name])
+	if r.version != "" && o.defined[r.name+"@"+r.version] {
+		return true
 	}
 	return o.defined[r.name]
 }

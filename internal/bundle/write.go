@@ -102,7 +102,8 @@ type Manifest struct {
 // Write makes dir a self-contained bundle of binary: the binary as
 // dir/imet, the reduced closure of its shared libraries (see Libraries) in
 // dir/lib/ with unused DT_NEEDED entries removed, the extra files, and
-// dir/manifest.json, written last. Every file is written atomically; files
+// dir/manifest.json, written last, once Check has passed on the result.
+// Every file is written atomically; files
 // of a previous bundle in dir that the new one lacks are removed. Write
 // refuses a dir that is neither absent, empty, nor a bundle.
 //
@@ -192,6 +193,10 @@ func Write(dir, binary string, extra []File) (*Manifest, error) {
 				os.Remove(filepath.Join(dir, filepath.FromSlash(f.Path)))
 			}
 		}
+	}
+	// Last line of defence before committing: would ld.so load it?
+	if err := Check(dir); err != nil {
+		return nil, err
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

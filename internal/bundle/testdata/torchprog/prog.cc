@@ -9,6 +9,7 @@
 extern "C" int torchprog_run(char *buf, int n) {
   try {
     at::manual_seed(7);
+    at::set_num_threads(2);  // exercise the bundled OpenMP runtime
     at::Tensor x = at::arange(2 * 3 * 16 * 16, at::kFloat).reshape({2, 3, 16, 16}).sin();
     at::Tensor w = at::arange(8 * 3 * 3 * 3, at::kFloat).reshape({8, 3, 3, 3}).cos() * 0.1;
     at::Tensor y = at::conv2d(x, w, {}, 1, 1).relu();
