@@ -202,6 +202,26 @@ func TestWriteDirectoryRules(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("a failed rewrite leaves the old bundle whole", func(t *testing.T) {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "b")
+		if _, err := Write(dir, bin, []File{{Name: "w.bin", Data: []byte("v1")}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Write(dir, bin, []File{{Name: "w.bin", Data: []byte("v2")}, {Name: "x", Source: filepath.Join(parent, "missing")}})
+		if err == nil {
+			t.Fatal("Write with a missing extra source succeeded")
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "w.bin")); string(got) != "v1" {
+			t.Errorf("w.bin = %q after failed rewrite, want v1", got)
+		}
+		if err := Verify(dir); err != nil {
+			t.Error(err)
+		}
+		if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+			t.Errorf("leftovers beside the bundle: %v", ents)
+		}
+	})
 	t.Run("reserved extra names", func(t *testing.T) {
 		for _, fs := range [][]File{
 			{{Name: "imet"}}, {{Name: "manifest.json"}}, {{Name: "lib"}}, {{Name: "lib/liba.so"}},

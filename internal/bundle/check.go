@@ -102,4 +102,3 @@ func refString(r symRef) string {
 	}
 	return r.name
 }
-

@@ -102,19 +102,74 @@ type Manifest struct {
 // Write makes dir a self-contained bundle of binary: the binary as
 // dir/imet, the reduced closure of its shared libraries (see Libraries) in
 // dir/lib/ with unused DT_NEEDED entries removed, the extra files, and
-// dir/manifest.json, written last, once Check has passed on the result.
-// Every file is written atomically; files
-// of a previous bundle in dir that the new one lacks are removed. Write
-// refuses a dir that is neither absent, empty, nor a bundle.
+// dir/manifest.json. Write refuses a dir that is neither absent, empty,
+// nor a bundle.
+//
+// The bundle is assembled in a hidden sibling folder (every file through
+// internal/atomicfile), checked with Check, and only then swapped in place
+// of dir by two renames: a failure at any point leaves dir as it was, and a
+// reader never sees a mix of two bundles.
 //
 // The binary must carry DT_RPATH $ORIGIN/lib (build it with
 // -ldflags=BuildFlag). If it does not, the copy is given one with patchelf
 // when patchelf is installed, and Write fails otherwise.
-func Write(dir, binary string, extra []File) (*Manifest, error) {
-	old, err := checkDir(dir)
+func Write(dir, binary string, extra []File) (m *Manifest, err error) {
+	dir = filepath.Clean(dir)
+	if _, err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	stage, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(stage)
+		}
+	}()
+	if err := os.Chmod(stage, 0o755); err != nil {
+		return nil, err
+	}
+	if m, err = assemble(stage, binary, extra); err != nil {
+		return nil, err
+	}
+	if err := swapIn(stage, dir); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// swapIn replaces dir, if present, by stage.
+func swapIn(stage, dir string) error {
+	old := stage + ".old"
+	hadOld := false
+	if err := os.Rename(dir, old); err == nil {
+		hadOld = true
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(stage, dir); err != nil {
+		if hadOld {
+			os.Rename(old, dir)
+		}
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(dir)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	if hadOld {
+		return os.RemoveAll(old)
+	}
+	return nil
+}
+
+// assemble writes the bundle of binary into the empty folder dir.
+func assemble(dir, binary string, extra []File) (*Manifest, error) {
 	c, err := Libraries(binary)
 	if err != nil {
 		return nil, err
@@ -180,19 +235,6 @@ func Write(dir, binary string, extra []File) (*Manifest, error) {
 			return nil, err
 		}
 		m.Files = append(m.Files, mf)
-	}
-	// Remove what the previous bundle had and this one lacks, then commit
-	// by writing the manifest.
-	keep := map[string]bool{}
-	for _, f := range m.Files {
-		keep[f.Path] = true
-	}
-	if old != nil {
-		for _, f := range old.Files {
-			if !keep[f.Path] && checkName(f.Path) == nil {
-				os.Remove(filepath.Join(dir, filepath.FromSlash(f.Path)))
-			}
-		}
 	}
 	// Last line of defence before committing: would ld.so load it?
 	if err := Check(dir); err != nil {
