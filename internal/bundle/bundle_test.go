@@ -112,6 +112,20 @@ func TestLibrariesPrunesAndRestores(t *testing.T) {
 	if !strings.HasPrefix(c.GlibcMin, "GLIBC_2.") {
 		t.Errorf("GlibcMin %q", c.GlibcMin)
 	}
+	var rep strings.Builder
+	if err := c.Report(&rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"pruned from main: libunused.so", "libb.so", "libmid.so", "shipped 3 libraries", "naive closure 4 libraries", "1 libraries dropped", "libc.so.6"} {
+		if !strings.Contains(rep.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, rep.String())
+		}
+	}
+	for _, l := range c.Shipped {
+		if want := map[string]string{"liba.so": "", "libmid.so": "liba.so", "libb.so": "libmid.so"}[l.Name]; !slices.Equal(l.NeededBy, []string{want}) {
+			t.Errorf("%s needed by %q, want [%q]", l.Name, l.NeededBy, want)
+		}
+	}
 	// The naive closure is what ldd lists, glibc aside.
 	if c.NaiveCount != len(lddNonGlibc(t, bin)) {
 		t.Errorf("naive closure has %d libraries, ldd lists %v", c.NaiveCount, lddNonGlibc(t, bin))
@@ -129,7 +143,7 @@ func lddNonGlibc(t *testing.T, bin string) []string {
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) >= 3 && f[1] == "=>" && !isGlibc(f[0]) {
+		if len(f) >= 3 && f[1] == "=>" && !isSystem(f[0]) {
 			libs = append(libs, f[0])
 		}
 	}
@@ -313,5 +327,51 @@ func TestCheckFindsMissingLibrary(t *testing.T) {
 	err := Check(dir)
 	if err == nil || !strings.Contains(err.Error(), "libb.so needed by libmid.so") || !strings.Contains(err.Error(), "undefined symbol b_value") {
 		t.Fatalf("Check after removing libb.so: %v", err)
+	}
+}
+
+// A GPU driver library (libnvidia-*, libcuda) is never shipped, and may be
+// absent from the machine that bundles: it must match the target's kernel
+// driver.
+func TestDriverLibraryStaysOnTarget(t *testing.T) {
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler (cc)")
+	}
+	dir := t.TempDir()
+	src := map[string]string{
+		"drv.c":  "int drv_version(void) { return 525; }\n",
+		"main.c": "#include <stdio.h>\nint drv_version(void);\nint main(void) { printf(\"%d\\n\", drv_version()); return 0; }\n",
+	}
+	for n, s := range src {
+		os.WriteFile(filepath.Join(dir, n), []byte(s), 0o644)
+	}
+	os.Mkdir(filepath.Join(dir, "lib"), 0o755)
+	for _, args := range [][]string{
+		{"-shared", "-fPIC", "-o", "lib/libnvidia-fake.so.1", "-Wl,-soname,libnvidia-fake.so.1", "drv.c"},
+		{"-o", "main", "main.c", "-Llib", "-l:libnvidia-fake.so.1", "-Wl,--disable-new-dtags,-rpath,$ORIGIN/lib"},
+	} {
+		cmd := exec.Command(cc, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("cc %v: %v\n%s", args, err, out)
+		}
+	}
+	bin := filepath.Join(dir, "main")
+	for _, present := range []bool{true, false} {
+		if !present {
+			os.Remove(filepath.Join(dir, "lib", "libnvidia-fake.so.1"))
+		}
+		out := filepath.Join(t.TempDir(), "b")
+		m, err := Write(out, bin, nil)
+		if err != nil {
+			t.Fatalf("driver present %v: %v", present, err)
+		}
+		if !slices.Contains(m.SystemLibraries, "libnvidia-fake.so.1") {
+			t.Errorf("driver present %v: system libraries %v", present, m.SystemLibraries)
+		}
+		if _, err := os.Stat(filepath.Join(out, LibDir, "libnvidia-fake.so.1")); err == nil {
+			t.Errorf("driver present %v: driver library shipped", present)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -24,6 +25,9 @@ type Library struct {
 	// references no symbol any of them defines.
 	Needed []string
 	Pruned []string
+	// NeededBy names the objects whose kept DT_NEEDED entries load this
+	// library ("" is the binary): why it is shipped.
+	NeededBy []string
 	// GlibcMin is the highest GLIBC_x.y this file requires: when a target's
 	// glibc is too old, it names the file to blame.
 	GlibcMin string
@@ -37,8 +41,9 @@ type Closure struct {
 	// Shipped are the libraries a bundle carries, in the loader's
 	// breadth-first load order.
 	Shipped []*Library
-	// System are the glibc libraries the reduced closure loads from the
-	// target system.
+	// System are the libraries the reduced closure loads from the target
+	// system: glibc's, and GPU driver libraries, which must match the
+	// target's kernel driver.
 	System []*Library
 	// Dropped are the libraries of the naive closure that no shipped object
 	// needs once unreferenced DT_NEEDED entries are pruned.
@@ -47,7 +52,7 @@ type Closure struct {
 	// the oldest glibc the target may have.
 	GlibcMin string
 	// NaiveCount and NaiveBytes size the unpruned closure (what ldd lists,
-	// glibc excluded); ShippedBytes sizes Shipped.
+	// system libraries excluded); ShippedBytes sizes Shipped.
 	NaiveCount   int
 	NaiveBytes   int64
 	ShippedBytes int64
@@ -74,10 +79,20 @@ var glibcNames = []string{
 // Libraries for other such libraries.
 var AlwaysKeep = []string{
 	"libtorch*.so*", "libc10*.so*", "libgomp.so*", "libiomp5.so*",
-	"libopenblas*.so*", "libblas.so*", "liblapack.so*", "libcuda*.so*",
+	"libopenblas*.so*", "libblas.so*", "liblapack.so*", "libcudart*.so*",
+}
+
+// driverNames are user-space halves of GPU drivers. They must match the
+// kernel driver of the machine they run on, so, like glibc, they come from
+// the target and are never shipped.
+var driverNames = []string{
+	"libcuda.so*", "libnvidia-*.so*", "libnvcuvid.so*", "libamdhip64.so*", "libhsa-runtime64.so*",
 }
 
 func isGlibc(name string) bool { return matchAny(glibcNames, name) }
+
+// isSystem reports whether name is taken from the target system.
+func isSystem(name string) bool { return isGlibc(name) || matchAny(driverNames, name) }
 
 func matchAny(patterns []string, name string) bool {
 	for _, p := range patterns {
@@ -124,6 +139,14 @@ func Libraries(binary string) (*Closure, error) {
 				continue
 			}
 			p, err := r.find(n, o, bin)
+			if err != nil && matchAny(driverNames, n) {
+				// A GPU driver library absent here (bundling a CUDA build
+				// on a machine without the driver): the target provides
+				// it, and nothing can be learnt about it here.
+				paths[n] = ""
+				c.objs[n] = &object{path: n + " (target system, absent here)", soname: n, defined: map[string]bool{}}
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: needed by %s: %w", n, o.path, err)
 			}
@@ -136,7 +159,7 @@ func Libraries(binary string) (*Closure, error) {
 		}
 	}
 	for n, o := range c.objs {
-		if n != "" && !isGlibc(n) {
+		if n != "" && !isSystem(n) {
 			c.NaiveCount++
 			c.NaiveBytes += o.size
 		}
@@ -195,7 +218,7 @@ func (c *Closure) prune() map[edge]bool {
 	pruned := map[edge]bool{}
 	for from, o := range c.objs {
 		for _, to := range o.needed {
-			if isGlibc(to) || matchAny(AlwaysKeep, to) || o.verneedFiles[to] {
+			if isSystem(to) || matchAny(AlwaysKeep, to) || o.verneedFiles[to] {
 				continue
 			}
 			dep := c.objs[to]
@@ -335,30 +358,39 @@ func (c *Closure) collect(pruned map[edge]bool) {
 		}
 		return l
 	}
+	neededBy := map[string][]string{}
+	for _, from := range in {
+		for _, to := range c.objs[from].needed {
+			if !pruned[edge{from, to}] {
+				neededBy[to] = append(neededBy[to], from)
+			}
+		}
+	}
 	c.Binary.Pruned = lib("").Pruned
 	c.Binary.GlibcMin = c.objs[""].glibcMin()
 	for _, n := range in {
 		if n == "" {
 			continue
 		}
-		if isGlibc(n) {
+		if isSystem(n) {
 			c.System = append(c.System, lib(n))
 			continue
 		}
 		l := lib(n)
+		l.NeededBy = neededBy[n]
 		c.Shipped = append(c.Shipped, l)
 		c.ShippedBytes += l.Size
 	}
 	var versions []string
 	for _, n := range in {
-		if !isGlibc(n) {
+		if !isSystem(n) {
 			versions = append(versions, c.objs[n].glibcMin())
 		}
 	}
 	c.GlibcMin = maxGlibc(versions)
 	var dropped []string
 	for n := range c.objs {
-		if n != "" && !inSet[n] && !isGlibc(n) {
+		if n != "" && !inSet[n] && !isSystem(n) {
 			dropped = append(dropped, n)
 		}
 	}
@@ -377,6 +409,40 @@ func (o *object) glibcMin() string {
 		}
 	}
 	return maxGlibc(versions)
+}
+
+// Report writes a human-readable account of c: each shipped library with
+// its size and what loads it, the pruned DT_NEEDED entries, and the totals
+// against the naive closure.
+func (c *Closure) Report(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-32s %10s  %s\n", "shipped library", "bytes", "loaded by")
+	for _, l := range c.Shipped {
+		by := make([]string, len(l.NeededBy))
+		for i, n := range l.NeededBy {
+			by[i] = n
+			if n == "" {
+				by[i] = c.Binary.Name
+			}
+		}
+		fmt.Fprintf(&b, "%-32s %10d  %s\n", l.Name, l.Size, strings.Join(by, " "))
+	}
+	pruned := 0
+	for _, l := range append([]*Library{c.Binary}, c.Shipped...) {
+		if len(l.Pruned) > 0 {
+			pruned += len(l.Pruned)
+			fmt.Fprintf(&b, "pruned from %s: %s\n", l.Name, strings.Join(l.Pruned, " "))
+		}
+	}
+	var sys []string
+	for _, l := range c.System {
+		sys = append(sys, l.Name)
+	}
+	fmt.Fprintf(&b, "shipped %d libraries, %.1f MB; naive closure %d libraries, %.1f MB; %d DT_NEEDED entries pruned, %d libraries dropped\n",
+		len(c.Shipped), float64(c.ShippedBytes)/(1<<20), c.NaiveCount, float64(c.NaiveBytes)/(1<<20), pruned, len(c.Dropped))
+	fmt.Fprintf(&b, "from the target system: %s (glibc >= %s)\n", strings.Join(sys, " "), strings.TrimPrefix(c.GlibcMin, "GLIBC_"))
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // maxGlibc returns the highest "GLIBC_x.y[.z]" among versions, ignoring

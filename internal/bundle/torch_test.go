@@ -42,6 +42,15 @@ func TestTorchBundleRunsWithoutSystemLibtorch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("unbundled run: %v", err)
 	}
+	if testing.Verbose() {
+		c, err := Libraries(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep strings.Builder
+		c.Report(&rep)
+		t.Log("\n" + rep.String())
+	}
 	built := filepath.Join(t.TempDir(), "bundle")
 	m, err := Write(built, bin, []File{{Name: "model/arch.txt", Data: []byte("toy\n")}})
 	if err != nil {
