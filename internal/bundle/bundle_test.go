@@ -187,6 +187,30 @@ func TestWriteRunsFromCopy(t *testing.T) {
 	if err != nil || string(got) != string(want) {
 		t.Fatalf("bundled run: %v, output %q, want %q", err, got, want)
 	}
+	// A symlink to the bundled binary works too: ld.so takes $ORIGIN from
+	// the resolved executable.
+	link := filepath.Join(t.TempDir(), "imet-link")
+	if err := os.Symlink(filepath.Join(moved, BinaryName), link); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := exec.Command(link).CombinedOutput(); err != nil || string(got) != string(want) {
+		t.Errorf("run through a symlink: %v, output %q", err, got)
+	}
+	// Bundling the bundled binary (imet export run from a bundle) finds
+	// its libraries through $ORIGIN/lib and yields the same bundle.
+	again := filepath.Join(t.TempDir(), "again")
+	m2, err := Write(again, filepath.Join(moved, BinaryName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m2.Files) != len(m.Files)-1 || m2.LibraryBytes != m.LibraryBytes {
+		t.Errorf("re-bundle: %d files, %d library bytes; first bundle %d files (one extra), %d bytes", len(m2.Files), m2.LibraryBytes, len(m.Files), m.LibraryBytes)
+	}
+	for _, f := range m2.Files {
+		if f.Kind == "library" && !strings.HasPrefix(f.Origin, moved) {
+			t.Errorf("re-bundle took %s from %s, not from the bundle", f.Path, f.Origin)
+		}
+	}
 }
 
 func TestWriteDirectoryRules(t *testing.T) {
