@@ -399,3 +399,29 @@ func TestDriverLibraryStaysOnTarget(t *testing.T) {
 		}
 	}
 }
+
+// A statically linked binary (a pure Go build) needs no libraries: the
+// bundle is the binary alone.
+func TestWriteStaticBinary(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module static\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println(\"static ok\") }\n"), 0o644)
+	bin := filepath.Join(dir, "static")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out := filepath.Join(t.TempDir(), "b")
+	m, err := Write(out, bin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) != 1 || len(m.SystemLibraries) != 0 || m.GlibcMin != "" {
+		t.Errorf("manifest %+v", m)
+	}
+	if got, err := exec.Command(filepath.Join(out, BinaryName)).CombinedOutput(); err != nil || string(got) != "static ok\n" {
+		t.Errorf("run: %v %q", err, got)
+	}
+}

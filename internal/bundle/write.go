@@ -177,7 +177,7 @@ func assemble(dir, binary string, extra []File) (*Manifest, error) {
 	bin := c.objs[""]
 	// A DT_RUNPATH would cover only the binary's own DT_NEEDED entries,
 	// and it disables DT_RPATH: replace it.
-	needPatchelf := len(bin.runpath) > 0 || !slices.Contains(bin.rpath, RPath)
+	needPatchelf := len(c.Shipped) > 0 && (len(bin.runpath) > 0 || !slices.Contains(bin.rpath, RPath))
 	taken := map[string]bool{}
 	for _, l := range c.Shipped {
 		taken[LibDir+"/"+l.Name] = true
@@ -357,6 +357,9 @@ func writeELF(dst string, o *object, pruned []string, dropRunPath bool, perm fs.
 		if e.tag == elf.DT_NULL {
 			break
 		}
+	}
+	if o.dyn == nil { // statically linked
+		return copyPatched(dst, o.path, 0, nil, perm)
 	}
 	dyn := encodeDyn(out, o.dynSize, o.order, o.is64)
 	return copyPatched(dst, o.path, o.dynOff, dyn, perm)
