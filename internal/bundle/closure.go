@@ -34,7 +34,8 @@ type Library struct {
 }
 
 // Closure is the set of shared libraries a binary needs at run time, split
-// into what a bundle ships, what the target system provides (glibc) and
+// into what a bundle ships, what the target system provides (glibc, GPU
+// drivers) and
 // what the full ldd-style closure holds but is never used.
 type Closure struct {
 	Binary *Library // the executable itself; Pruned applies to it too
