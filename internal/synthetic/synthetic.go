@@ -24,7 +24,7 @@ type Problem struct {
 // about meanLabels true labels (at least one), spread over groups in
 // proportion to their sizes, labels within a group drawn with Zipf-like
 // frequencies. A true label's logit is drawn around +1, a false one's
-// around −6 with a tail of hard negatives, so F2-optimal thresholds land
+// around −8 with a tail of hard negatives, so F2-optimal thresholds land
 // near iMet's (0.1–0.3). The same seed gives the same problem.
 func Generate(rows int, groupOf []int, meanLabels float64, seed uint64) *Problem {
 	cols := len(groupOf)
@@ -76,9 +76,9 @@ func Generate(rows int, groupOf []int, meanLabels float64, seed uint64) *Problem
 						if mark[j] {
 							z = 1 + 1.6*r.NormFloat64()
 						} else {
-							z = -6 + 1.3*r.NormFloat64()
+							z = -8 + 1.5*r.NormFloat64()
 							if r.Float64() < 0.01 {
-								z += 4.5 // hard negatives: plausible but wrong labels
+								z += 5.5 // hard negatives: plausible but wrong labels
 							}
 						}
 						row[j] = float32(1 / (1 + math.Exp(-z)))

@@ -74,6 +74,56 @@ func Evaluate(pr *Problem, rule *Rule, score fbeta.Options, workers int) (mean, 
 	return mean, t.N / float64(max(pr.Rows, 1)), nil
 }
 
+// evalSparse is Evaluate for rules without bounds whose thresholds are
+// all at or above the lowest grid value, computed from the sparse entries
+// (nothing below the grid can pass). Search uses it to score rules cheaply;
+// tests hold it to Evaluate.
+func (s *searcher) evalSparse(th []float64, rel float64) (mean, meanLabels float64) {
+	thr := make([]float32, len(th))
+	for j, t := range th {
+		thr[j] = float32(t)
+	}
+	r32 := float32(rel)
+	chunks := s.split(s.pr.Rows)
+	sums := make([][3]float64, len(chunks))
+	var wg sync.WaitGroup
+	for c, ch := range chunks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var S, C, N float64
+			for i := ch[0]; i < ch[1]; i++ {
+				bar := r32 * s.rowMax[i]
+				tp, np := 0, 0
+				for _, e := range s.ents[s.rowOff[i]:s.rowOff[i+1]] {
+					if e.p >= thr[e.col] && (r32 <= 0 || e.p >= bar) {
+						np++
+						if e.tru {
+							tp++
+						}
+					}
+				}
+				f, cc, n := s.score(i, tp, np)
+				S += f
+				C += cc
+				N += float64(n)
+			}
+			sums[c] = [3]float64{S, C, N}
+		}()
+	}
+	wg.Wait()
+	var S, C, N float64
+	for _, v := range sums {
+		S += v[0]
+		C += v[1]
+		N += v[2]
+	}
+	if C > 0.5 {
+		mean = S / C
+	}
+	return mean, N / float64(max(s.pr.Rows, 1))
+}
+
 // relativeSweep scores every grid value r as the relative factor on top of
 // thresholds th.
 func (s *searcher) relativeSweep(th []float64) []float64 {
@@ -92,10 +142,7 @@ func (s *searcher) relativeSweep(th []float64) []float64 {
 			if q < lo {
 				continue
 			}
-			b, _ := slices.BinarySearch(s.grid32, q)
-			if b < s.G && s.grid32[b] == q {
-				b++
-			}
+			b := s.bin(q)
 			// Insertion keeps bins descending; lists are short and nearly sorted.
 			bins = append(bins, uint16(b))
 			tru = append(tru, e.tru)
@@ -318,9 +365,14 @@ func Search(pr *Problem, rules []string, o Options) ([]Result, error) {
 	var out []Result
 	add := func(name string, rule Rule) error {
 		rule.AtLeastOne = o.AtLeastOne
-		v, m, err := Evaluate(pr, &rule, o.Score, s.workers)
-		if err != nil {
-			return err
+		var v, m float64
+		if rule.Bounds == nil {
+			v, m = s.evalSparse(rule.Thresholds, rule.Relative)
+		} else {
+			var err error
+			if v, m, err = Evaluate(pr, &rule, o.Score, s.workers); err != nil {
+				return err
+			}
 		}
 		if math.IsNaN(v) {
 			return fmt.Errorf("thresholds: rule %s scores NaN; are there NaN probabilities?", name)

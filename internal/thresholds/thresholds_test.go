@@ -68,6 +68,12 @@ func TestGlobalSweepMatchesEvaluate(t *testing.T) {
 				if math.Abs(rel[k]-want) > 1e-12 {
 					t.Fatalf("relative %v: sweep %.15f, evaluate %.15f", r, rel[k], want)
 				}
+				r2 := Rule{Thresholds: s.uniform(o.Grid[1]), Relative: r, AtLeastOne: o.AtLeastOne}
+				sp, sm := s.evalSparse(r2.Thresholds, r2.Relative)
+				dv, dm, _ := Evaluate(pr, &r2, o.Score, 2)
+				if math.Abs(sp-dv) > 1e-12 || math.Abs(sm-dm) > 1e-12 {
+					t.Fatalf("relative %v: sparse evaluation %v/%v, dense %v/%v", r, sp, sm, dv, dm)
+				}
 			}
 		})
 	}
