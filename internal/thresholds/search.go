@@ -3,6 +3,7 @@ package thresholds
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -214,11 +215,11 @@ func newSearcher(pr *Problem, o Options) (*searcher, error) {
 					mark[j] = true
 				}
 				row := pr.Probs[i*pr.Cols : (i+1)*pr.Cols]
-				best := 0
+				best, mx := 0, float32(math.Inf(-1))
 				keys = keys[:0]
 				for j, v := range row {
-					if v > row[best] {
-						best = j
+					if v > mx {
+						best, mx = j, v
 					}
 					if v >= lo {
 						// Bins descending, then columns ascending, as one
@@ -230,7 +231,7 @@ func newSearcher(pr *Problem, o Options) (*searcher, error) {
 				}
 				if len(row) > 0 {
 					s.argTrue[i] = mark[best]
-					s.rowMax[i] = row[best]
+					s.rowMax[i] = mx
 				}
 				slices.Sort(keys)
 				for _, k := range keys {
