@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDatasetsValidate(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"labels.csv":            "attribute_id,attribute_name\n0,culture::a\n1,tag::b\n",
+		"train.csv":             "id,attribute_ids\nx,0 1\ny,1\n",
+		"sample_submission.csv": "id,attribute_ids\nz,0\n",
+		"train/x.png":           "",
+		"train/y.png":           "",
+		"test/z.png":            "",
+	})
+	code, out, errs := runCLI(t, "datasets", "validate", dir)
+	if code != 0 || !strings.Contains(out, "ok: ") || !strings.Contains(out, "2 train images, 1 test images, 2 labels in 2 groups") {
+		t.Fatalf("code %d\nstdout %s\nstderr %s", code, out, errs)
+	}
+	writeFiles(t, dir, map[string]string{"train.csv": "id,attribute_ids\nx,0 1\nx,1\nw,7\n"})
+	code, out, errs = runCLI(t, "datasets", "validate", dir)
+	if code != 1 {
+		t.Fatalf("exit %d on a broken set", code)
+	}
+	for _, want := range []string{`train.csv:3: duplicate id (first on line 2): "x"`, `train.csv:4: unknown attribute id (not in labels.csv): "7"`} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errs, "2 errors") {
+		t.Fatalf("stderr %q", errs)
+	}
+}
