@@ -46,3 +46,23 @@ func TestDatasetsValidate(t *testing.T) {
 		t.Fatalf("stderr %q", errs)
 	}
 }
+
+func TestDatasetsSynth(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sample")
+	code, out, errs := runCLI(t, "datasets", "synth", "--out", dir, "--train", "30", "--test", "8", "--seed", "3")
+	if code != 0 || !strings.Contains(out, "30 train + 8 test images") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "datasets", "validate", dir)
+	if code != 0 {
+		t.Fatalf("generated set does not validate: %s %s", out, errs)
+	}
+	code, _, errs = runCLI(t, "datasets", "synth", "--out", dir, "--train", "30")
+	if code != 1 || !strings.Contains(errs, "already holds a data set") {
+		t.Fatalf("overwrote without --overwrite: exit %d %s", code, errs)
+	}
+	code, _, errs = runCLI(t, "datasets", "synth", "--out", dir, "--train", "30", "--overwrite")
+	if code != 0 {
+		t.Fatalf("--overwrite: exit %d %s", code, errs)
+	}
+}
