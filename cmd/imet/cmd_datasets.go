@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"imet/internal/dataset"
+	"imet/internal/emojiset"
 	"imet/internal/synth"
 )
 
@@ -12,6 +13,7 @@ import (
 type datasetsCmd struct {
 	Validate datasetsValidateCmd `cmd:"" help:"Check a data set in the iMet layout and list every problem with its file and line."`
 	Synth    datasetsSynthCmd    `cmd:"" help:"Generate a procedural sample data set in the iMet layout (nothing downloaded)."`
+	Emoji    datasetsEmojiCmd    `cmd:"" help:"Build the emoji quality-benchmark data set from the pinned npm emoji packages."`
 }
 
 func init() {
@@ -79,6 +81,36 @@ func (c *datasetsSynthCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.Stdout, "train label noise: %.1f%% of true tags missed, %.1f%% of images with a spurious tag, %.1f%% with a wrong culture\n",
 			100*s.MissedTags, 100*s.SpuriousImages, 100*s.WrongCulture)
 		fmt.Fprintf(g.Stdout, "clean labels: %s (train), %s (test)\n", synth.CleanTrainFile, synth.TestLabelsFile)
+	}
+	return nil
+}
+
+type datasetsEmojiCmd struct {
+	Out          string  `help:"Directory to write the data set into." required:""`
+	Assets       string  `help:"node_modules holding emoji-datasource-google@16.0.0 and emojibase-data@17.0.0 (default: $IMET_ASSETS, else .cache/npm/node_modules above the working directory)."`
+	MinTagCount  int     `help:"Keep tags carried by at least this many base emoji." default:"10"`
+	TestFraction float64 `help:"Fraction of base emoji held out as the test set." default:"0.15"`
+	Folds        int     `help:"Folds written to folds.csv (split by base emoji)." default:"5"`
+	Seed         uint64  `help:"Seed of the test split and the folds." default:"42"`
+	MaxBase      int     `help:"Use only the first N base emoji (0: all)."`
+}
+
+func (c *datasetsEmojiCmd) Run(g *Globals) error {
+	cfg := emojiset.Default()
+	cfg.Assets, cfg.MinTagCount, cfg.TestFraction, cfg.Folds, cfg.Seed, cfg.MaxBase = c.Assets, c.MinTagCount, c.TestFraction, c.Folds, c.Seed, c.MaxBase
+	start := time.Now()
+	s, err := emojiset.Build(c.Out, cfg)
+	if err != nil {
+		return err
+	}
+	if !g.Quiet {
+		groups := make([]int, len(s.Labels.Groups))
+		for _, gi := range s.Labels.GroupOf {
+			groups[gi]++
+		}
+		fmt.Fprintf(g.Stdout, "wrote %s in %.1fs: %d train + %d test images from %d base emoji; %d culture (subcategory) labels, %d tag labels (%d rarer tags dropped), %.2f tags per image\n",
+			c.Out, time.Since(start).Seconds(), s.Train, s.Test, s.BaseEmoji, groups[0], groups[1], s.DroppedTags, s.TagsPerImage)
+		fmt.Fprintf(g.Stdout, "test truth: %s; folds by base emoji: %s (groups: %s)\n", emojiset.TestLabelsFile, emojiset.FoldsFile, emojiset.GroupsFile)
 	}
 	return nil
 }

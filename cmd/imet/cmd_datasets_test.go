@@ -66,3 +66,10 @@ func TestDatasetsSynth(t *testing.T) {
 		t.Fatalf("--overwrite: exit %d %s", code, errs)
 	}
 }
+
+func TestDatasetsEmojiMissingAssets(t *testing.T) {
+	code, _, errs := runCLI(t, "datasets", "emoji", "--out", t.TempDir(), "--assets", t.TempDir())
+	if code != 1 || !strings.Contains(errs, "emoji assets not found") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
