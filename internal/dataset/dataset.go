@@ -122,8 +122,17 @@ func validate(dir string, opt Options, warnings bool) (*Dataset, Problems) {
 		return d, c.problems()
 	}
 	trainIDs := make([]string, len(d.Train))
+	inTrain := make(map[string]bool, len(d.Train))
 	for i, r := range d.Train {
 		trainIDs[i] = r.ID
+		inTrain[r.ID] = true
+	}
+	// The same id in train and test is legal in the layout but almost
+	// always a leak (a test image scored against its own training label).
+	for i, id := range d.TestIDs {
+		if inTrain[id] {
+			c.add(Problem{Severity: Warning, File: SampleFile, Line: testLines[i], Value: id, Msg: "id is also in train.csv:"})
+		}
 	}
 	d.Ext = detectExt(dir, trainIDs, d.TestIDs)
 	if opt.SkipImages {

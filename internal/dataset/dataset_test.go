@@ -203,6 +203,21 @@ func TestValidateCollects(t *testing.T) {
 	}
 }
 
+func TestTrainTestOverlapWarns(t *testing.T) {
+	dir := writeSet(t, map[string]string{
+		LabelsFile: labels2019,
+		TrainFile:  "id,attribute_ids\na,0\n",
+		SampleFile: "id,attribute_ids\nt1,0\na,0\n",
+	}, "train/a.png", "test/t1.png", "test/a.png")
+	if _, err := Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	_, probs := Validate(dir, Options{})
+	if len(probs) != 1 || probs[0].Error() != `sample_submission.csv:3: warning: id is also in train.csv: "a"` {
+		t.Fatalf("problems %v", probs)
+	}
+}
+
 func TestMissingFiles(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Open(dir, Options{})
