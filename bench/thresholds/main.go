@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"imet/internal/probs"
-	"imet/internal/synthetic"
+	"imet/internal/simprobs"
 	"imet/internal/thresholds"
 )
 
@@ -34,9 +34,9 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the Go runs here")
 	flag.Parse()
 
-	groupOf, groups := synthetic.IMetGroups()
+	groupOf, groups := simprobs.IMetGroups()
 	t0 := time.Now()
-	sp := synthetic.Generate(*rows, groupOf, 4.4, 2019)
+	sp := simprobs.Generate(*rows, groupOf, 4.4, 2019)
 	var nTrue int
 	for _, t := range sp.Truth {
 		nTrue += len(t)

@@ -7,13 +7,13 @@ import (
 	"testing"
 
 	"imet/internal/fbeta"
-	"imet/internal/synthetic"
+	"imet/internal/simprobs"
 )
 
 // smallProblem is a generated problem small enough for brute force.
 func smallProblem(rows int, seed uint64) *Problem {
 	groupOf := []int{0, 0, 0, 1, 1, 1, 1, 1, 2, 2}
-	sp := synthetic.Generate(rows, groupOf, 3, seed)
+	sp := simprobs.Generate(rows, groupOf, 3, seed)
 	return &Problem{Rows: sp.Rows, Cols: sp.Cols, Probs: sp.Probs, Truth: sp.Truth,
 		GroupOf: groupOf, Groups: []string{"a", "b", "c"}}
 }

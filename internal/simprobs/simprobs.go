@@ -1,8 +1,8 @@
-// Package synthetic makes iMet-shaped multi-label problems — label
+// Package simprobs simulates model outputs: iMet-shaped multi-label problems — label
 // frequencies with a long tail, a few true labels per image, and model
 // probabilities that are confident on most labels and unsure on some — for
 // tests, benchmarks and demos that must not depend on the real data.
-package synthetic
+package simprobs
 
 import (
 	"math"
