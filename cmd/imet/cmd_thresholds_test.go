@@ -1,0 +1,104 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"imet/internal/thresholds"
+)
+
+func TestThresholds(t *testing.T) {
+	d := ppSetup(t, "", 600, 10)
+	out := d.path("t.json")
+	stdout := mustRun(t, "thresholds", "--oof", d.oof, "--truth", d.train, "--labels", d.labels, "--out", out, "--step", "0.01")
+	for _, want := range []string{"global", "group", "label", "topk", "relative", "target", "<- use", "per group", "culture", "tag"} {
+		if !strings.Contains(stdout, want) {
+			t.Fatalf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	f, err := thresholds.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Rules) != 6 || f.Rows != 600 || len(f.Labels) != 40 || f.Labels[0] != "100" || f.Groups[0] != "culture" {
+		t.Fatalf("threshold file: %d rules, %d rows, labels %v, groups %v", len(f.Rules), f.Rows, f.Labels[:2], f.Groups)
+	}
+	best := thresholds.Best(f.Rules)
+	if f.Use != best.Name {
+		t.Fatalf("use %s, best is %s", f.Use, best.Name)
+	}
+	score := map[string]float64{}
+	for _, r := range f.Rules {
+		score[r.Name] = r.Score
+	}
+	if score["group"] < score["global"] || score["global"] < 0.3 {
+		t.Fatalf("implausible scores %v", score)
+	}
+
+	// A subset of rules, and one chosen to use.
+	mustRun(t, "thresholds", "--oof", d.oof, "--truth", d.train, "--labels", d.labels, "--out", out, "--rules", "global,relative", "--use", "global", "-q")
+	f, _ = thresholds.ReadFile(out)
+	if len(f.Rules) != 2 || f.Use != "global" {
+		t.Fatalf("rules %v use %s", f.Rules, f.Use)
+	}
+}
+
+func TestThresholdsErrors(t *testing.T) {
+	d := ppSetup(t, "", 50, 5)
+	train, _ := os.ReadFile(d.train)
+	short := d.path("short.csv")
+	os.WriteFile(short, []byte(strings.Replace(string(train), "img00007,", "other,", 1)), 0o644)
+	otherLabels := d.path("other_labels.csv")
+	lb, _ := os.ReadFile(d.labels)
+	os.WriteFile(otherLabels, []byte(strings.Replace(string(lb), "101,culture", "999,culture", 1)), 0o644)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"image without truth", []string{"--truth", short, "--labels", d.labels}, `image "img00007" (line 9 of ` + d.path("oof.ids.csv")},
+		{"other labels", []string{"--truth", d.train, "--labels", otherLabels}, "column 1 of " + d.oof + " is attribute 101"},
+		{"unknown rule", []string{"--truth", d.train, "--labels", d.labels, "--rules", "global,magic"}, `unknown rule "magic"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"thresholds", "--oof", d.oof, "--out", d.path("t.json")}, c.args...)
+			code, _, errs := runCLI(t, args...)
+			if code == 0 || !strings.Contains(errs, c.want) {
+				t.Fatalf("exit %d, stderr %q, want %q", code, errs, c.want)
+			}
+		})
+	}
+}
+
+// TestThresholdsReal2020Labels runs the search and a submission on the real
+// 2020 label set (3474 labels in 5 groups, quoted names).
+func TestThresholdsReal2020Labels(t *testing.T) {
+	const real = "/work/shared/data/imet2020_labels.csv"
+	if _, err := os.Stat(real); err != nil {
+		t.Skipf("real 2020 labels file not present: %v", err)
+	}
+	d := ppSetup(t, real, 300, 20)
+	out := d.path("t.json")
+	stdout := mustRun(t, "thresholds", "--oof", d.oof, "--truth", d.train, "--labels", d.labels, "--out", out, "--step", "0.02", "--rounds", "1")
+	for _, g := range []string{"country", "culture", "dimension", "medium", "tags"} {
+		if !strings.Contains(stdout, g) {
+			t.Fatalf("output lacks group %s:\n%s", g, stdout)
+		}
+	}
+	f, err := thresholds.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Labels) != 3474 || len(f.Groups) != 5 {
+		t.Fatalf("threshold file has %d labels, %d groups", len(f.Labels), len(f.Groups))
+	}
+	sub := d.path("submission.csv")
+	mustRun(t, "submit", "--probs", d.test, "--thresholds", out, "--labels", d.labels, "--out", sub, "--sample", d.sample)
+	data, _ := os.ReadFile(sub)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 21 || lines[0] != "id,attribute_ids" {
+		t.Fatalf("submission has %d lines, header %q", len(lines), lines[0])
+	}
+}
