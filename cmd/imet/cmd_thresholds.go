@@ -100,7 +100,7 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 	if g.Quiet {
 		return nil
 	}
-	fmt.Fprintf(g.Stdout, "%d images x %d labels scored on %d of %d rows of %s; %d candidate thresholds; search took %v\n",
+	fmt.Fprintf(g.Stdout, "%d images x %d labels (truth from %d of the %d rows of %s); %d candidate thresholds; search took %v\n",
 		oof.Rows, oof.Cols, oof.Rows, len(rows), c.Truth, len(o.Grid), took.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "rule\tF%s\tlabels/image\tsetting\n", strconv.FormatFloat(c.Beta, 'g', -1, 64))
@@ -122,7 +122,11 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 			tr[i] = append(tr[i], int(j))
 		}
 	}
-	pg, err := fbeta.PerGroup(tr, pred, labels.GroupOf, len(labels.Groups), o.Score)
+	// Within one group many images have no true and no predicted label;
+	// scoring those 0 (or 1) would swamp the figure, so they are skipped.
+	pgOpts := o.Score
+	pgOpts.BothEmpty = fbeta.BothEmptySkip
+	pg, err := fbeta.PerGroup(tr, pred, labels.GroupOf, len(labels.Groups), pgOpts)
 	if err != nil {
 		return err
 	}
@@ -130,7 +134,7 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 	for k, v := range pg {
 		parts = append(parts, fmt.Sprintf("%s %.4f", labels.Groups[k], v))
 	}
-	fmt.Fprintf(g.Stdout, "per group (%s, empty rows %s): %s\nwrote %s\n", use, empty, strings.Join(parts, ", "), c.Out)
+	fmt.Fprintf(g.Stdout, "per group (rule %s; images with no label of the group on either side skipped): %s\nwrote %s\n", use, strings.Join(parts, ", "), c.Out)
 	return nil
 }
 

@@ -82,6 +82,7 @@ func TestThresholdsReal2020Labels(t *testing.T) {
 	d := ppSetup(t, real, 300, 20)
 	out := d.path("t.json")
 	stdout := mustRun(t, "thresholds", "--oof", d.oof, "--truth", d.train, "--labels", d.labels, "--out", out, "--step", "0.02", "--rounds", "1")
+	t.Log(stdout)
 	for _, g := range []string{"country", "culture", "dimension", "medium", "tags"} {
 		if !strings.Contains(stdout, g) {
 			t.Fatalf("output lacks group %s:\n%s", g, stdout)
