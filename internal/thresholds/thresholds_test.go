@@ -267,3 +267,32 @@ func TestProblemErrors(t *testing.T) {
 		t.Error("descending grid accepted")
 	}
 }
+
+// TestBinLookup holds the table lookup to binary search, on grid values,
+// their neighbours and random values, for coarse and fine grids.
+func TestBinLookup(t *testing.T) {
+	for _, step := range []float64{0.05, 0.005, 0.0001} {
+		pr := smallProblem(5, 1)
+		o := DefaultOptions()
+		o.Grid = LinearGrid(step, 1)
+		s, err := newSearcher(pr, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals := []float32{1, 0.99999994}
+		for _, g := range s.grid32 {
+			vals = append(vals, g, math.Nextafter32(g, 0), math.Nextafter32(g, 2))
+		}
+		for i := range 10000 {
+			vals = append(vals, float32(i)/10000+1e-5)
+		}
+		for _, v := range vals {
+			if v < s.grid32[0] {
+				continue
+			}
+			if got, want := s.bin(v), s.binSearch(v); got != want {
+				t.Fatalf("step %v: bin(%v) = %d, binary search %d", step, v, got, want)
+			}
+		}
+	}
+}
