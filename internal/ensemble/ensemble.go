@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"sync"
 
 	"imet/internal/probs"
@@ -201,25 +200,24 @@ func addRanks(acc []float64, m *probs.Matrix, w float64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			idx := make([]int32, m.Rows)
+			keys := make([]uint64, m.Rows)
 			for j := range next {
-				for i := range idx {
-					idx[i] = int32(i)
+				// Sort (order-preserving bits of the value, row) as one
+				// integer: several times faster than a comparison sort.
+				for i := range keys {
+					keys[i] = uint64(orderedBits(m.Data[i*m.Cols+j]))<<32 | uint64(i)
 				}
-				sort.Slice(idx, func(a, b int) bool {
-					return m.Data[int(idx[a])*m.Cols+j] < m.Data[int(idx[b])*m.Cols+j]
-				})
+				slices.Sort(keys)
 				// Ties share the mean of the ranks they span (1-based), as
 				// scipy.stats.rankdata does.
-				for a := 0; a < len(idx); {
+				for a := 0; a < len(keys); {
 					b := a + 1
-					v := m.Data[int(idx[a])*m.Cols+j]
-					for b < len(idx) && m.Data[int(idx[b])*m.Cols+j] == v {
+					for b < len(keys) && keys[b]>>32 == keys[a]>>32 {
 						b++
 					}
 					r := (float64(a+1) + float64(b)) / 2 / float64(m.Rows)
-					for _, i := range idx[a:b] {
-						acc[int(i)*m.Cols+j] += w * r
+					for _, k := range keys[a:b] {
+						acc[int(uint32(k))*m.Cols+j] += w * r
 					}
 					a = b
 				}
@@ -227,6 +225,20 @@ func addRanks(acc []float64, m *probs.Matrix, w float64) {
 		}()
 	}
 	wg.Wait()
+}
+
+// orderedBits maps a float32 to a uint32 with the same order (negative
+// values included, -0 equal to +0), so that scores such as logits rank
+// correctly too.
+func orderedBits(v float32) uint32 {
+	if v == 0 {
+		v = 0
+	}
+	b := math.Float32bits(v)
+	if b&0x80000000 != 0 {
+		return ^b
+	}
+	return b | 0x80000000
 }
 
 // Concat stacks files that hold disjoint images with the same columns,

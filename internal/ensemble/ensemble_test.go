@@ -149,3 +149,20 @@ func TestConcat(t *testing.T) {
 		t.Fatalf("overlap: %v", err)
 	}
 }
+
+// TestRankNegativeAndTies: ranks follow value order across signs, and
+// -0 ties with +0.
+func TestRankNegativeAndTies(t *testing.T) {
+	negZero := float32(math.Copysign(0, -1))
+	a := file([][]float32{{-2}, {negZero}, {0}, {-0.5}, {3}}, nil, nil)
+	out, err := Combine([]Input{{"a", a}}, Rank, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{1.0 / 5, 3.5 / 5, 3.5 / 5, 2.0 / 5, 5.0 / 5}
+	for i, w := range want {
+		if out.Data[i] != w {
+			t.Fatalf("rank of row %d = %v, want %v (all %v)", i, out.Data[i], w, out.Data)
+		}
+	}
+}
