@@ -1,9 +1,12 @@
 package main
 
 import (
+	"math"
 	"os"
 	"strings"
 	"testing"
+
+	"imet/internal/probs"
 )
 
 func TestSubmit(t *testing.T) {
@@ -54,6 +57,15 @@ func TestSubmit(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(sub); string(after) != string(before) {
 		t.Fatal("failed submit changed the existing submission")
+	}
+	// A NaN probability is named, not silently never predicted.
+	tf, _ := probs.Load(d.test)
+	tf.Row(3)[7] = float32(math.NaN())
+	nanPath := d.path("nan.npy")
+	probs.Save(nanPath, tf)
+	code, _, errs = runCLI(t, "submit", "--probs", nanPath, "--thresholds", th, "--labels", d.labels, "--out", sub)
+	if code == 0 || !strings.Contains(errs, `image "test0003", column 7 (attribute 107) is NaN`) {
+		t.Fatalf("NaN: exit %d: %s", code, errs)
 	}
 	code, _, errs = runCLI(t, "submit", "--probs", d.test, "--thresholds", th, "--labels", d.labels, "--rule", "label")
 	if code == 0 || !strings.Contains(errs, `no rule "label"`) {

@@ -30,6 +30,7 @@ type thresholdsCmd struct {
 	MaxK       int      `help:"Largest per-group maximum tried by the top-k search." default:"10" name:"max-k"`
 	MinK       int      `help:"Largest per-group minimum tried by the top-k search." default:"2" name:"min-k"`
 	TargetMean float64  `help:"Mean labels per image for the target rule (default: the truth's mean)."`
+	Bounds     string   `help:"Fix the topk rule's bounds instead of searching them, e.g. culture=..3,tag=1..8 (groups not named: no bounds)."`
 }
 
 func init() {
@@ -79,6 +80,14 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 	o.Score = fbeta.Options{Beta: c.Beta, BothEmpty: empty}
 	o.AtLeastOne = !c.AllowEmpty
 	o.Shrink, o.Rounds, o.MaxK, o.MinK, o.TargetMean = c.Shrink, c.Rounds, c.MaxK, c.MinK, c.TargetMean
+	if c.Bounds != "" {
+		if o.Bounds, err = parseBounds(c.Bounds, labels.Groups); err != nil {
+			return err
+		}
+	}
+	if i, j, bad := firstNaN(oof.Matrix); bad {
+		return fmt.Errorf("%s: probability of image %q, column %d (attribute %d) is NaN", c.OOF, oof.IDs[i], j, labels.IDs[j])
+	}
 	pr := &thresholds.Problem{Rows: oof.Rows, Cols: oof.Cols, Probs: oof.Data, Truth: truth, GroupOf: labels.GroupOf, Groups: labels.Groups}
 	start := time.Now()
 	res, err := thresholds.Search(pr, c.Rules, o)
@@ -198,4 +207,48 @@ func checkColumns(path string, f *probs.File, labels *dataset.Labels, labelsPath
 		}
 	}
 	return nil
+}
+
+// parseBounds reads --bounds: comma-separated group=min..max, either side
+// optional.
+func parseBounds(spec string, groups []string) ([]thresholds.Bounds, error) {
+	out := make([]thresholds.Bounds, len(groups))
+	for _, part := range strings.Split(spec, ",") {
+		name, rng, ok := strings.Cut(strings.TrimSpace(part), "=")
+		lo, hi, ok2 := strings.Cut(rng, "..")
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("--bounds: %q is not group=min..max (e.g. culture=..3 or tag=1..8)", part)
+		}
+		g := slices.Index(groups, name)
+		if g < 0 {
+			return nil, fmt.Errorf("--bounds: no label group %q (groups: %s)", name, strings.Join(groups, ", "))
+		}
+		var b thresholds.Bounds
+		var err error
+		if lo != "" {
+			if b.Min, err = strconv.Atoi(lo); err != nil || b.Min < 0 {
+				return nil, fmt.Errorf("--bounds: minimum %q of %s is not a count", lo, name)
+			}
+		}
+		if hi != "" {
+			if b.Max, err = strconv.Atoi(hi); err != nil || b.Max < 1 {
+				return nil, fmt.Errorf("--bounds: maximum %q of %s is not a positive count", hi, name)
+			}
+			if b.Min > b.Max {
+				return nil, fmt.Errorf("--bounds: %s has minimum %d above maximum %d", name, b.Min, b.Max)
+			}
+		}
+		out[g] = b
+	}
+	return out, nil
+}
+
+// firstNaN finds a NaN probability, which no threshold can judge.
+func firstNaN(m *probs.Matrix) (row, col int, found bool) {
+	for x, v := range m.Data {
+		if v != v {
+			return x / m.Cols, x % m.Cols, true
+		}
+	}
+	return 0, 0, false
 }

@@ -42,6 +42,14 @@ func TestThresholds(t *testing.T) {
 	if len(f.Rules) != 2 || f.Use != "global" {
 		t.Fatalf("rules %v use %s", f.Rules, f.Use)
 	}
+
+	// Fixed bounds are used as given.
+	stdout = mustRun(t, "thresholds", "--oof", d.oof, "--truth", d.train, "--labels", d.labels, "--out", out, "--rules", "group,topk", "--bounds", "culture=..1,tag=2..5")
+	f, _ = thresholds.ReadFile(out)
+	r, _ := f.Rule("topk")
+	if r.Bounds[0] != (thresholds.Bounds{Min: 0, Max: 1}) || r.Bounds[1] != (thresholds.Bounds{Min: 2, Max: 5}) || !strings.Contains(stdout, "[2..5]") {
+		t.Fatalf("bounds %v\n%s", r.Bounds, stdout)
+	}
 }
 
 func TestThresholdsErrors(t *testing.T) {
@@ -60,6 +68,9 @@ func TestThresholdsErrors(t *testing.T) {
 		{"image without truth", []string{"--truth", short, "--labels", d.labels}, `image "img00007" (line 9 of ` + d.path("oof.ids.csv")},
 		{"other labels", []string{"--truth", d.train, "--labels", otherLabels}, "column 1 of " + d.oof + " is attribute 101"},
 		{"unknown rule", []string{"--truth", d.train, "--labels", d.labels, "--rules", "global,magic"}, `unknown rule "magic"`},
+		{"unknown group", []string{"--truth", d.train, "--labels", d.labels, "--bounds", "medium=..3"}, `no label group "medium"`},
+		{"inverted bounds", []string{"--truth", d.train, "--labels", d.labels, "--bounds", "tag=5..2"}, "minimum 5 above maximum 2"},
+		{"malformed bounds", []string{"--truth", d.train, "--labels", d.labels, "--bounds", "tag<3"}, "not group=min..max"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -406,7 +406,11 @@ func Search(pr *Problem, rules []string, o Options) ([]Result, error) {
 		}
 	}
 	if want[TopK] {
-		if err := add(TopK, Rule{Thresholds: best, Bounds: s.topkAscent(best)}); err != nil {
+		b := o.Bounds
+		if b == nil {
+			b = s.topkAscent(best)
+		}
+		if err := add(TopK, Rule{Thresholds: best, Bounds: b}); err != nil {
 			return nil, err
 		}
 	}

@@ -41,9 +41,9 @@ import (
 
 // Bounds limits how many labels of one group an image receives.
 type Bounds struct {
-	Min int `json:"min"`
+	Min int `json:"min" yaml:"min" doc:"Fewest labels of the group per image."`
 	// Max 0 means no upper limit.
-	Max int `json:"max"`
+	Max int `json:"max" yaml:"max" doc:"Most labels of the group per image; 0 means no limit."`
 }
 
 // Rule is a decision rule over label columns; see the package comment.

@@ -55,26 +55,30 @@ func (p *Problem) check() error {
 type Options struct {
 	// Grid lists the candidate thresholds, ascending, in (0, 1]. Use
 	// LinearGrid to build one.
-	Grid []float64
+	Grid []float64 `yaml:"grid" doc:"Candidate thresholds, ascending, in (0, 1]."`
 	// Score is the metric being maximised.
-	Score fbeta.Options
+	Score fbeta.Options `yaml:"score" doc:"The metric maximised: beta and the empty-row rule."`
 	// AtLeastOne evaluates every rule as submit applies it: an image with
 	// nothing predicted gets its best label.
-	AtLeastOne bool
+	AtLeastOne bool `yaml:"at_least_one" doc:"Score rules with the best label added to rows left empty, as submit does."`
 	// Shrink pulls a label's threshold toward its group's:
 	// t = (n·t_label + Shrink·t_group) / (n + Shrink), n the label's
 	// positives. 0 disables it.
-	Shrink float64
+	Shrink float64 `yaml:"shrink" doc:"Pull of the group threshold on a label's, in pseudo-positives; 0 disables it."`
 	// Rounds is the number of coordinate-ascent passes for the group, label
 	// and top-k searches.
-	Rounds int
+	Rounds int `yaml:"rounds" doc:"Coordinate-ascent passes of the group, label and top-k searches."`
 	// MaxK and MinK cap the top-k bounds tried per group.
-	MaxK, MinK int
+	MaxK int `yaml:"max_k" doc:"Largest per-group maximum the top-k search tries."`
+	MinK int `yaml:"min_k" doc:"Largest per-group minimum the top-k search tries."`
+	// Bounds, when set (one per group), fixes the top-k rule's bounds
+	// instead of searching them.
+	Bounds []Bounds `yaml:"bounds" doc:"Fixed per-group bounds for the top-k rule, one per group; empty means search them."`
 	// TargetMean is the mean number of labels per image the "target" rule
 	// aims at; 0 means the mean of the truth.
-	TargetMean float64
+	TargetMean float64 `yaml:"target_mean" doc:"Mean labels per image of the target rule; 0 means the truth's mean."`
 	// Workers is the number of goroutines; 0 means GOMAXPROCS.
-	Workers int
+	Workers int `yaml:"workers" doc:"Goroutines used; 0 means GOMAXPROCS."`
 }
 
 // LinearGrid returns the candidates step, 2·step, ... up to at most hi.
@@ -169,6 +173,16 @@ func newSearcher(pr *Problem, o Options) (*searcher, error) {
 	for k, v := range o.Grid {
 		if v <= 0 || v > 1 || (k > 0 && v <= o.Grid[k-1]) {
 			return nil, errors.New("thresholds: grid must be ascending values in (0, 1]")
+		}
+	}
+	if o.Bounds != nil {
+		if len(o.Bounds) != len(pr.Groups) {
+			return nil, fmt.Errorf("thresholds: %d fixed bounds for %d groups", len(o.Bounds), len(pr.Groups))
+		}
+		for g, b := range o.Bounds {
+			if b.Min < 0 || b.Max < 0 || (b.Max > 0 && b.Min > b.Max) {
+				return nil, fmt.Errorf("thresholds: bounds of group %s are min %d, max %d", pr.Groups[g], b.Min, b.Max)
+			}
 		}
 	}
 	if o.Score.Beta <= 0 {
