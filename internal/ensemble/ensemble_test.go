@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,6 +165,26 @@ func TestRankNegativeAndTies(t *testing.T) {
 	for i, w := range want {
 		if out.Data[i] != w {
 			t.Fatalf("rank of row %d = %v, want %v (all %v)", i, out.Data[i], w, out.Data)
+		}
+	}
+}
+
+func TestRadixSortHigh(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 2, 17, 5000} {
+		keys := make([]uint64, n)
+		for i := range keys {
+			v := orderedBits(float32(r.NormFloat64()))
+			if i%7 == 0 {
+				v = orderedBits(0.5) // ties
+			}
+			keys[i] = uint64(v)<<32 | uint64(i)
+		}
+		want := slices.Clone(keys)
+		slices.Sort(want)
+		got := radixSortHigh(slices.Clone(keys), make([]uint64, n))
+		if !slices.Equal(got, want) {
+			t.Fatalf("n=%d: radix order differs from sort", n)
 		}
 	}
 }
