@@ -1,15 +1,19 @@
 package main
 
 import (
+	"encoding/csv"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"imet/internal/atomicfile"
 	"imet/internal/dataset"
 	"imet/internal/fbeta"
+	"imet/internal/folds"
 	"imet/internal/probs"
 	"imet/internal/thresholds"
 )
@@ -31,6 +35,8 @@ type thresholdsCmd struct {
 	MinK       int      `help:"Largest per-group minimum tried by the top-k search." default:"2" name:"min-k"`
 	TargetMean float64  `help:"Mean labels per image for the target rule (default: the truth's mean)."`
 	Bounds     string   `help:"Fix the topk rule's bounds instead of searching them, e.g. culture=..3,tag=1..8 (groups not named: no bounds)."`
+	Folds      string   `help:"folds.csv: also cross-validate each rule (search on K-1 folds, score the one left out) and use the best held-out rule." type:"existingfile"`
+	PerLabel   string   `help:"Write a CSV with each label's positives, threshold and F-beta under the rule used."`
 }
 
 func init() {
@@ -99,6 +105,39 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 	if use == "" {
 		use = thresholds.Best(res).Name
 	}
+	var cv []thresholds.CVResult
+	if c.Folds != "" {
+		a, err := folds.Read(c.Folds)
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]int, len(a.IDs))
+		for i, id := range a.IDs {
+			byID[id] = a.Fold[i]
+		}
+		fold := make([]int, oof.Rows)
+		for i, id := range oof.IDs {
+			f, ok := byID[id]
+			if !ok {
+				return fmt.Errorf("image %q (line %d of %s) is not in %s", id, i+2, probs.IDsPath(c.OOF), c.Folds)
+			}
+			fold[i] = f
+		}
+		if cv, err = thresholds.CrossValidate(pr, fold, a.K, c.Rules, o); err != nil {
+			return fmt.Errorf("%s: %w", c.Folds, err)
+		}
+		if c.Use == "" {
+			// Choose by held-out score: the in-sample one flatters the rules
+			// with the most freedom.
+			b := 0
+			for r := range cv {
+				if cv[r].Mean > cv[b].Mean+1e-12 {
+					b = r
+				}
+			}
+			use = cv[b].Name
+		}
+	}
 	f := &thresholds.File{
 		Use: use, Beta: c.Beta, EmptyRows: empty.String(), Labels: attrIDs(labels),
 		Groups: labels.Groups, LabelGroups: labels.GroupOf, Rows: oof.Rows, Rules: res,
@@ -112,13 +151,22 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 	fmt.Fprintf(g.Stdout, "%d images x %d labels (truth from %d of the %d rows of %s); %d candidate thresholds; search took %v\n",
 		oof.Rows, oof.Cols, oof.Rows, len(rows), c.Truth, len(o.Grid), took.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "rule\tF%s\tlabels/image\tsetting\n", strconv.FormatFloat(c.Beta, 'g', -1, 64))
-	for _, r := range res {
+	fb := "F" + strconv.FormatFloat(c.Beta, 'g', -1, 64)
+	if cv != nil {
+		fmt.Fprintf(tw, "rule\t%s\theld-out %s (mean ± sd over %d folds)\tlabels/image\tsetting\n", fb, fb, len(cv[0].PerFold))
+	} else {
+		fmt.Fprintf(tw, "rule\t%s\tlabels/image\tsetting\n", fb)
+	}
+	for x, r := range res {
 		mark := ""
 		if r.Name == use {
 			mark = "  <- use"
 		}
-		fmt.Fprintf(tw, "%s\t%.4f\t%.2f\t%s%s\n", r.Name, r.Score, r.MeanLabels, describe(&r.Rule, labels), mark)
+		held := ""
+		if cv != nil {
+			held = fmt.Sprintf("%.4f ± %.4f\t", cv[x].Mean, cv[x].SD)
+		}
+		fmt.Fprintf(tw, "%s\t%.4f\t%s%.2f\t%s%s\n", r.Name, r.Score, held, r.MeanLabels, describe(&r.Rule, labels), mark)
 	}
 	tw.Flush()
 	rule, _ := f.Rule(use)
@@ -139,12 +187,50 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if c.PerLabel != "" {
+		if err := writePerLabel(c.PerLabel, tr, pred, rule, labels, c.Beta); err != nil {
+			return err
+		}
+	}
 	var parts []string
 	for k, v := range pg {
 		parts = append(parts, fmt.Sprintf("%s %.4f", labels.Groups[k], v))
 	}
 	fmt.Fprintf(g.Stdout, "per group (rule %s; images with no label of the group on either side skipped): %s\nwrote %s\n", use, strings.Join(parts, ", "), c.Out)
+	if c.PerLabel != "" {
+		fmt.Fprintf(g.Stdout, "wrote %s\n", c.PerLabel)
+	}
 	return nil
+}
+
+// writePerLabel writes label,name,group,positives,predicted,threshold,fbeta
+// for each column, so the labels a rule serves badly can be found.
+func writePerLabel(path string, truth, pred [][]int, rule *thresholds.Rule, labels *dataset.Labels, beta float64) error {
+	f, err := fbeta.PerLabel(truth, pred, labels.Len(), beta)
+	if err != nil {
+		return err
+	}
+	pos := make([]int, labels.Len())
+	np := make([]int, labels.Len())
+	for i := range truth {
+		for _, j := range truth[i] {
+			pos[j]++
+		}
+		for _, j := range pred[i] {
+			np[j]++
+		}
+	}
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"attribute_id", "attribute_name", "group", "positives", "predicted", "threshold", "fbeta"})
+		for j := range labels.Len() {
+			cw.Write([]string{strconv.Itoa(labels.IDs[j]), labels.Names[j], labels.Groups[labels.GroupOf[j]],
+				strconv.Itoa(pos[j]), strconv.Itoa(np[j]), strconv.FormatFloat(rule.Thresholds[j], 'g', -1, 64),
+				strconv.FormatFloat(f[j], 'f', 6, 64)})
+		}
+		cw.Flush()
+		return cw.Error()
+	})
 }
 
 // describe summarises a rule's setting in one line.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -49,6 +50,37 @@ func TestThresholds(t *testing.T) {
 	r, _ := f.Rule("topk")
 	if r.Bounds[0] != (thresholds.Bounds{Min: 0, Max: 1}) || r.Bounds[1] != (thresholds.Bounds{Min: 2, Max: 5}) || !strings.Contains(stdout, "[2..5]") {
 		t.Fatalf("bounds %v\n%s", r.Bounds, stdout)
+	}
+}
+
+func TestThresholdsFoldsAndPerLabel(t *testing.T) {
+	d := ppSetup(t, "", 400, 5)
+	var fb strings.Builder
+	fb.WriteString("id,fold\n")
+	for i := range 400 {
+		fmt.Fprintf(&fb, "img%05d,%d\n", i, i%4)
+	}
+	foldsPath := d.path("folds.csv")
+	os.WriteFile(foldsPath, []byte(fb.String()), 0o644)
+	out, per := d.path("t.json"), d.path("per_label.csv")
+	stdout := mustRun(t, "thresholds", "--oof", d.oof, "--truth", d.train, "--labels", d.labels, "--out", out,
+		"--step", "0.02", "--rules", "global,group,label", "--folds", foldsPath, "--per-label", per)
+	t.Log(stdout)
+	if !strings.Contains(stdout, "held-out F2 (mean ± sd over 4 folds)") || !strings.Contains(stdout, "<- use") {
+		t.Fatalf("output:\n%s", stdout)
+	}
+	data, err := os.ReadFile(per)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 41 || lines[0] != "attribute_id,attribute_name,group,positives,predicted,threshold,fbeta" || !strings.HasPrefix(lines[1], "100,culture::v0,culture,") {
+		t.Fatalf("per-label file: %d lines, starting %q / %q", len(lines), lines[0], lines[1])
+	}
+	os.WriteFile(foldsPath, []byte("id,fold\nimg00000,0\nimg00001,1\n"), 0o644)
+	code, _, errs := runCLI(t, "thresholds", "--oof", d.oof, "--truth", d.train, "--labels", d.labels, "--out", out, "--folds", foldsPath)
+	if code == 0 || !strings.Contains(errs, `image "img00002"`) {
+		t.Fatalf("image missing from folds: exit %d: %s", code, errs)
 	}
 }
 

@@ -296,3 +296,47 @@ func TestBinLookup(t *testing.T) {
 		}
 	}
 }
+
+func TestCrossValidate(t *testing.T) {
+	pr := smallProblem(300, 8)
+	o := smallOptions(true, fbeta.BothEmptyZero)
+	fold := make([]int, pr.Rows)
+	for i := range fold {
+		fold[i] = i % 3
+	}
+	cv, err := CrossValidate(pr, fold, 3, []string{Global, Label}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cv) != 2 || cv[0].Name != Global || len(cv[0].PerFold) != 3 {
+		t.Fatalf("got %+v", cv)
+	}
+	// Fold 1 by hand: search on folds 0 and 2, score on fold 1.
+	var in, held []int
+	for i, f := range fold {
+		if f == 1 {
+			held = append(held, i)
+		} else {
+			in = append(in, i)
+		}
+	}
+	res, _ := Search(pr.subset(in), []string{Global, Label}, o)
+	for r := range res {
+		want, _, _ := Evaluate(pr.subset(held), &res[r].Rule, o.Score, 2)
+		if cv[r].PerFold[1] != want {
+			t.Errorf("%s fold 1: %v, by hand %v", res[r].Name, cv[r].PerFold[1], want)
+		}
+		// Held-out scores are not above the in-sample ones on average.
+		if cv[r].Mean > res[r].Score+0.05 {
+			t.Errorf("%s: held-out mean %.3f far above in-sample %.3f", res[r].Name, cv[r].Mean, res[r].Score)
+		}
+	}
+	if _, err := CrossValidate(pr, fold[:10], 3, []string{Global}, o); err == nil {
+		t.Error("short fold list accepted")
+	}
+	bad := slices.Clone(fold)
+	bad[0] = 5
+	if _, err := CrossValidate(pr, bad, 3, []string{Global}, o); err == nil {
+		t.Error("fold index out of range accepted")
+	}
+}
