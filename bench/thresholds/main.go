@@ -32,6 +32,7 @@ func main() {
 	reps := flag.Int("reps", 3, "repetitions of each side (the fastest is reported)")
 	python := flag.String("python", "/usr/bin/python3", "Python with NumPy; empty skips the NumPy side")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the Go runs here")
+	write := flag.String("write", "", "also write the problem as an iMet-layout set here (labels.csv, train.csv, oof.npy + sidecars) to try the commands at scale")
 	flag.Parse()
 
 	groupOf, groups := simprobs.IMetGroups()
@@ -42,6 +43,12 @@ func main() {
 		nTrue += len(t)
 	}
 	log.Printf("generated %d x %d (%.2f true labels/image) in %v", sp.Rows, sp.Cols, float64(nTrue)/float64(sp.Rows), time.Since(t0).Round(time.Millisecond))
+	if *write != "" {
+		if err := writeSet(*write, sp, groupOf, groups); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("wrote labels.csv, train.csv, oof.npy in %s", *write)
+	}
 	pr := &thresholds.Problem{Rows: sp.Rows, Cols: sp.Cols, Probs: sp.Probs, Truth: sp.Truth, GroupOf: groupOf, Groups: groups}
 	o := thresholds.DefaultOptions()
 	o.Rounds = 1
@@ -143,4 +150,39 @@ func numpyVersion(py string) string {
 		return "?"
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// writeSet writes the simulated problem in the iMet layout.
+func writeSet(dir string, sp *simprobs.Problem, groupOf []int, groups []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var lb strings.Builder
+	lb.WriteString("attribute_id,attribute_name\n")
+	attrs := make([]string, len(groupOf))
+	for j, g := range groupOf {
+		attrs[j] = fmt.Sprint(j)
+		fmt.Fprintf(&lb, "%d,%s::label%d\n", j, groups[g], j)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "labels.csv"), []byte(lb.String()), 0o644); err != nil {
+		return err
+	}
+	var tb strings.Builder
+	tb.WriteString("id,attribute_ids\n")
+	ids := make([]string, sp.Rows)
+	for i, tr := range sp.Truth {
+		ids[i] = fmt.Sprintf("%016x", i*2654435761)
+		tb.WriteString(ids[i] + ",")
+		for x, j := range tr {
+			if x > 0 {
+				tb.WriteByte(' ')
+			}
+			fmt.Fprint(&tb, j)
+		}
+		tb.WriteByte('\n')
+	}
+	if err := os.WriteFile(filepath.Join(dir, "train.csv"), []byte(tb.String()), 0o644); err != nil {
+		return err
+	}
+	return probs.Save(filepath.Join(dir, "oof.npy"), &probs.File{Matrix: &probs.Matrix{Rows: sp.Rows, Cols: sp.Cols, Data: sp.Probs}, IDs: ids, Labels: attrs})
 }
