@@ -346,7 +346,8 @@ func (s *searcher) topkAscent(th []float64) []Bounds {
 // Search runs the named rules (see AllRules) on pr and returns one Result
 // per rule, in the order of AllRules. The group rule starts from the global
 // threshold, the label rule from the group thresholds (or the global one),
-// and the topk and relative rules build on the best thresholds found.
+// and the topk and relative rules build on the most refined thresholds
+// searched (label, else group, else global).
 func Search(pr *Problem, rules []string, o Options) ([]Result, error) {
 	want := map[string]bool{}
 	for _, r := range rules {

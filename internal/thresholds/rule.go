@@ -31,7 +31,11 @@
 // global threshold whose mean label count per image is closest to a target.
 // Sweeps are sort- and histogram-based: each costs O(entries + grid), not
 // O(entries × grid), where entries are the probabilities at or above the
-// lowest candidate.
+// lowest candidate. CrossValidate searches on all folds but one and scores
+// the one left out, which shows how much of a rule's gain is overfitting.
+//
+// A File stores the searched rules with the label ids and groups they were
+// searched for; File.Check refuses to apply them to other labels.
 package thresholds
 
 import (
