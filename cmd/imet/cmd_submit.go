@@ -47,8 +47,8 @@ func (c *submitCmd) Run(g *Globals) error {
 	if err := checkColumns(c.Probs, f, labels, c.Labels); err != nil {
 		return err
 	}
-	if i, j, bad := firstNaN(f.Matrix); bad {
-		return fmt.Errorf("%s: probability of image %q, column %d (attribute %d) is NaN", c.Probs, f.IDs[i], j, labels.IDs[j])
+	if err := checkRange(c.Probs, f, labels); err != nil {
+		return err
 	}
 	ids, m := f.IDs, f.Matrix
 	if c.Sample != "" {

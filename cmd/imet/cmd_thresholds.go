@@ -24,7 +24,7 @@ type thresholdsCmd struct {
 	Labels     string   `help:"labels.csv: the label columns and their groups." required:"" type:"existingfile"`
 	Out        string   `help:"Threshold file to write (JSON)." default:"thresholds.json"`
 	Rules      []string `help:"Rules to search: global, group, label, topk, relative, target." default:"global,group,label,topk,relative,target" sep:","`
-	Use        string   `help:"Rule that predict and submit apply by default (default: the best scoring)."`
+	Use        string   `help:"Rule that predict and submit apply by default (default: the best scoring; with --folds, the best held-out)."`
 	Beta       float64  `help:"F-beta's beta." default:"2"`
 	EmptyRows  string   `help:"Score of an image with no true and no predicted label: zero (scikit-learn), one, or skip." enum:"zero,one,skip" default:"zero"`
 	AllowEmpty bool     `help:"Score rules without the at-least-one-label fallback that submit applies by default."`
@@ -91,8 +91,8 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 			return err
 		}
 	}
-	if i, j, bad := firstNaN(oof.Matrix); bad {
-		return fmt.Errorf("%s: probability of image %q, column %d (attribute %d) is NaN", c.OOF, oof.IDs[i], j, labels.IDs[j])
+	if err := checkRange(c.OOF, oof, labels); err != nil {
+		return err
 	}
 	pr := &thresholds.Problem{Rows: oof.Rows, Cols: oof.Cols, Probs: oof.Data, Truth: truth, GroupOf: labels.GroupOf, Groups: labels.Groups}
 	start := time.Now()
@@ -329,12 +329,18 @@ func parseBounds(spec string, groups []string) ([]thresholds.Bounds, error) {
 	return out, nil
 }
 
-// firstNaN finds a NaN probability, which no threshold can judge.
-func firstNaN(m *probs.Matrix) (row, col int, found bool) {
-	for x, v := range m.Data {
-		if v != v {
-			return x / m.Cols, x % m.Cols, true
+// checkRange refuses NaN probabilities, which no threshold can judge, and
+// values outside [0, 1], which are most often logits saved by mistake.
+func checkRange(path string, f *probs.File, labels *dataset.Labels) error {
+	for x, v := range f.Data {
+		if v != v || v < 0 || v > 1 {
+			i, j := x/f.Cols, x%f.Cols
+			what := "is NaN"
+			if v == v {
+				what = fmt.Sprintf("is %v, outside [0, 1] (logits? apply a sigmoid first)", v)
+			}
+			return fmt.Errorf("%s: probability of image %q, column %d (attribute %d) %s", path, f.IDs[i], j, labels.IDs[j], what)
 		}
 	}
-	return 0, 0, false
+	return nil
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"imet/internal/probs"
 	"imet/internal/thresholds"
 )
 
@@ -92,6 +94,10 @@ func TestThresholdsErrors(t *testing.T) {
 	otherLabels := d.path("other_labels.csv")
 	lb, _ := os.ReadFile(d.labels)
 	os.WriteFile(otherLabels, []byte(strings.Replace(string(lb), "101,culture", "999,culture", 1)), 0o644)
+	lf, _ := probs.Load(d.oof)
+	lf.Row(2)[5] = -3
+	logits := d.path("logits.npy")
+	probs.Save(logits, lf)
 	cases := []struct {
 		name string
 		args []string
@@ -102,11 +108,15 @@ func TestThresholdsErrors(t *testing.T) {
 		{"unknown rule", []string{"--truth", d.train, "--labels", d.labels, "--rules", "global,magic"}, `unknown rule "magic"`},
 		{"unknown group", []string{"--truth", d.train, "--labels", d.labels, "--bounds", "medium=..3"}, `no label group "medium"`},
 		{"inverted bounds", []string{"--truth", d.train, "--labels", d.labels, "--bounds", "tag=5..2"}, "minimum 5 above maximum 2"},
+		{"logits", []string{"--truth", d.train, "--labels", d.labels, "--oof", logits}, `image "img00002", column 5 (attribute 105) is -3, outside [0, 1] (logits?`},
 		{"malformed bounds", []string{"--truth", d.train, "--labels", d.labels, "--bounds", "tag<3"}, "not group=min..max"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			args := append([]string{"thresholds", "--oof", d.oof, "--out", d.path("t.json")}, c.args...)
+			args := append([]string{"thresholds", "--out", d.path("t.json")}, c.args...)
+			if !slices.Contains(c.args, "--oof") {
+				args = append(args, "--oof", d.oof)
+			}
 			code, _, errs := runCLI(t, args...)
 			if code == 0 || !strings.Contains(errs, c.want) {
 				t.Fatalf("exit %d, stderr %q, want %q", code, errs, c.want)
