@@ -154,38 +154,108 @@ func Combine(inputs []Input, m Method, weights []float64) (*probs.File, error) {
 	}
 	rows, cols := ref.File.Rows, ref.File.Cols
 	acc := make([]float64, rows*cols)
+	// With equal weights the geometric mean is the n-th root of the
+	// product: one root per value instead of a logarithm per value and
+	// file. 40 factors of at least 1e-7 stay far from float64 underflow.
+	product := m == GeoMean && len(inputs) <= 40 && !slices.ContainsFunc(w, func(v float64) bool { return v != w[0] })
+	if product {
+		parallel(len(acc), func(lo, hi int) {
+			for x := range acc[lo:hi] {
+				acc[lo+x] = 1
+			}
+		})
+	}
 	for k, in := range inputs {
 		m2, err := align(ref, in)
 		if err != nil {
 			return nil, fmt.Errorf("ensemble: %w", err)
 		}
-		for x, v := range m2.Data {
-			if math.IsNaN(float64(v)) {
-				return nil, fmt.Errorf("ensemble: %s: NaN at image %q, column %d", in.Name, ref.File.IDs[x/cols], x%cols)
-			}
-		}
 		wk := w[k] / sum
+		if x := firstNaN(m2.Data); x >= 0 {
+			return nil, fmt.Errorf("ensemble: %s: NaN at image %q, column %d", in.Name, ref.File.IDs[x/cols], x%cols)
+		}
 		switch m {
 		case Mean, Weighted:
-			for x, v := range m2.Data {
-				acc[x] += wk * float64(v)
-			}
+			parallel(len(acc), func(lo, hi int) {
+				for x, v := range m2.Data[lo:hi] {
+					acc[lo+x] += wk * float64(v)
+				}
+			})
 		case GeoMean:
-			for x, v := range m2.Data {
-				acc[x] += wk * math.Log(math.Min(math.Max(float64(v), 1e-7), 1))
+			if product {
+				parallel(len(acc), func(lo, hi int) {
+					for x, v := range m2.Data[lo:hi] {
+						acc[lo+x] *= clamp(v)
+					}
+				})
+				break
 			}
+			parallel(len(acc), func(lo, hi int) {
+				for x, v := range m2.Data[lo:hi] {
+					acc[lo+x] += wk * math.Log(clamp(v))
+				}
+			})
 		case Rank:
 			addRanks(acc, m2, wk)
 		}
 	}
 	out := &probs.File{Matrix: probs.NewMatrix(rows, cols), IDs: slices.Clone(ref.File.IDs), Labels: slices.Clone(labels)}
-	for x, v := range acc {
-		if m == GeoMean {
-			v = math.Exp(v)
+	n := len(inputs)
+	parallel(len(acc), func(lo, hi int) {
+		for x, v := range acc[lo:hi] {
+			switch {
+			case product && n == 1:
+			case product && n == 2:
+				v = math.Sqrt(v)
+			case product && n == 4:
+				v = math.Sqrt(math.Sqrt(v))
+			case product:
+				v = math.Pow(v, 1/float64(n))
+			case m == GeoMean:
+				v = math.Exp(v)
+			}
+			out.Data[lo+x] = float32(v)
 		}
-		out.Data[x] = float32(v)
-	}
+	})
 	return out, nil
+}
+
+// workers is how many goroutines the element-wise loops use.
+const workers = 2
+
+// parallel runs fn over [0, n) cut into one contiguous range per worker.
+func parallel(n int, fn func(lo, hi int)) {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(n*w/workers, n*(w+1)/workers)
+		}()
+	}
+	wg.Wait()
+}
+
+// clamp limits a probability to [1e-7, 1] for the geometric mean (NaN
+// was refused before).
+func clamp(v float32) float64 {
+	switch {
+	case v < 1e-7:
+		return 1e-7
+	case v > 1:
+		return 1
+	}
+	return float64(v)
+}
+
+// firstNaN returns the index of the first NaN in data, or -1.
+func firstNaN(data []float32) int {
+	for x, v := range data {
+		if v != v {
+			return x
+		}
+	}
+	return -1
 }
 
 // addRanks adds w·rank/rows of each value within its column to acc.

@@ -188,3 +188,26 @@ func TestRadixSortHigh(t *testing.T) {
 		}
 	}
 }
+
+// TestGeoMeanPaths: the product-and-root path (equal weights) and the
+// logarithm path (unequal weights) agree, for 1, 2, 3 and 4 files.
+func TestGeoMeanPaths(t *testing.T) {
+	_, in := loadGolden(t)
+	in = append(in, in[0])
+	for n := 1; n <= 4; n++ {
+		eq, err := Combine(in[:n], GeoMean, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := make([]float64, n)
+		for i := range w {
+			w[i] = 1 + 1e-12*float64(i) // unequal: forces the log path
+		}
+		lg, _ := Combine(in[:n], GeoMean, w)
+		for x := range eq.Data {
+			if d := math.Abs(float64(eq.Data[x] - lg.Data[x])); d > 1e-6*float64(eq.Data[x])+1e-12 {
+				t.Fatalf("%d files, value %d: product %v, logs %v", n, x, eq.Data[x], lg.Data[x])
+			}
+		}
+	}
+}
