@@ -49,6 +49,10 @@ func (h Hint) accepts(w, hh int) bool {
 // 90 or 270 degrees.
 func (h Hint) swapped() Hint { return Hint{MinW: h.MinH, MinH: h.MinW, MinShort: h.MinShort} }
 
+// maxPixels refuses decompression bombs: a forged header must not make a
+// worker allocate gigabytes.
+const maxPixels = 1 << 28
+
 // ErrFormat reports a file that is neither JPEG nor PNG.
 var ErrFormat = errors.New("not a JPEG or PNG file")
 

@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -16,7 +17,20 @@ func decodeStd(data []byte) (*Image, error) {
 		m   image.Image
 		err error
 	)
-	if len(data) > 1 && data[0] == 0xFF {
+	isJPEG := len(data) > 1 && data[0] == 0xFF
+	var cfg image.Config
+	if isJPEG {
+		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
+	} else {
+		cfg, err = png.DecodeConfig(bytes.NewReader(data))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return nil, fmt.Errorf("implausible image size %dx%d", cfg.Width, cfg.Height)
+	}
+	if isJPEG {
 		m, err = jpeg.Decode(bytes.NewReader(data))
 	} else {
 		m, err = png.Decode(bytes.NewReader(data))

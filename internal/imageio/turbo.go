@@ -10,6 +10,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"unsafe"
 )
@@ -84,6 +85,9 @@ func decodeJPEG(data []byte, hint Hint) (*Image, error) {
 	var w, hh, subsamp, cs C.int
 	if C.tjDecompressHeader3(h, (*C.uchar)(buf), C.ulong(len(data)), &w, &hh, &subsamp, &cs) != 0 {
 		return nil, turboErr(h)
+	}
+	if w <= 0 || hh <= 0 || int64(w)*int64(hh) > maxPixels {
+		return nil, fmt.Errorf("implausible JPEG size %dx%d", int(w), int(hh))
 	}
 	if cs == C.TJCS_CMYK || cs == C.TJCS_YCCK {
 		// libjpeg-turbo 2.x cannot convert these to RGB; the standard
