@@ -174,7 +174,9 @@ func (c *Chain) DecodeHint() imageio.Hint {
 // dst must hold 3*w*h values for the size the chain produces; pass nil to
 // have Apply allocate. r supplies all randomness.
 func (c *Chain) Apply(src *imageio.Image, r *rand.Rand, dst []float32) ([]float32, int, int, error) {
-	g := geomState{w: src.W, h: src.H, m: identity, border: BorderReflect101}
+	// Edges replicate unless an op sets a border mode: that is what OpenCV's
+	// resize (and so albumentations' Resize and crops) does.
+	g := geomState{w: src.W, h: src.H, m: identity, border: BorderReplicate}
 	var rest []Op
 	for _, op := range c.ops {
 		gop, ok := op.(geomOp)

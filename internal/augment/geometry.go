@@ -431,7 +431,7 @@ func (o *RandomCrop) geom(g *geomState, r *rand.Rand) error {
 		return err
 	}
 	hs, ws := r.Float64(), r.Float64()
-	crop(g, int(float64(g.w-o.Width)*ws), int(float64(g.h-o.Height)*hs), o.Width, o.Height)
+	crop(g, int(float64(g.w-o.Width+1)*ws), int(float64(g.h-o.Height+1)*hs), o.Width, o.Height)
 	return nil
 }
 
