@@ -116,6 +116,9 @@ func cutBox(r *rand.Rand, w, h int, lam float64) (x0, y0, x1, y1 int) {
 func Beta(r *rand.Rand, a, b float64) float64 {
 	x := gamma(r, a)
 	y := gamma(r, b)
+	if x+y == 0 { // both underflowed (tiny alpha): either extreme is fair
+		return 0.5
+	}
 	return x / (x + y)
 }
 
