@@ -135,11 +135,24 @@ func (c *Chain) FixedSize() (w, h int, ok bool) {
 	return 0, 0, false
 }
 
+// DecodeSlack is the Slack of the hints Chain.DecodeHint gives: a JPEG may
+// be decoded at a reduced DCT scale up to 10% smaller than the resize
+// target (see imageio.Hint).
+const DecodeSlack = 0.1
+
 // DecodeHint tells the decoder how small a JPEG may be decoded without
 // losing detail the chain keeps: when the first geometric op resizes to a
-// known size, decoding at a reduced DCT scale still at least that size skips
-// most of the decoding work.
+// known size, decoding at a reduced DCT scale close to that size skips
+// much of the decoding and resampling work.
 func (c *Chain) DecodeHint() imageio.Hint {
+	h := c.decodeHint()
+	if !h.Zero() {
+		h.Slack = DecodeSlack
+	}
+	return h
+}
+
+func (c *Chain) decodeHint() imageio.Hint {
 	pending := false
 	for _, op := range c.ops {
 		gop, ok := op.(geomOp)

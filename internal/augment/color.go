@@ -42,49 +42,71 @@ func clip255(v float32) float32 {
 	return v
 }
 
+// chunk is how many pixels the fused pass processes at a time: small
+// enough that the three planes' slices stay in L1 while every step runs
+// over them as a tight loop, so the buffer is read and written once.
+const chunk = 512
+
 // runPixelSteps applies steps to every pixel of the planar buffer in one
-// pass.
+// pass (chunk by chunk).
 func runPixelSteps(steps []pixelStep, buf []float32, n int) {
-	p0, p1, p2 := buf[:n], buf[n:2*n], buf[2*n:3*n]
-	for i := 0; i < n; i++ {
-		c := [3]float32{p0[i], p1[i], p2[i]}
+	for i0 := 0; i0 < n; i0 += chunk {
+		i1 := min(i0+chunk, n)
+		pl := [3][]float32{buf[i0:i1], buf[n+i0 : n+i1], buf[2*n+i0 : 2*n+i1]}
 		for k := range steps {
 			s := &steps[k]
 			switch s.kind {
 			case stepLinear, stepNormalize:
-				for j := 0; j < 3; j++ {
-					c[j] = c[j]*s.a[j] + s.b[j]
-				}
-				if s.clip {
-					c = [3]float32{clip255(c[0]), clip255(c[1]), clip255(c[2])}
+				for c := 0; c < 3; c++ {
+					a, b, p := s.a[c], s.b[c], pl[c]
+					if s.clip {
+						for i, v := range p {
+							p[i] = clip255(v*a + b)
+						}
+					} else {
+						for i, v := range p {
+							p[i] = v*a + b
+						}
+					}
 				}
 			case stepGamma:
-				for j := 0; j < 3; j++ {
-					x := clip255(c[j]) * (lutN - 1) / 255
-					k0 := int(x)
-					if k0 >= lutN-1 {
-						c[j] = s.lut[lutN-1]
-						continue
+				lut := s.lut[:lutN]
+				for c := 0; c < 3; c++ {
+					p := pl[c]
+					for i, v := range p {
+						x := clip255(v) * (lutN - 1) / 255
+						k0 := int(x)
+						if k0 >= lutN-1 {
+							p[i] = lut[lutN-1]
+							continue
+						}
+						f := x - float32(k0)
+						p[i] = lut[k0] + f*(lut[k0+1]-lut[k0])
 					}
-					f := x - float32(k0)
-					c[j] = s.lut[k0] + f*(s.lut[k0+1]-s.lut[k0])
 				}
 			case stepHSV:
-				c = shiftHSV(c, s.hsv)
+				r, g, b := pl[0], pl[1][:len(pl[0])], pl[2][:len(pl[0])]
+				for i := range r {
+					c := shiftHSV([3]float32{r[i], g[i], b[i]}, s.hsv)
+					r[i], g[i], b[i] = c[0], c[1], c[2]
+				}
 			case stepNoise:
 				if s.perCh {
-					for j := 0; j < 3; j++ {
-						c[j] = clip255(c[j] + s.b[j] + s.sigma*float32(s.rng.NormFloat64()))
+					for c := 0; c < 3; c++ {
+						p, m := pl[c], s.b[c]
+						for i, v := range p {
+							p[i] = clip255(v + m + s.sigma*float32(s.rng.NormFloat64()))
+						}
 					}
 				} else {
-					z := s.b[0] + s.sigma*float32(s.rng.NormFloat64())
-					for j := 0; j < 3; j++ {
-						c[j] = clip255(c[j] + z)
+					r, g, b := pl[0], pl[1][:len(pl[0])], pl[2][:len(pl[0])]
+					for i := range r {
+						z := s.b[0] + s.sigma*float32(s.rng.NormFloat64())
+						r[i], g[i], b[i] = clip255(r[i]+z), clip255(g[i]+z), clip255(b[i]+z)
 					}
 				}
 			}
 		}
-		p0[i], p1[i], p2[i] = c[0], c[1], c[2]
 	}
 }
 
@@ -112,20 +134,26 @@ func shiftHSV(c [3]float32, d [3]float32) [3]float32 {
 		}
 	}
 	h += 2 * d[0]
-	h = float32(math.Mod(float64(h), 360))
-	if h < 0 {
+	for h < 0 {
 		h += 360
+	}
+	for h >= 360 {
+		h -= 360
 	}
 	s = clip255(s + d[1])
 	v = clip255(v + d[2])
 	// Back to RGB.
-	sf := s / 255
-	cc := v * sf
+	cc := v * s / 255
 	hp := h / 60
-	x := cc * (1 - float32(math.Abs(math.Mod(float64(hp), 2)-1)))
+	sector := int(hp)
+	f := hp - float32(sector)
+	if sector&1 == 1 {
+		f = 1 - f
+	}
+	x := cc * f
 	m := v - cc
 	var rr, gg, bb float32
-	switch int(hp) {
+	switch sector {
 	case 0:
 		rr, gg, bb = cc, x, 0
 	case 1:

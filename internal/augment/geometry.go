@@ -210,6 +210,10 @@ func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
 	}
 	row0 := make([]float32, 3*w)
 	row1 := make([]float32, 3*w)
+	anyFill := false
+	for _, t := range xt {
+		anyFill = anyFill || t.i0 < 0 || t.i1 < 0
+	}
 	hrow := func(row []float32, by int) {
 		if by < 0 {
 			for x := 0; x < w; x++ {
@@ -218,6 +222,20 @@ func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
 			return
 		}
 		line := pix[3*by*sw : 3*(by+1)*sw]
+		if !anyFill {
+			row = row[:3*len(xt)]
+			for x, t := range xt {
+				p0 := line[t.i0 : t.i0+3 : t.i0+3]
+				p1 := line[t.i1 : t.i1+3 : t.i1+3]
+				r := row[3*x : 3*x+3 : 3*x+3]
+				a := t.a
+				r0, g0, b0 := float32(p0[0]), float32(p0[1]), float32(p0[2])
+				r[0] = r0 + a*(float32(p1[0])-r0)
+				r[1] = g0 + a*(float32(p1[1])-g0)
+				r[2] = b0 + a*(float32(p1[2])-b0)
+			}
+			return
+		}
 		for x, t := range xt {
 			var p0, p1 [3]float32
 			if t.i0 >= 0 {
@@ -256,10 +274,20 @@ func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
 		last0, last1 = b0, b1
 		o := y * w
 		d0, d1, d2 := dst[o:o+w], dst[plane+o:plane+o+w], dst[2*plane+o:2*plane+o+w]
-		for x := 0; x < w; x++ {
-			d0[x] = row0[3*x] + a*(row1[3*x]-row0[3*x])
-			d1[x] = row0[3*x+1] + a*(row1[3*x+1]-row0[3*x+1])
-			d2[x] = row0[3*x+2] + a*(row1[3*x+2]-row0[3*x+2])
+		d1, d2 = d1[:len(d0)], d2[:len(d0)]
+		r0, r1 := row0[:3*len(d0)], row1[:3*len(d0)]
+		if a == 0 {
+			for x := range d0 {
+				d0[x], d1[x], d2[x] = r0[3*x], r0[3*x+1], r0[3*x+2]
+			}
+			continue
+		}
+		for x := range d0 {
+			u := r0[3*x : 3*x+3 : 3*x+3]
+			v := r1[3*x : 3*x+3 : 3*x+3]
+			d0[x] = u[0] + a*(v[0]-u[0])
+			d1[x] = u[1] + a*(v[1]-u[1])
+			d2[x] = u[2] + a*(v[2]-u[2])
 		}
 	}
 }

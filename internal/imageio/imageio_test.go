@@ -185,6 +185,26 @@ func TestReducedScaleDecode(t *testing.T) {
 	}
 }
 
+func TestHintSlack(t *testing.T) {
+	if !Turbo() {
+		t.Skip("reduced-scale decoding needs libjpeg-turbo")
+	}
+	data := writeJPEG(t, 800, 600)
+	// 1/2 gives 400x300: 6% short of 320, inside a 10% slack, outside 5%.
+	for _, tc := range []struct {
+		slack float64
+		w     int
+	}{{0, 800}, {0.05, 800}, {0.1, 400}} {
+		m, err := DecodeBytes("a.jpg", data, Hint{MinShort: 320, Slack: tc.slack})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.W != tc.w {
+			t.Errorf("slack %v: decoded %dx%d, want width %d", tc.slack, m.W, m.H, tc.w)
+		}
+	}
+}
+
 // TestTurboMatchesStd checks the two JPEG decoders against each other.
 func TestTurboMatchesStd(t *testing.T) {
 	if !Turbo() {

@@ -65,6 +65,10 @@ type Options struct {
 	OnSkip     func(path string, err error)
 	// Mix mixes samples within each batch (Mixup/CutMix), targets too.
 	Mix mixup.Config
+	// FullDecode turns off reduced-scale JPEG decoding (see
+	// augment.Chain.DecodeHint): slower, bit-for-bit what a full-size
+	// decode gives.
+	FullDecode bool
 }
 
 // Batch is one batch of samples, NCHW.
@@ -146,6 +150,9 @@ func New(items []Item, chain *augment.Chain, opt Options) (*Loader, error) {
 		}
 	}
 	ld := &Loader{items: items, chain: chain, opt: opt, w: w, h: h, l: l, hint: chain.DecodeHint(), skippedSet: map[int]bool{}}
+	if opt.FullDecode {
+		ld.hint = imageio.Hint{}
+	}
 	ld.pool = &pool{free: make(chan *Batch, opt.Prefetch+4), n: opt.BatchSize, c: 3, h: h, w: w, l: l}
 	if opt.CacheBytes > 0 {
 		ld.cache = &cache{limit: opt.CacheBytes, m: map[int]*imageio.Image{}}
