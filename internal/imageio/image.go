@@ -1,9 +1,9 @@
 // Package imageio decodes JPEG and PNG files into packed 8-bit RGB images,
 // the one layout the augmentation code reads.
 //
-// JPEG goes through libjpeg-turbo (cgo) unless the binary is built with the
-// `noturbo` tag or without cgo; then, and for PNG always, the standard
-// library decodes. Whatever the source holds (grayscale, CMYK, 16-bit
+// JPEG goes through libjpeg-turbo and 8-bit PNG through libpng (cgo),
+// unless the binary is built with the `noturbo` tag or without cgo; then
+// (and for 16-bit PNG always) the standard library decodes. Whatever the source holds (grayscale, CMYK, 16-bit
 // samples, an alpha channel, a palette), the result is 3 bytes per pixel:
 // the decoder's job is to hide that variety from everything downstream.
 // EXIF orientation is applied, so the pixels are the way a viewer shows them.
@@ -94,7 +94,7 @@ func DecodeBytes(name string, data []byte, hint Hint) (*Image, error) {
 			img = Orient(img, orient)
 		}
 	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
-		img, err = decodeStd(data)
+		img, err = decodePNG(data)
 	default:
 		err = ErrFormat
 	}

@@ -267,3 +267,40 @@ func TestOrientAll(t *testing.T) {
 		}
 	}
 }
+
+// TestPNGDecodersAgree checks libpng against image/png on every 8-bit
+// colour type, transparency included: the two builds must see the same
+// pixels.
+func TestPNGDecodersAgree(t *testing.T) {
+	const w, h = 37, 23
+	rgb := image.NewRGBA(image.Rect(0, 0, w, h))
+	nrgba := image.NewNRGBA(image.Rect(0, 0, w, h))
+	gray := image.NewGray(image.Rect(0, 0, w, h))
+	pal := image.NewPaletted(image.Rect(0, 0, w, h), color.Palette{
+		color.NRGBA{255, 0, 0, 255}, color.NRGBA{0, 200, 50, 0}, color.NRGBA{10, 20, 30, 128}})
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			rgb.Set(x, y, color.RGBA{uint8(7 * x), uint8(11 * y), uint8(x * y), 255})
+			nrgba.SetNRGBA(x, y, color.NRGBA{uint8(7 * x), uint8(11 * y), uint8(x * y), uint8(x * 6)})
+			gray.SetGray(x, y, color.Gray{uint8(x * y)})
+			pal.SetColorIndex(x, y, uint8((x+y)%3))
+		}
+	}
+	for name, m := range map[string]image.Image{"rgb": rgb, "nrgba": nrgba, "gray": gray, "palette": pal} {
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+		a, err := DecodeBytes(name, buf.Bytes(), Hint{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := decodeStd(buf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a.Pix, b.Pix) {
+			t.Errorf("%s: decoders differ", name)
+		}
+	}
+}

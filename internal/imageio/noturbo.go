@@ -7,3 +7,6 @@ const turboEnabled = false
 // decodeJPEG without libjpeg-turbo: the standard library at full size (it
 // has no reduced-scale decoding, so the hint is ignored).
 func decodeJPEG(data []byte, _ Hint) (*Image, error) { return decodeStd(data) }
+
+// decodePNG without cgo: the standard library.
+func decodePNG(data []byte) (*Image, error) { return decodeStd(data) }
