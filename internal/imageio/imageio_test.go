@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -211,7 +212,7 @@ func TestTurboMatchesStd(t *testing.T) {
 		t.Skip("built without libjpeg-turbo (noturbo tag or no cgo)")
 	}
 	data := writeJPEG(t, 97, 61)
-	a, err := decodeJPEG(data, Hint{})
+	a, err := decodeJPEG(data, Hint{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,5 +303,35 @@ func TestPNGDecodersAgree(t *testing.T) {
 		if !bytes.Equal(a.Pix, b.Pix) {
 			t.Errorf("%s: decoders differ", name)
 		}
+	}
+}
+
+func TestDecoderReuse(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i, size := range [][2]int{{64, 48}, {16, 16}, {97, 61}} {
+		p := filepath.Join(dir, fmt.Sprintf("%d.jpg", i))
+		os.WriteFile(p, writeJPEG(t, size[0], size[1]), 0o644)
+		paths = append(paths, p)
+	}
+	paths = append(paths, "testdata/alpha.png", "testdata/exif6.jpg", "testdata/gray16.png")
+	var d Decoder
+	for _, p := range paths {
+		got, err := d.Decode(p, Hint{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Decode(p, Hint{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.W != want.W || got.H != want.H || !bytes.Equal(got.Pix, want.Pix) {
+			t.Errorf("%s: reusing decoder differs (%dx%d vs %dx%d)", p, got.W, got.H, want.W, want.H)
+		}
+	}
+	empty := filepath.Join(dir, "empty.jpg")
+	os.WriteFile(empty, nil, 0o644)
+	if _, err := d.Decode(empty, Hint{}); err == nil || !strings.Contains(err.Error(), empty) {
+		t.Errorf("empty file: %v", err)
 	}
 }

@@ -55,7 +55,7 @@ import (
 // compress/flate) for 8-bit files and the standard library for 16-bit ones,
 // whose libpng conversion to 8 bits would apply a gamma curve where PIL
 // and the pure-Go path take the high byte.
-func decodePNG(data []byte) (*Image, error) {
+func decodePNG(data []byte, dst *Image) (*Image, error) {
 	// IHDR's bit depth is byte 24 of any PNG.
 	if len(data) > 24 && data[24] == 16 {
 		return decodeStd(data)
@@ -68,7 +68,7 @@ func decodePNG(data []byte) (*Image, error) {
 		return nil, errors.New("libpng: " + C.GoString(&msg[0]))
 	}
 	defer C.free(unsafe.Pointer(buf))
-	out := New(int(w), int(h))
+	out := newImage(dst, int(w), int(h))
 	n := int(w) * int(h)
 	if alpha == 0 {
 		copy(out.Pix, unsafe.Slice((*byte)(unsafe.Pointer(buf)), 3*n))

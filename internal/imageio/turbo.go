@@ -75,7 +75,7 @@ func pickScale(w, h int, hint Hint) C.tjscalingfactor {
 	return best
 }
 
-func decodeJPEG(data []byte, hint Hint) (*Image, error) {
+func decodeJPEG(data []byte, hint Hint, dst *Image) (*Image, error) {
 	h, err := getHandle()
 	if err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ func decodeJPEG(data []byte, hint Hint) (*Image, error) {
 	}
 	sf := pickScale(int(w), int(hh), hint)
 	ow, oh := scaled(int(w), sf), scaled(int(hh), sf)
-	out := New(ow, oh)
+	out := newImage(dst, ow, oh)
 	cpix := unsafe.Pointer(&out.Pix[0])
 	rc := C.tjDecompress2(h, (*C.uchar)(buf), C.ulong(len(data)), (*C.uchar)(cpix),
 		C.int(ow), C.int(3*ow), C.int(oh), C.TJPF_RGB, 0)

@@ -291,13 +291,14 @@ func (l *Loader) Epoch(ctx context.Context, epoch, startBatch int) iter.Seq2[*Ba
 		}()
 		for range l.opt.Workers {
 			wg.Go(func() {
+				var dec imageio.Decoder // this worker's reusable buffers
 				for j := range jobs {
 					if ctx.Err() != nil {
 						j.p.errs[j.slot] = ctx.Err()
 						l.finishSlot(j.p)
 						continue
 					}
-					j.p.errs[j.slot] = l.fill(j.p.b, j.slot, epoch)
+					j.p.errs[j.slot] = l.fill(j.p.b, j.slot, epoch, &dec)
 					l.finishSlot(j.p)
 				}
 			})
@@ -403,10 +404,10 @@ func (l *Loader) reportSkip(idx int, err error) {
 }
 
 // fill decodes and augments one sample into its slot.
-func (l *Loader) fill(b *Batch, slot, epoch int) error {
+func (l *Loader) fill(b *Batch, slot, epoch int, dec *imageio.Decoder) error {
 	idx := b.Indices[slot]
 	it := l.items[idx]
-	img, err := l.image(idx)
+	img, err := l.image(idx, dec)
 	if err != nil {
 		return err
 	}
@@ -423,12 +424,14 @@ func (l *Loader) fill(b *Batch, slot, epoch int) error {
 	return nil
 }
 
-// Image returns the decoded image of item idx, through the cache.
-func (l *Loader) image(idx int) (*imageio.Image, error) {
-	if l.cache != nil {
-		if img := l.cache.get(idx); img != nil {
-			return img, nil
-		}
+// image returns the decoded image of item idx, through the cache. Without
+// a cache it decodes into dec's reused buffers.
+func (l *Loader) image(idx int, dec *imageio.Decoder) (*imageio.Image, error) {
+	if l.cache == nil {
+		return dec.Decode(l.items[idx].Path, l.hint)
+	}
+	if img := l.cache.get(idx); img != nil {
+		return img, nil
 	}
 	img, err := imageio.Decode(l.items[idx].Path, l.hint)
 	if err != nil {
