@@ -260,7 +260,9 @@ type pending struct {
 // Epoch returns the batches of an epoch from batch number startBatch on,
 // in order. Stop early by breaking out of the loop. An error (a broken
 // image without SkipBroken, or ctx cancelled) is yielded once, and ends the
-// epoch.
+// epoch. With SkipBroken a batch may be short, and one whose samples were
+// all broken is not yielded at all (Batch.Number tells which batch is
+// which).
 //
 //	for b, err := range l.Epoch(ctx, epoch, 0) {
 //		if err != nil { return err }
@@ -339,6 +341,10 @@ func (l *Loader) Epoch(ctx context.Context, epoch, startBatch int) iter.Seq2[*Ba
 				p.b.Release()
 				yield(nil, p.err)
 				return
+			}
+			if p.b.N == 0 { // every sample broken and skipped
+				p.b.Release()
+				continue
 			}
 			if !yield(p.b, nil) {
 				return
