@@ -162,6 +162,21 @@ func TestBrokenFiles(t *testing.T) {
 	if len(reported) != 1 || reported[0] != bad || len(lenient.Skipped()) != 1 {
 		t.Errorf("reported %v, Skipped %v", reported, lenient.Skipped())
 	}
+	// A batch whose samples are all broken is not yielded.
+	allBad := slices.Clone(its)
+	allBad[4].Path, allBad[5].Path, allBad[6].Path = bad, bad, bad
+	l3, _ := New(allBad, c, Options{BatchSize: 4, Seed: 1, SkipBroken: true})
+	var numbers []int
+	for b, err := range l3.Epoch(context.Background(), 0, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		numbers = append(numbers, b.Number)
+		b.Release()
+	}
+	if !slices.Equal(numbers, []int{0}) {
+		t.Errorf("yielded batches %v, want only [0]", numbers)
+	}
 	// The surviving samples are exactly as without the broken one.
 	ok := collect(t, strictFree(t, its, c), 0, 0)
 	if !slices.Equal(ok[0].images[:len(got[0].images)], got[0].images) {
