@@ -213,16 +213,38 @@ func (c *Chain) Apply(src *imageio.Image, r *rand.Rand, dst []float32) ([]float3
 		return nil, 0, 0, fmt.Errorf("augment: output buffer holds %d values, need %d (%dx%d)", len(dst), n, w, h)
 	}
 	dst = dst[:n]
-	resample(src, &g, dst)
 
+	// The leading run of per-pixel ops is drawn now and applied row by row
+	// inside the resampling, while each row is in cache; the rest follow
+	// in order. The draws happen in list order either way.
 	var steps []pixelStep
+	k := 0
+	for ; k < len(rest); k++ {
+		op := rest[k]
+		pop, ok := op.(pixelOp)
+		if bc, isBC := op.(*RandomBrightnessContrast); !ok || (isBC && !bc.BrightnessByMax) {
+			break
+		}
+		if r.Float64() >= op.Prob() {
+			continue
+		}
+		steps = append(steps, pop.step(r, w, h))
+	}
+	var rowDone func(int)
+	if len(steps) > 0 {
+		first := steps
+		rowDone = func(y int) { runPixelRange(first, dst, w*h, y*w, (y+1)*w) }
+	}
+	resample(src, &g, dst, rowDone)
+
+	steps = nil
 	flush := func() {
 		if len(steps) > 0 {
 			runPixelSteps(steps, dst, w*h)
 			steps = steps[:0]
 		}
 	}
-	for _, op := range rest {
+	for _, op := range rest[k:] {
 		if r.Float64() >= op.Prob() {
 			continue
 		}

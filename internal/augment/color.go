@@ -50,8 +50,14 @@ const chunk = 512
 // runPixelSteps applies steps to every pixel of the planar buffer in one
 // pass (chunk by chunk).
 func runPixelSteps(steps []pixelStep, buf []float32, n int) {
-	for i0 := 0; i0 < n; i0 += chunk {
-		i1 := min(i0+chunk, n)
+	runPixelRange(steps, buf, n, 0, n)
+}
+
+// runPixelRange applies steps to pixels [from, to) of a planar buffer of n
+// pixels per plane.
+func runPixelRange(steps []pixelStep, buf []float32, n, from, to int) {
+	for i0 := from; i0 < to; i0 += chunk {
+		i1 := min(i0+chunk, to)
 		pl := [3][]float32{buf[i0:i1], buf[n+i0 : n+i1], buf[2*n+i0 : 2*n+i1]}
 		for k := range steps {
 			s := &steps[k]

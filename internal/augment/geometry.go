@@ -121,17 +121,22 @@ func borderIndex(i, n int, b Border) int {
 	return -1 // constant
 }
 
-// resample fills dst (3 planes) by bilinear interpolation of src through g.
-func resample(src *imageio.Image, g *geomState, dst []float32) {
+// resample fills dst (3 planes) by bilinear interpolation of src through g,
+// calling rowDone (if not nil) on each output row as soon as it is written,
+// while it is still in cache: that is where the colour pass runs.
+func resample(src *imageio.Image, g *geomState, dst []float32, rowDone func(y int)) {
 	w, h := g.w, g.h
 	plane := w * h
 	sw, sh := src.W, src.H
 	pix := src.Pix
 	if g.m.B == 0 && g.m.D == 0 {
-		resampleSeparable(src, g, dst)
+		resampleSeparable(src, g, dst, rowDone)
 		return
 	}
 	for y := 0; y < h; y++ {
+		if rowDone != nil && y > 0 {
+			rowDone(y - 1)
+		}
 		sx0, sy0 := g.sourceOf(0, y)
 		for x := 0; x < w; x++ {
 			sx := sx0 + g.m.A*float64(x)
@@ -178,61 +183,64 @@ func resample(src *imageio.Image, g *geomState, dst []float32) {
 			}
 		}
 	}
+	if rowDone != nil && h > 0 {
+		rowDone(h - 1)
+	}
 }
 
 // resampleSeparable handles maps without rotation or shear (every pipeline
-// without ShiftScaleRotate): x and y taps are computed once per column and
-// row instead of once per pixel.
-func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
+// without ShiftScaleRotate): x taps are computed once per column, each
+// source row is interpolated horizontally once (into planar rows) however
+// many output rows use it, and output rows blend two such rows.
+func resampleSeparable(src *imageio.Image, g *geomState, dst []float32, rowDone func(y int)) {
 	w, h := g.w, g.h
 	plane := w * h
 	sw, sh := src.W, src.H
 	pix := src.Pix
 	type tap struct {
-		i0, i1 int // byte offsets of the two columns (or row starts), -1 = fill
+		i0, i1 int // byte offsets of the two source columns; -1 = fill
 		a      float32
 	}
 	xt := make([]tap, w)
+	anyFill := false
 	for x := range xt {
 		sx := g.m.A*(float64(x)+0.5) + g.m.C - 0.5
 		f := math.Floor(sx)
 		x0 := int(f)
-		a := float32(sx - f)
 		b0, b1 := borderIndex(x0, sw, g.border), borderIndex(x0+1, sw, g.border)
-		t := tap{i0: -1, i1: -1, a: a}
+		t := tap{i0: -1, i1: -1, a: float32(sx - f)}
 		if b0 >= 0 {
 			t.i0 = 3 * b0
 		}
 		if b1 >= 0 {
 			t.i1 = 3 * b1
 		}
+		anyFill = anyFill || b0 < 0 || b1 < 0
 		xt[x] = t
 	}
-	row0 := make([]float32, 3*w)
-	row1 := make([]float32, 3*w)
-	anyFill := false
-	for _, t := range xt {
-		anyFill = anyFill || t.i0 < 0 || t.i1 < 0
-	}
+	// Two planar row buffers (R, G, B rows of w values each).
+	rows := make([]float32, 6*w)
+	row0, row1 := rows[:3*w], rows[3*w:]
 	hrow := func(row []float32, by int) {
+		rr, rg, rb := row[:w], row[w:2*w], row[2*w:3*w]
 		if by < 0 {
-			for x := 0; x < w; x++ {
-				row[3*x], row[3*x+1], row[3*x+2] = g.fill[0], g.fill[1], g.fill[2]
+			for x := range rr {
+				rr[x], rg[x], rb[x] = g.fill[0], g.fill[1], g.fill[2]
 			}
 			return
 		}
 		line := pix[3*by*sw : 3*(by+1)*sw]
 		if !anyFill {
-			row = row[:3*len(xt)]
-			for x, t := range xt {
-				p0 := line[t.i0 : t.i0+3 : t.i0+3]
-				p1 := line[t.i1 : t.i1+3 : t.i1+3]
-				r := row[3*x : 3*x+3 : 3*x+3]
-				a := t.a
+			rg, rb = rg[:len(rr)], rb[:len(rr)]
+			xs := xt[:len(rr)]
+			for x := range xs {
+				i0, i1, a := xs[x].i0, xs[x].i1, xs[x].a
+				p0 := line[i0 : i0+3 : i0+3]
+				p1 := line[i1 : i1+3 : i1+3]
 				r0, g0, b0 := float32(p0[0]), float32(p0[1]), float32(p0[2])
-				r[0] = r0 + a*(float32(p1[0])-r0)
-				r[1] = g0 + a*(float32(p1[1])-g0)
-				r[2] = b0 + a*(float32(p1[2])-b0)
+				rr[x] = r0 + a*(float32(p1[0])-r0)
+				rg[x] = g0 + a*(float32(p1[1])-g0)
+				rb[x] = b0 + a*(float32(p1[2])-b0)
 			}
 			return
 		}
@@ -248,9 +256,9 @@ func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
 			} else {
 				p1 = g.fill
 			}
-			row[3*x] = p0[0] + t.a*(p1[0]-p0[0])
-			row[3*x+1] = p0[1] + t.a*(p1[1]-p0[1])
-			row[3*x+2] = p0[2] + t.a*(p1[2]-p0[2])
+			rr[x] = p0[0] + t.a*(p1[0]-p0[0])
+			rg[x] = p0[1] + t.a*(p1[1]-p0[1])
+			rb[x] = p0[2] + t.a*(p1[2]-p0[2])
 		}
 	}
 	last0, last1 := math.MinInt, math.MinInt
@@ -260,8 +268,7 @@ func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
 		y0 := int(f)
 		a := float32(sy - f)
 		b0, b1 := borderIndex(y0, sh, g.border), borderIndex(y0+1, sh, g.border)
-		// Consecutive output rows mostly share source rows when upscaling
-		// or mildly downscaling: reuse them.
+		// Consecutive output rows mostly share source rows: reuse them.
 		switch {
 		case b0 == last0 && b1 == last1:
 		case b0 == last1:
@@ -273,21 +280,20 @@ func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
 		}
 		last0, last1 = b0, b1
 		o := y * w
-		d0, d1, d2 := dst[o:o+w], dst[plane+o:plane+o+w], dst[2*plane+o:2*plane+o+w]
-		d1, d2 = d1[:len(d0)], d2[:len(d0)]
-		r0, r1 := row0[:3*len(d0)], row1[:3*len(d0)]
-		if a == 0 {
-			for x := range d0 {
-				d0[x], d1[x], d2[x] = r0[3*x], r0[3*x+1], r0[3*x+2]
+		for c := 0; c < 3; c++ {
+			d := dst[c*plane+o : c*plane+o+w]
+			u := row0[c*w : c*w+len(d)]
+			v := row1[c*w : c*w+len(d)]
+			if a == 0 {
+				copy(d, u)
+				continue
 			}
-			continue
+			for x := range d {
+				d[x] = u[x] + a*(v[x]-u[x])
+			}
 		}
-		for x := range d0 {
-			u := r0[3*x : 3*x+3 : 3*x+3]
-			v := r1[3*x : 3*x+3 : 3*x+3]
-			d0[x] = u[0] + a*(v[0]-u[0])
-			d1[x] = u[1] + a*(v[1]-u[1])
-			d2[x] = u[2] + a*(v[2]-u[2])
+		if rowDone != nil {
+			rowDone(y)
 		}
 	}
 }
