@@ -33,6 +33,7 @@ func init() {
 	register("augment", "Inspect augmentation pipelines.", "", &augmentCmd{})
 }
 
+// Run renders the grid and writes it atomically.
 func (c *augmentPreviewCmd) Run(g *Globals) error {
 	var cfg *pipeline.Config
 	if c.Config != "" {

@@ -7,9 +7,10 @@
 //     source is resampled once (bilinear), straight into the float32 planar
 //     (CHW) output, however many geometric ops there are;
 //   - colour and noise ops (brightness/contrast, HSV, gamma, Gaussian noise,
-//     Normalize) then run in one fused pass over that float buffer; ops that
-//     need neighbours (GaussianBlur) or regions (CoarseDropout) get their own
-//     pass where they appear in the list.
+//     Normalize) run fused, on each output row as soon as the resampling has
+//     written it; ops that need neighbours (GaussianBlur) or regions
+//     (CoarseDropout) get their own pass where they appear in the list, and
+//     colour ops after them one more fused pass.
 //
 // Geometric ops therefore take effect before all others whatever their place
 // in the list; among themselves, and among the others, list order holds.

@@ -185,7 +185,10 @@ type RandomBrightnessContrast struct {
 	P               float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *RandomBrightnessContrast) Name() string  { return "RandomBrightnessContrast" }
+// Name implements Op.
+func (o *RandomBrightnessContrast) Name() string { return "RandomBrightnessContrast" }
+
+// Prob implements Op.
 func (o *RandomBrightnessContrast) Prob() float64 { return o.P }
 func (o *RandomBrightnessContrast) defaults() {
 	o.BrightnessLimit, o.ContrastLimit, o.BrightnessByMax, o.P = Sym(0.2), Sym(0.2), true, 0.5
@@ -225,7 +228,10 @@ type HueSaturationValue struct {
 	P             float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *HueSaturationValue) Name() string  { return "HueSaturationValue" }
+// Name implements Op.
+func (o *HueSaturationValue) Name() string { return "HueSaturationValue" }
+
+// Prob implements Op.
 func (o *HueSaturationValue) Prob() float64 { return o.P }
 func (o *HueSaturationValue) defaults() {
 	o.HueShiftLimit, o.SatShiftLimit, o.ValShiftLimit, o.P = Sym(20), Sym(30), Sym(20), 0.5
@@ -247,7 +253,10 @@ type RandomGamma struct {
 	P          float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *RandomGamma) Name() string  { return "RandomGamma" }
+// Name implements Op.
+func (o *RandomGamma) Name() string { return "RandomGamma" }
+
+// Prob implements Op.
 func (o *RandomGamma) Prob() float64 { return o.P }
 func (o *RandomGamma) defaults()     { o.GammaLimit, o.P = Range{80, 120}, 0.5 }
 func (o *RandomGamma) validate() error {
@@ -274,7 +283,10 @@ type GaussNoise struct {
 	P          float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *GaussNoise) Name() string  { return "GaussNoise" }
+// Name implements Op.
+func (o *GaussNoise) Name() string { return "GaussNoise" }
+
+// Prob implements Op.
 func (o *GaussNoise) Prob() float64 { return o.P }
 func (o *GaussNoise) defaults()     { o.VarLimit, o.PerChannel, o.P = Range{10, 50}, true, 0.5 }
 func (o *GaussNoise) validate() error {
@@ -301,7 +313,10 @@ type Normalize struct {
 	P             float64   `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *Normalize) Name() string  { return "Normalize" }
+// Name implements Op.
+func (o *Normalize) Name() string { return "Normalize" }
+
+// Prob implements Op.
 func (o *Normalize) Prob() float64 { return o.P }
 func (o *Normalize) defaults() {
 	o.Mean, o.Std, o.MaxPixelValue, o.P = []float64{0.485, 0.456, 0.406}, []float64{0.229, 0.224, 0.225}, 255, 1

@@ -305,7 +305,10 @@ type Resize struct {
 	P      float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *Resize) Name() string             { return "Resize" }
+// Name implements Op.
+func (o *Resize) Name() string { return "Resize" }
+
+// Prob implements Op.
 func (o *Resize) Prob() float64            { return o.P }
 func (o *Resize) defaults()                { o.P = 1 }
 func (o *Resize) size(int, int) (int, int) { return o.Width, o.Height }
@@ -354,7 +357,10 @@ type LongestMaxSize struct {
 	SizeLimit `yaml:",inline"`
 }
 
-func (o *LongestMaxSize) Name() string             { return "LongestMaxSize" }
+// Name implements Op.
+func (o *LongestMaxSize) Name() string { return "LongestMaxSize" }
+
+// Prob implements Op.
 func (o *LongestMaxSize) Prob() float64            { return o.P }
 func (o *LongestMaxSize) defaults()                { o.MaxSize, o.P = 1024, 1 }
 func (o *LongestMaxSize) size(w, h int) (int, int) { return o.scaled(w, h, true) }
@@ -370,7 +376,10 @@ type SmallestMaxSize struct {
 	SizeLimit `yaml:",inline"`
 }
 
-func (o *SmallestMaxSize) Name() string             { return "SmallestMaxSize" }
+// Name implements Op.
+func (o *SmallestMaxSize) Name() string { return "SmallestMaxSize" }
+
+// Prob implements Op.
 func (o *SmallestMaxSize) Prob() float64            { return o.P }
 func (o *SmallestMaxSize) defaults()                { o.MaxSize, o.P = 1024, 1 }
 func (o *SmallestMaxSize) size(w, h int) (int, int) { return o.scaled(w, h, false) }
@@ -392,7 +401,10 @@ type PadIfNeeded struct {
 	P          float64   `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *PadIfNeeded) Name() string             { return "PadIfNeeded" }
+// Name implements Op.
+func (o *PadIfNeeded) Name() string { return "PadIfNeeded" }
+
+// Prob implements Op.
 func (o *PadIfNeeded) Prob() float64            { return o.P }
 func (o *PadIfNeeded) defaults()                { o.MinHeight, o.MinWidth, o.P = 1024, 1024, 1 }
 func (o *PadIfNeeded) size(w, h int) (int, int) { return max(w, o.MinWidth), max(h, o.MinHeight) }
@@ -457,7 +469,10 @@ type RandomCrop struct {
 	CropSize `yaml:",inline"`
 }
 
-func (o *RandomCrop) Name() string  { return "RandomCrop" }
+// Name implements Op.
+func (o *RandomCrop) Name() string { return "RandomCrop" }
+
+// Prob implements Op.
 func (o *RandomCrop) Prob() float64 { return o.P }
 func (o *RandomCrop) defaults()     { o.P = 1 }
 func (o *RandomCrop) geom(g *geomState, r *rand.Rand) error {
@@ -474,7 +489,10 @@ type CenterCrop struct {
 	CropSize `yaml:",inline"`
 }
 
-func (o *CenterCrop) Name() string  { return "CenterCrop" }
+// Name implements Op.
+func (o *CenterCrop) Name() string { return "CenterCrop" }
+
+// Prob implements Op.
 func (o *CenterCrop) Prob() float64 { return o.P }
 func (o *CenterCrop) defaults()     { o.P = 1 }
 func (o *CenterCrop) geom(g *geomState, _ *rand.Rand) error {
@@ -497,7 +515,10 @@ type RandomResizedCrop struct {
 	P      float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *RandomResizedCrop) Name() string  { return "RandomResizedCrop" }
+// Name implements Op.
+func (o *RandomResizedCrop) Name() string { return "RandomResizedCrop" }
+
+// Prob implements Op.
 func (o *RandomResizedCrop) Prob() float64 { return o.P }
 func (o *RandomResizedCrop) defaults() {
 	o.Scale, o.Ratio, o.P = Range{0.08, 1}, Range{3.0 / 4, 4.0 / 3}, 1
@@ -561,7 +582,10 @@ type RandomCropIfNeeded struct {
 	P        float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *RandomCropIfNeeded) Name() string  { return "RandomCropIfNeeded" }
+// Name implements Op.
+func (o *RandomCropIfNeeded) Name() string { return "RandomCropIfNeeded" }
+
+// Prob implements Op.
 func (o *RandomCropIfNeeded) Prob() float64 { return o.P }
 func (o *RandomCropIfNeeded) defaults()     { o.MaxRatio, o.P = 2, 1 }
 func (o *RandomCropIfNeeded) size(w, h int) (int, int) {
@@ -612,7 +636,10 @@ type HorizontalFlip struct {
 	P float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *HorizontalFlip) Name() string    { return "HorizontalFlip" }
+// Name implements Op.
+func (o *HorizontalFlip) Name() string { return "HorizontalFlip" }
+
+// Prob implements Op.
 func (o *HorizontalFlip) Prob() float64   { return o.P }
 func (o *HorizontalFlip) defaults()       { o.P = 0.5 }
 func (o *HorizontalFlip) validate() error { return checkP(o.P) }
@@ -626,7 +653,10 @@ type VerticalFlip struct {
 	P float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *VerticalFlip) Name() string    { return "VerticalFlip" }
+// Name implements Op.
+func (o *VerticalFlip) Name() string { return "VerticalFlip" }
+
+// Prob implements Op.
 func (o *VerticalFlip) Prob() float64   { return o.P }
 func (o *VerticalFlip) defaults()       { o.P = 0.5 }
 func (o *VerticalFlip) validate() error { return checkP(o.P) }
@@ -647,7 +677,10 @@ type ShiftScaleRotate struct {
 	P           float64   `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *ShiftScaleRotate) Name() string  { return "ShiftScaleRotate" }
+// Name implements Op.
+func (o *ShiftScaleRotate) Name() string { return "ShiftScaleRotate" }
+
+// Prob implements Op.
 func (o *ShiftScaleRotate) Prob() float64 { return o.P }
 func (o *ShiftScaleRotate) defaults() {
 	o.ShiftLimit, o.ScaleLimit, o.RotateLimit, o.P = Sym(0.0625), Sym(0.1), Sym(45), 0.5
