@@ -330,8 +330,9 @@ func TestMemoryStaysBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Release()
-		switch b.Number {
+		num := b.Number
+		b.Release() // b must not be touched after this
+		switch num {
 		case 10:
 			early = heap()
 		case l.NumBatches() - 1:
