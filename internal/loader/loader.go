@@ -178,9 +178,12 @@ func NewTTA(items []Item, p *pipeline.Pipeline, opt Options) ([]*Loader, error) 
 		out = append(out, l)
 	}
 	if opt.CacheBytes > 0 && len(out) > 1 {
-		// Variants decode the same files: share one cache.
+		// Variants decode the same files: share one cache, between
+		// variants that decode alike (the same hint).
 		for _, l := range out[1:] {
-			l.cache = out[0].cache
+			if l.hint == out[0].hint {
+				l.cache = out[0].cache
+			}
 		}
 	}
 	return out, nil
