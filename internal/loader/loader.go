@@ -38,37 +38,37 @@ type Item struct {
 }
 
 // Options configure a Loader. The zero value of every field but BatchSize
-// is usable.
+// is usable. The yaml tags let a run configuration embed them.
 type Options struct {
-	BatchSize int // samples per batch (required)
-	Workers   int // decoding goroutines; 0 = GOMAXPROCS
-	Prefetch  int // batches prepared ahead of the consumer; 0 = 2
-	Seed      uint64
-	Shuffle   bool // a new permutation each epoch (training)
-	DropLast  bool // drop the final short batch
+	BatchSize int    `yaml:"batch_size" doc:"Samples per batch."`
+	Workers   int    `yaml:"workers" doc:"Decoding goroutines; 0 uses every core."`
+	Prefetch  int    `yaml:"prefetch" doc:"Batches prepared ahead of the consumer; 0 means 2. Memory grows with it."`
+	Seed      uint64 `yaml:"seed" doc:"Seed of the order, the augmentation draws and the batch mixing."`
+	Shuffle   bool   `yaml:"shuffle" doc:"A new random order each epoch (training)."`
+	DropLast  bool   `yaml:"drop_last" doc:"Drop the final short batch of an epoch."`
 	// Stream separates independent random streams over the same items,
 	// e.g. the draws of stochastic TTA; NewTTA sets it.
-	Stream uint64
+	Stream uint64 `yaml:"-"`
 	// CacheBytes bounds an in-memory cache of decoded images (0 = none).
 	// It fills until full and then stays fixed, which beats LRU on a
 	// dataset larger than the cache read in random order.
-	CacheBytes int64
+	CacheBytes int64 `yaml:"cache_bytes" doc:"Memory for a cache of decoded images, in bytes; 0 turns it off."`
 	// CacheSide, when positive, downsizes cached images so their short side
 	// is at most CacheSide, to fit more of them. Below what the pipeline
 	// needs it costs detail, and it changes the samples (not the
 	// determinism), so use the same value when comparing runs.
-	CacheSide int
+	CacheSide int `yaml:"cache_side" doc:"Cached images are shrunk so their short side is at most this (0 keeps the decoded size)."`
 	// SkipBroken drops samples whose image cannot be decoded from their
 	// batch (which gets shorter) instead of failing the epoch; each is
 	// reported to OnSkip, if set, and listed by Skipped.
-	SkipBroken bool
-	OnSkip     func(path string, err error)
+	SkipBroken bool                         `yaml:"skip_broken" doc:"Leave broken images out of their batch (and report them) instead of stopping."`
+	OnSkip     func(path string, err error) `yaml:"-"`
 	// Mix mixes samples within each batch (Mixup/CutMix), targets too.
-	Mix mixup.Config
+	Mix mixup.Config `yaml:"mix" doc:"Batch-level Mixup or CutMix."`
 	// FullDecode turns off reduced-scale JPEG decoding (see
 	// augment.Chain.DecodeHint): slower, bit-for-bit what a full-size
 	// decode gives.
-	FullDecode bool
+	FullDecode bool `yaml:"full_decode" doc:"Decode JPEGs at full size even when the pipeline resizes them much smaller."`
 }
 
 // Batch is one batch of samples, NCHW.
