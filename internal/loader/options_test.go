@@ -1,5 +1,10 @@
 package loader
-import ("testing"; "imet/internal/config")
+
+import (
+	"imet/internal/config"
+	"testing"
+)
+
 func TestOptionsYAML(t *testing.T) {
 	o := Options{Workers: 3}
 	err := config.Decode("run.yaml", []byte("batch_size: 64\nshuffle: true\ncache_bytes: 1000\nmix: {mode: cutmix, alpha: 1, p: 0.5}\n"), &o)
