@@ -138,9 +138,9 @@ type Engine struct {
 // discriminative rates).
 func Default() Run {
 	return Run{
-		Name: "run",
-		Seed: 42,
-		Data: Data{Folds: "folds.csv", ImageSize: 256, TrainPipeline: "aggressive256", EvalPipeline: "resize256", TTA: "hflip"},
+		Name:  "run",
+		Seed:  42,
+		Data:  Data{Folds: "folds.csv", ImageSize: 256, TrainPipeline: "aggressive256", EvalPipeline: "resize256", TTA: "hflip"},
 		Model: Model{Arch: "resnet50", Pool: "avg"},
 		Stages: []Stage{
 			withDefaults(Stage{Name: "head", Epochs: 1, Frozen: []string{"stem", "stage1", "stage2", "stage3", "stage4"}, LR: []float64{1e-3}}),
