@@ -29,15 +29,15 @@ type StartEvent struct {
 
 // StepEvent follows each optimizer step.
 type StepEvent struct {
-	Stage, Epoch  int
-	StageName     string
-	Batch         int // batches done in the epoch
-	Batches       int // batches in the epoch
-	GlobalStep    int64
-	Loss          float64 // mean loss over the step's micro-batches
-	LR            float64 // rate of the last (head) group
-	ImagesPerSec  float64 // over the session so far
-	Elapsed       time.Duration
+	Stage, Epoch int
+	StageName    string
+	Batch        int // batches done in the epoch
+	Batches      int // batches in the epoch
+	GlobalStep   int64
+	Loss         float64 // mean loss over the step's micro-batches
+	LR           float64 // rate of the last (head) group
+	ImagesPerSec float64 // over the session so far
+	Elapsed      time.Duration
 }
 
 // EpochEvent follows each validation.
