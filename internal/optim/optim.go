@@ -272,4 +272,3 @@ func ByGroup(s *nn.Store, lr map[string]float64, wd float64) ([]*Group, error) {
 	}
 	return gs, nil
 }
-
