@@ -1,0 +1,117 @@
+//go:build cgo && !noturbo
+
+package imageio
+
+/*
+#cgo LDFLAGS: -lturbojpeg
+#include <turbojpeg.h>
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unsafe"
+)
+
+const turboEnabled = true
+
+// handles holds decompressor handles for reuse; creating one costs a few
+// allocations inside libjpeg, which adds up over 100k images. Handles are
+// never freed: there are at most cap(handles) idle ones.
+var handles = make(chan C.tjhandle, 64)
+
+func getHandle() (C.tjhandle, error) {
+	select {
+	case h := <-handles:
+		return h, nil
+	default:
+	}
+	h := C.tjInitDecompress()
+	if h == nil {
+		return nil, errors.New("libjpeg-turbo: cannot create a decompressor")
+	}
+	return h, nil
+}
+
+func putHandle(h C.tjhandle) {
+	select {
+	case handles <- h:
+	default:
+		C.tjDestroy(h)
+	}
+}
+
+var scalingFactors = func() []C.tjscalingfactor {
+	var n C.int
+	p := C.tjGetScalingFactors(&n)
+	return unsafe.Slice(p, int(n))
+}()
+
+func scaled(dim int, sf C.tjscalingfactor) int {
+	return (dim*int(sf.num) + int(sf.denom) - 1) / int(sf.denom)
+}
+
+// pickScale chooses the smallest reduction (num/denom <= 1) whose output
+// still satisfies the hint.
+func pickScale(w, h int, hint Hint) C.tjscalingfactor {
+	best := C.tjscalingfactor{num: 1, denom: 1}
+	if hint.zero() {
+		return best
+	}
+	bestW := w
+	for _, sf := range scalingFactors {
+		if int(sf.num) > int(sf.denom) {
+			continue
+		}
+		sw, sh := scaled(w, sf), scaled(h, sf)
+		if hint.accepts(sw, sh) && sw < bestW {
+			best, bestW = sf, sw
+		}
+	}
+	return best
+}
+
+func decodeJPEG(data []byte, hint Hint) (*Image, error) {
+	h, err := getHandle()
+	if err != nil {
+		return nil, err
+	}
+	defer putHandle(h)
+	// Go memory is passed straight to libjpeg (no copies): it holds no Go
+	// pointers and libjpeg uses it only during each call.
+	buf := unsafe.Pointer(&data[0])
+	var w, hh, subsamp, cs C.int
+	if C.tjDecompressHeader3(h, (*C.uchar)(buf), C.ulong(len(data)), &w, &hh, &subsamp, &cs) != 0 {
+		return nil, turboErr(h)
+	}
+	if w <= 0 || hh <= 0 || int64(w)*int64(hh) > maxPixels {
+		return nil, fmt.Errorf("implausible JPEG size %dx%d", int(w), int(hh))
+	}
+	if cs == C.TJCS_CMYK || cs == C.TJCS_YCCK {
+		// libjpeg-turbo 2.x cannot convert these to RGB; the standard
+		// decoder knows Adobe's inverted CMYK.
+		return decodeStd(data)
+	}
+	sf := pickScale(int(w), int(hh), hint)
+	ow, oh := scaled(int(w), sf), scaled(int(hh), sf)
+	out := New(ow, oh)
+	cpix := unsafe.Pointer(&out.Pix[0])
+	rc := C.tjDecompress2(h, (*C.uchar)(buf), C.ulong(len(data)), (*C.uchar)(cpix),
+		C.int(ow), C.int(3*ow), C.int(oh), C.TJPF_RGB, 0)
+	if rc != 0 {
+		err := turboErr(h)
+		// Warnings are tolerated (extraneous bytes and the like, which PIL
+		// ignores too) except a premature end: that is a truncated file whose
+		// missing part libjpeg would fill with grey.
+		if C.tjGetErrorCode(h) != C.TJERR_WARNING || strings.Contains(err.Error(), "Premature end") {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func turboErr(h C.tjhandle) error {
+	return errors.New("libjpeg-turbo: " + C.GoString(C.tjGetErrorStr2(h)))
+}
