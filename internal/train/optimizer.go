@@ -6,110 +6,92 @@ import (
 
 	"imet/internal/checkpoint"
 	"imet/internal/nn"
+	"imet/internal/optim"
 	"imet/internal/torch"
 	"imet/internal/trainconfig"
 )
 
-// optimizer applies AdamW or SGD to the trainable parameters of a stage,
-// each with its layer group's rate, and exports its moments for
-// checkpoints. Its state lives outside every scope.
+// optimizer is a stage's internal/optim optimizer with the base rate of
+// each layer group remembered, so the schedule's factor can be applied
+// every step.
 type optimizer struct {
-	cfg    trainconfig.Optimizer
-	params []*nn.Var
-	rates  map[string]float64 // base rate per group
-	m, v   map[string]*torch.Tensor
-	steps  int
+	opt  optim.Optimizer
+	base map[string]float64
 }
 
-func newOptimizer(cfg trainconfig.Optimizer, store *nn.Store, rates map[string]float64) *optimizer {
-	o := &optimizer{cfg: cfg, rates: rates, m: map[string]*torch.Tensor{}, v: map[string]*torch.Tensor{}}
-	for _, p := range store.Trainable() {
-		if _, ok := rates[p.Group]; !ok {
-			continue
-		}
-		o.params = append(o.params, p)
-		var z1, z2 *torch.Tensor
-		torch.NoGrad(func() {
-			z1 = torch.Zeros(p.T.DType(), p.T.Device(), p.T.Shape()...)
-			if cfg.Name == "adamw" {
-				z2 = torch.Zeros(p.T.DType(), p.T.Device(), p.T.Shape()...)
-			}
-		})
-		o.m[p.Name] = z1
-		if z2 != nil {
-			o.v[p.Name] = z2
-		}
+func newOptimizer(cfg trainconfig.Optimizer, store *nn.Store, rates map[string]float64) (*optimizer, error) {
+	groups, err := optim.ByGroup(store, rates, cfg.WeightDecay)
+	if err != nil {
+		return nil, err
 	}
-	return o
+	o := &optimizer{base: map[string]float64{}}
+	for _, g := range groups {
+		o.base[g.Name] = g.LR
+	}
+	switch cfg.Name {
+	case "adamw":
+		o.opt = optim.NewAdamW(groups, optim.AdamWOptions{Beta1: cfg.Betas[0], Beta2: cfg.Betas[1], Eps: cfg.Eps})
+	case "sgd":
+		o.opt = optim.NewSGD(groups, optim.SGDOptions{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov})
+	default:
+		return nil, fmt.Errorf("unknown optimizer %q", cfg.Name)
+	}
+	return o, nil
 }
 
-// step updates every parameter with its group's rate times factor.
-func (o *optimizer) step(factor float64) {
-	o.steps++
-	torch.NoGrad(func() {
-		for _, p := range o.params {
-			g := p.T.Grad()
-			if g == nil {
-				continue
+// step sets every group's rate to base × factor and updates.
+func (o *optimizer) step(factor float64) error {
+	for _, g := range o.opt.Groups() {
+		g.LR = o.base[g.Name] * factor
+	}
+	return o.opt.Step()
+}
+
+func (o *optimizer) zeroGrad() { o.opt.ZeroGrad() }
+
+// export adds the optimizer's state to a checkpoint's tensors as
+// "optim/<param>.<buffer>".
+func (o *optimizer) export(out map[string]checkpoint.Tensor) {
+	for n, t := range o.opt.State() {
+		out["optim/"+n] = toCkpt(t)
+		t.Free()
+	}
+}
+
+// load restores state exported by export.
+func (o *optimizer) load(in map[string]checkpoint.Tensor) error {
+	m := map[string]*torch.Tensor{}
+	defer func() {
+		for _, t := range m {
+			t.Free()
+		}
+	}()
+	err := torch.Catch(func() {
+		for n, c := range in {
+			shape := make([]int, len(c.Shape))
+			for i, d := range c.Shape {
+				shape[i] = int(d)
 			}
-			lr := o.rates[p.Group] * factor
-			if o.cfg.Name == "adamw" {
-				torch.AdamWStep(p.T, g, o.m[p.Name], o.v[p.Name], lr, o.cfg.Betas[0], o.cfg.Betas[1], o.cfg.Eps, o.cfg.WeightDecay, o.steps)
-			} else {
-				torch.SGDStep(p.T, g, o.m[p.Name], lr, o.cfg.Momentum, 0, o.cfg.WeightDecay, o.cfg.Nesterov, o.steps == 1)
+			dt, ok := dtypeByName(c.DType)
+			if !ok {
+				panic(&torch.Error{Op: "load", Msg: "unknown dtype " + c.DType + " of " + n})
 			}
+			m[strings.TrimPrefix(n, "optim/")] = torch.FromBytes(c.Data, dt, shape...)
 		}
 	})
+	if err != nil {
+		return err
+	}
+	return o.opt.LoadState(m)
 }
 
-func (o *optimizer) zeroGrad() {
-	for _, p := range o.params {
-		p.T.ZeroGrad()
-	}
-}
-
-func (o *optimizer) free() {
-	for _, t := range o.m {
-		t.Free()
-	}
-	for _, t := range o.v {
-		t.Free()
-	}
-}
-
-// export adds the optimizer's state to a checkpoint's tensors.
-func (o *optimizer) export(out map[string]checkpoint.Tensor) {
-	for n, t := range o.m {
-		out["optim/m/"+n] = toCkpt(t)
-	}
-	for n, t := range o.v {
-		out["optim/v/"+n] = toCkpt(t)
-	}
-}
-
-// load restores moments exported by export; steps comes from the state.
-func (o *optimizer) load(in map[string]checkpoint.Tensor, steps int) error {
-	o.steps = steps
-	for prefix, dst := range map[string]map[string]*torch.Tensor{"optim/m/": o.m, "optim/v/": o.v} {
-		for n, t := range dst {
-			c, ok := in[prefix+n]
-			if !ok {
-				return fmt.Errorf("checkpoint has no optimizer state %s%s", prefix, n)
-			}
-			if err := fromCkpt(t, c); err != nil {
-				return fmt.Errorf("%s%s: %w", prefix, n, err)
-			}
+func dtypeByName(s string) (torch.DType, bool) {
+	for _, d := range []torch.DType{torch.Float32, torch.BFloat16, torch.Int64, torch.Float64, torch.Uint8, torch.Bool, torch.Float16} {
+		if d.String() == s {
+			return d, true
 		}
 	}
-	for k := range in {
-		if strings.HasPrefix(k, "optim/") {
-			n := k[len("optim/m/"):]
-			if o.m[n] == nil {
-				return fmt.Errorf("checkpoint has optimizer state for %s, which this stage does not train", n)
-			}
-		}
-	}
-	return nil
+	return 0, false
 }
 
 // toCkpt copies a tensor's bytes out for a checkpoint.

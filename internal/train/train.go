@@ -210,10 +210,9 @@ func (t *trainer) enterStage(i int) error {
 	if err != nil {
 		return err
 	}
-	if t.opt != nil {
-		t.opt.free()
+	if t.opt, err = newOptimizer(s.Optimizer, t.store, rates); err != nil {
+		return fmt.Errorf("stage %s: %w", s.Name, err)
 	}
-	t.opt = newOptimizer(s.Optimizer, t.store, rates)
 	_, spe, total := t.stageLength(s)
 	if t.sched, err = schedule.New(s.Schedule, total, spe); err != nil {
 		return fmt.Errorf("stage %s: %w", s.Name, err)
@@ -243,7 +242,7 @@ func (t *trainer) loop(ctx context.Context) (string, error) {
 				return "", err
 			}
 			if t.pendingOptim != nil {
-				if err := t.opt.load(t.pendingOptim, t.st.StageStep); err != nil {
+				if err := t.opt.load(t.pendingOptim); err != nil {
 					return "", fmt.Errorf("resume: %w", err)
 				}
 				t.pendingOptim = nil
@@ -336,13 +335,19 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 			continue
 		}
 		factor := t.sched.Factor(t.st.StageStep, &t.st.Schedule)
+		var stepErr error
 		err = torch.Catch(func() {
-			t.opt.step(factor)
+			if stepErr = t.opt.step(factor); stepErr != nil {
+				return
+			}
 			t.opt.zeroGrad()
 			if t.ema != nil {
 				t.updateEMA()
 			}
 		})
+		if err == nil {
+			err = stepErr
+		}
 		scope.Close()
 		scope = nil
 		if err != nil {

@@ -27,7 +27,6 @@ import (
 func tinyRecipe() trainconfig.Run {
 	r := trainconfig.Default()
 	r.Name, r.Seed = "tiny", 3
-	r.Data.ImageSize = 16
 	r.Model = trainconfig.Model{Arch: "tiny", Pool: "avg", Dropout: 0.2}
 	s1 := trainconfig.DefaultStage()
 	s1.Name, s1.Epochs, s1.BatchSize = "head", 2, 8
@@ -233,7 +232,7 @@ func TestTimeBudgetStopsCleanly(t *testing.T) {
 
 func TestLearnsTheSyntheticTask(t *testing.T) {
 	r := trainconfig.Default()
-	r.Seed, r.Data.ImageSize = 5, 16
+	r.Seed = 5
 	r.Model = trainconfig.Model{Arch: "tiny", Pool: "avg"}
 	s := trainconfig.DefaultStage()
 	s.Name, s.Epochs, s.BatchSize, s.LR = "all", 12, 8, []float64{1e-2}

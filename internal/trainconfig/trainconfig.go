@@ -34,17 +34,16 @@ type Run struct {
 	Engine     Engine     `yaml:"engine" doc:"Device, threads and precision."`
 }
 
-// Data says where a run's samples come from.
+// Data says where a run's samples come from and how they are prepared.
 type Data struct {
-	Root          string `yaml:"root" doc:"Data set directory in iMet layout (train.csv, labels.csv, train/, test/)."`
-	Folds         string `yaml:"folds" doc:"folds.csv assigning each training image to a fold; relative paths are under root."`
-	ImageSize     int    `yaml:"image_size" doc:"Side of the square network input, in pixels."`
-	TrainPipeline string `yaml:"train_pipeline" doc:"Named augmentation pipeline for training (e.g. aggressive256, resize320)."`
-	EvalPipeline  string `yaml:"eval_pipeline" doc:"Pipeline for validation and test images."`
-	TTA           string `yaml:"tta" doc:"Test-time augmentation: none, hflip, or stochastic:N."`
+	Root          string `yaml:"root" doc:"Data set directory in iMet layout (labels.csv, train.csv, sample_submission.csv, train/, test/)."`
+	Folds         string `yaml:"folds" doc:"folds.csv assigning each training image to a fold; a relative path is under root."`
+	Pipeline      string `yaml:"pipeline" doc:"Augmentation pipeline: aggressive256, resize320, or one defined in pipelines_file."`
+	PipelinesFile string `yaml:"pipelines_file" doc:"YAML file with a pipelines: section of user-defined pipelines."`
+	TTA           string `yaml:"tta" doc:"Test-time augmentation: empty keeps the pipeline's own, none uses only the plain eval transform."`
 	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core)." resume:"free"`
-	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs (0: none)." resume:"free"`
-	Limit         int    `yaml:"limit" doc:"Use only the first N training images (0: all); for smoke tests."`
+	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none)." resume:"free"`
+	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all); for smoke tests."`
 }
 
 // Model names the network and its head.
@@ -52,6 +51,7 @@ type Model struct {
 	Arch       string  `yaml:"arch" doc:"Architecture from the model zoo, e.g. resnet50, se_resnext50_32x4d."`
 	Pretrained string  `yaml:"pretrained" doc:"Weights file (.pth, .pt, .safetensors) to start from; empty: random initialisation."`
 	Pool       string  `yaml:"pool" doc:"Head pooling: avg, max or concat."`
+	Features   string  `yaml:"features" doc:"Features fed to the head: last (last stage) or last2 (last two stages concatenated)."`
 	Dropout    float64 `yaml:"dropout" doc:"Dropout before the classifier."`
 }
 
@@ -140,8 +140,8 @@ func Default() Run {
 	return Run{
 		Name:  "run",
 		Seed:  42,
-		Data:  Data{Folds: "folds.csv", ImageSize: 256, TrainPipeline: "aggressive256", EvalPipeline: "resize256", TTA: "hflip"},
-		Model: Model{Arch: "resnet50", Pool: "avg"},
+		Data:  Data{Folds: "folds.csv", Pipeline: "aggressive256"},
+		Model: Model{Arch: "resnet50", Pool: "avg", Features: "last"},
 		Stages: []Stage{
 			withDefaults(Stage{Name: "head", Epochs: 1, Frozen: []string{"stem", "stage1", "stage2", "stage3", "stage4"}, LR: []float64{1e-3}}),
 			withDefaults(Stage{Name: "top", Epochs: 2, Frozen: []string{"stem", "stage1", "stage2"}, LR: []float64{1e-4, 5e-4}}),
@@ -246,8 +246,8 @@ func (r *Run) Validate() error {
 	if len(r.Stages) == 0 {
 		return fmt.Errorf("no stages")
 	}
-	if r.Data.ImageSize < 8 {
-		return fmt.Errorf("data.image_size %d is too small", r.Data.ImageSize)
+	if r.Data.TTA != "" && r.Data.TTA != "none" {
+		return fmt.Errorf("data.tta %q: want empty (the pipeline's own) or none", r.Data.TTA)
 	}
 	for i, s := range r.Stages {
 		at := fmt.Sprintf("stages[%d] (%s)", i, s.Name)
@@ -264,6 +264,10 @@ func (r *Run) Validate() error {
 			return fmt.Errorf("%s: optimizer %q (want adamw or sgd)", at, s.Optimizer.Name)
 		case s.Mixup.Alpha < 0 || s.CutMix.Alpha < 0:
 			return fmt.Errorf("%s: mixing alpha must not be negative", at)
+		case s.Mixup.Alpha > 0 && s.CutMix.Alpha > 0:
+			return fmt.Errorf("%s: choose Mixup or CutMix, not both", at)
+		case s.Mixup.Prob < 0 || s.Mixup.Prob > 1 || s.CutMix.Prob < 0 || s.CutMix.Prob > 1:
+			return fmt.Errorf("%s: mixing prob outside [0, 1]", at)
 		}
 		for _, lr := range s.LR {
 			if !(lr >= 0) || math.IsInf(lr, 0) {
