@@ -156,15 +156,16 @@ var kerasBN = map[string]string{"gamma": "weight", "beta": "bias", "moving_mean"
 // expanded_conv_*, block_N_{expand,depthwise,project}[_BN], Conv_1,
 // Conv_1_bn), onto torchvision's mobilenet_v2 names (features.0.0,
 // features.N.conv.M, features.18), transposing kernels. Dense layers on
-// top (nsfwjs's head is dense_1, dense_2, dense_3) become head.0, head.1,
-// ... in the order of their Keras names' numbers; headPrefix picks their
-// prefix (the zoo's mobilenet_v2 uses "classifier.").
+// top, in the order of their Keras names' numbers (nsfwjs's head is
+// dense_1, dense_2, dense_3): the last becomes classifier.1, torchvision's
+// output layer, and those before it mlp.0, mlp.1, ..., the hidden layers
+// of the zoo's mobilenet_v2 with MobileNetV2Config.Hidden.
 //
 // Two differences remain that weights alone cannot carry, and the zoo's
 // mobilenet_v2 has options for both: Keras batch norm uses eps=1e-3 (not
 // 1e-5), and Keras pads stride-2 convolutions by (0, 1) on each spatial
 // axis instead of 1 on both sides.
-func KerasMobileNetV2ToTorchvision(s Set, headPrefix string) (Set, error) {
+func KerasMobileNetV2ToTorchvision(s Set) (Set, error) {
 	out := Set{}
 	var dense []string
 	blockRe := regexp.MustCompile(`^block_(\d+)_(expand|depthwise|project)(_BN)?/(.+)$`)
@@ -238,15 +239,19 @@ func KerasMobileNetV2ToTorchvision(s Set, headPrefix string) (Set, error) {
 	}
 	sortByTrailingNumber(order)
 	for i, l := range order {
+		prefix := fmt.Sprintf("mlp.%d.", i)
+		if i == len(order)-1 {
+			prefix = "classifier.1."
+		}
 		for _, p := range []string{"kernel", "bias"} {
 			t, ok := s[l+"/"+p]
 			if !ok {
 				return nil, fmt.Errorf("%s/%s missing", l, p)
 			}
 			if p == "kernel" {
-				out[fmt.Sprintf("%s%d.weight", headPrefix, i)] = KerasDenseToTorch(t)
+				out[prefix+"weight"] = KerasDenseToTorch(t)
 			} else {
-				out[fmt.Sprintf("%s%d.bias", headPrefix, i)] = t
+				out[prefix+"bias"] = t
 			}
 		}
 	}
