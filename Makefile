@@ -6,6 +6,8 @@ GO ?= go
 export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 268435456
 export MALLOC_TOP_PAD_ ?= 268435456
+# Tests keep screenshots and figures here for CI to collect (docs/registry.md).
+export IMET_ARTIFACTS ?= $(CURDIR)/out/artifacts
 
 .PHONY: demo test build deps vet
 

@@ -1,0 +1,282 @@
+// Package notify tells a person that a run started, saved a checkpoint,
+// finished or failed, on Telegram or any service Shoutrrr knows (generic
+// webhooks, Slack, Discord, ...). A failure is always reported as a failure:
+// the event kind decides the wording, and a Finished event carrying an
+// error is reported as failed.
+//
+// Secrets (the bot token, webhook URLs with their keys) are read from the
+// environment or from a file named in the configuration, never from the
+// configuration itself, which the registry stores with every run.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-telegram/bot"
+	"github.com/nicholas-fedor/shoutrrr"
+	"github.com/nicholas-fedor/shoutrrr/pkg/router"
+)
+
+// Config says where and when to notify. It holds no secret, only where to
+// find one.
+type Config struct {
+	OnStart      bool           `yaml:"on_start" doc:"Notify when a run starts."`
+	OnCheckpoint bool           `yaml:"on_checkpoint" doc:"Notify on every saved checkpoint (off by default: it is chatty)."`
+	Telegram     TelegramConfig `yaml:"telegram" doc:"Telegram bot settings; used when the token is found."`
+	URLsEnv      string         `yaml:"urls_env" doc:"Environment variable holding Shoutrrr URLs (Slack, Discord, generic webhooks), separated by spaces or newlines."`
+	URLsFile     string         `yaml:"urls_file" doc:"File holding Shoutrrr URLs, one per line; read when the variable in urls_env is empty."`
+}
+
+// TelegramConfig locates the Telegram bot and chat.
+type TelegramConfig struct {
+	ChatID    string `yaml:"chat_id" doc:"Chat to write to: a numeric id or @channelname."`
+	TokenEnv  string `yaml:"token_env" doc:"Environment variable holding the bot token."`
+	TokenFile string `yaml:"token_file" doc:"File holding the bot token; read when the variable in token_env is empty."`
+	ServerURL string `yaml:"server_url" doc:"Bot API server, for a self-hosted server; empty for api.telegram.org."`
+}
+
+// DefaultConfig returns the defaults: notify on start, finish and failure,
+// secrets in IMET_TELEGRAM_TOKEN and IMET_NOTIFY_URLS.
+func DefaultConfig() Config {
+	return Config{
+		OnStart:  true,
+		Telegram: TelegramConfig{TokenEnv: "IMET_TELEGRAM_TOKEN"},
+		URLsEnv:  "IMET_NOTIFY_URLS",
+	}
+}
+
+// Kind is what happened to a run.
+type Kind int
+
+// The events a run reports.
+const (
+	Started Kind = iota
+	Checkpoint
+	Finished
+	Failed
+)
+
+// Event is one thing worth telling about a run.
+type Event struct {
+	Kind    Kind
+	RunID   int64
+	Run     string        // run name
+	Host    string        // machine it runs on
+	Elapsed time.Duration // since start
+	CVF2    *float64      // Finished: the cross-validated F2, nil if none
+	Epoch   float64       // Checkpoint: the epoch it was saved at
+	Path    string        // Checkpoint: where
+	Err     error         // Failed: why
+	LogTail []string      // Failed: the last lines of the log
+}
+
+// maxText keeps a message under Telegram's 4096-character limit.
+const maxText = 3800
+
+// Text renders the event as a message.
+func (e Event) Text() string {
+	var b strings.Builder
+	name := fmt.Sprintf("run %d %q", e.RunID, e.Run)
+	if e.Host != "" {
+		name += " on " + e.Host
+	}
+	kind := e.Kind
+	if kind == Finished && e.Err != nil {
+		kind = Failed // an error is never good news
+	}
+	switch kind {
+	case Started:
+		fmt.Fprintf(&b, "▶ %s started", name)
+	case Checkpoint:
+		fmt.Fprintf(&b, "💾 %s saved a checkpoint at epoch %.2f", name, e.Epoch)
+		if e.Path != "" {
+			fmt.Fprintf(&b, ": %s", e.Path)
+		}
+		fmt.Fprintf(&b, " (%s in)", e.Elapsed.Round(time.Second))
+	case Finished:
+		fmt.Fprintf(&b, "✅ %s finished in %s", name, e.Elapsed.Round(time.Second))
+		if e.CVF2 != nil {
+			fmt.Fprintf(&b, ", CV F2 %.4f", *e.CVF2)
+		}
+	case Failed:
+		msg := "no error message"
+		if e.Err != nil {
+			msg = e.Err.Error()
+		}
+		fmt.Fprintf(&b, "❌ %s FAILED after %s: %s", name, e.Elapsed.Round(time.Second), msg)
+		if len(e.LogTail) > 0 {
+			tail := strings.Join(e.LogTail, "\n")
+			if room := maxText - b.Len() - 20; len(tail) > room && room > 0 {
+				tail = "…" + tail[len(tail)-room:]
+			}
+			fmt.Fprintf(&b, "\n\nlast log lines:\n%s", tail)
+		}
+	}
+	return b.String()
+}
+
+// Sender delivers a message to one service.
+type Sender interface {
+	Send(ctx context.Context, text string) error
+	Name() string
+}
+
+// Notifier sends events to every configured service.
+type Notifier struct {
+	cfg     Config
+	senders []Sender
+}
+
+// New builds a Notifier from the configuration and the secrets it points
+// to. With no secret found it returns a Notifier that sends nothing, so
+// that notifications stay optional.
+func New(cfg Config) (*Notifier, error) {
+	n := &Notifier{cfg: cfg}
+	token, err := secret(cfg.Telegram.TokenEnv, cfg.Telegram.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("notify: telegram token: %w", err)
+	}
+	if token != "" {
+		if cfg.Telegram.ChatID == "" {
+			return nil, errors.New("notify: a telegram token is set but telegram.chat_id is empty")
+		}
+		t, err := NewTelegram(token, cfg.Telegram.ChatID, cfg.Telegram.ServerURL)
+		if err != nil {
+			return nil, err
+		}
+		n.senders = append(n.senders, t)
+	}
+	urls, err := secret(cfg.URLsEnv, cfg.URLsFile)
+	if err != nil {
+		return nil, fmt.Errorf("notify: urls: %w", err)
+	}
+	if fields := strings.Fields(urls); len(fields) > 0 {
+		s, err := NewShoutrrr(fields...)
+		if err != nil {
+			return nil, err
+		}
+		n.senders = append(n.senders, s)
+	}
+	return n, nil
+}
+
+// NewWith builds a Notifier over given senders, e.g. for tests or for a
+// service configured in code.
+func NewWith(cfg Config, senders ...Sender) *Notifier {
+	return &Notifier{cfg: cfg, senders: senders}
+}
+
+// Enabled reports whether any service is configured.
+func (n *Notifier) Enabled() bool { return n != nil && len(n.senders) > 0 }
+
+// Notify sends the event to every service, unless the configuration mutes
+// its kind (start and checkpoint events are optional; finish and failure
+// are always sent). It tries every service and joins their errors; callers
+// normally log the error and carry on, as a lost message must not kill a
+// run.
+func (n *Notifier) Notify(ctx context.Context, e Event) error {
+	if !n.Enabled() {
+		return nil
+	}
+	if (e.Kind == Started && !n.cfg.OnStart) || (e.Kind == Checkpoint && !n.cfg.OnCheckpoint) {
+		return nil
+	}
+	text := e.Text()
+	var errs []error
+	for _, s := range n.senders {
+		if err := s.Send(ctx, text); err != nil {
+			errs = append(errs, fmt.Errorf("notify %s: %w", s.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// secret reads a value from the environment variable env, else from file.
+func secret(env, file string) (string, error) {
+	if env != "" {
+		if v := strings.TrimSpace(os.Getenv(env)); v != "" {
+			return v, nil
+		}
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil
+}
+
+// Telegram sends messages through a Telegram bot.
+type Telegram struct {
+	bot    *bot.Bot
+	chatID string
+}
+
+// NewTelegram makes a Telegram sender. serverURL overrides the Bot API
+// server ("" for https://api.telegram.org), e.g. for a local fake in tests.
+func NewTelegram(token, chatID, serverURL string) (*Telegram, error) {
+	opts := []bot.Option{bot.WithSkipGetMe()} // no network call until there is news
+	if serverURL != "" {
+		opts = append(opts, bot.WithServerURL(strings.TrimRight(serverURL, "/")))
+	}
+	b, err := bot.New(token, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("notify: telegram: %w", err)
+	}
+	return &Telegram{bot: b, chatID: chatID}, nil
+}
+
+// Name implements Sender.
+func (t *Telegram) Name() string { return "telegram" }
+
+// Send implements Sender.
+func (t *Telegram) Send(ctx context.Context, text string) error {
+	_, err := t.bot.SendMessage(ctx, &bot.SendMessageParams{ChatID: t.chatID, Text: text})
+	if err != nil {
+		// The library's errors may quote the request URL, which holds the token.
+		return errors.New(strings.ReplaceAll(err.Error(), t.bot.Token(), "<token>"))
+	}
+	return nil
+}
+
+// Shoutrrr sends messages to services named by Shoutrrr URLs, e.g.
+// "slack://…", "discord://…" or "generic://host/path" for any webhook.
+type Shoutrrr struct {
+	router *router.ServiceRouter
+	urls   []string
+}
+
+// NewShoutrrr makes a Shoutrrr sender for the given URLs.
+func NewShoutrrr(urls ...string) (*Shoutrrr, error) {
+	r, err := shoutrrr.CreateSender(urls...)
+	if err != nil {
+		// Never echo the URL: it carries the service's key.
+		return nil, fmt.Errorf("notify: invalid notification URL: %s", redactURLs(err.Error(), urls))
+	}
+	return &Shoutrrr{router: r, urls: urls}, nil
+}
+
+// Name implements Sender.
+func (s *Shoutrrr) Name() string { return fmt.Sprintf("shoutrrr (%d URLs)", len(s.urls)) }
+
+// Send implements Sender.
+func (s *Shoutrrr) Send(ctx context.Context, text string) error {
+	if err := errors.Join(s.router.Send(text, nil)...); err != nil {
+		return errors.New(redactURLs(err.Error(), s.urls))
+	}
+	return nil
+}
+
+func redactURLs(msg string, urls []string) string {
+	for _, u := range urls {
+		msg = strings.ReplaceAll(msg, u, "<url>")
+	}
+	return msg
+}
