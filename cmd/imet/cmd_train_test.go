@@ -80,7 +80,7 @@ func TestTrainStopsOnBudgetAndResumes(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("resume exited %d: %s", code, errs)
 	}
-	if !strings.Contains(out, "fold 1 done") {
+	if !strings.Contains(out, "done at step") {
 		t.Fatalf("resume output:\n%s", out)
 	}
 	oof, err := probs.Load(filepath.Join(run, "oof_fold1.npy"))
