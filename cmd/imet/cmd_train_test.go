@@ -114,3 +114,28 @@ func TestTrainRefusesChangedConfigOnResume(t *testing.T) {
 		t.Fatalf("changed recipe: exit %d, %s", code, errs)
 	}
 }
+
+func TestCVWritesSubmission(t *testing.T) {
+	cfg := tinyRun(t)
+	out := filepath.Join(t.TempDir(), "cv")
+	code, stdout, errs := runCLI(t, "cv", "--config", cfg, "--out", out, "--folds", "0,2", "--rules", "global,group")
+	if code != 0 {
+		t.Fatalf("cv exited %d: %s", code, errs)
+	}
+	if !strings.Contains(stdout, "out-of-fold F2") {
+		t.Fatalf("output:\n%s", stdout)
+	}
+	sub, err := os.ReadFile(filepath.Join(out, "submission.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(sub)), "\n")
+	if lines[0] != "id,attribute_ids" || len(lines) != 9 {
+		t.Fatalf("submission:\n%s", sub)
+	}
+	// A second run finds every fold done and only rebuilds the outputs.
+	code, _, errs = runCLI(t, "cv", "--config", cfg, "--out", out, "--folds", "0,2")
+	if code != 0 || !strings.Contains(errs, "status=done") {
+		t.Fatalf("rerun: %d %s", code, errs)
+	}
+}
