@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"imet/internal/crossval"
+	"imet/internal/ensemble"
+	"imet/internal/train"
+)
+
+type cvCmd struct {
+	Config     string        `help:"Run configuration (YAML)." required:"" type:"existingfile"`
+	Out        string        `help:"Run root: fold<K>/ per fold, then oof.npy, thresholds.json, test.npy, submission.csv (default runs/<name>)."`
+	Folds      []int         `help:"Folds to train (default: all in folds.csv)."`
+	Parallel   int           `help:"Folds trained at once, each in its own process (set engine.threads so they share the cores)." default:"1"`
+	TimeBudget time.Duration `help:"Stop cleanly before this much wall time; run the same command again to continue."`
+	Rules      []string      `help:"Threshold rules searched on the out-of-fold probabilities (global, group, label, topk, relative, target)." default:"global,group"`
+	Ensemble   string        `help:"How the folds' test probabilities are combined: mean, rank, geomean." default:"mean"`
+}
+
+func init() {
+	register("cv", "Train every fold, search thresholds on out-of-fold predictions, ensemble the test predictions, write submission.csv.", "Training", &cvCmd{})
+}
+
+func (c *cvCmd) Run(g *Globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	remaining := func() (time.Duration, bool) {
+		if c.TimeBudget <= 0 {
+			return 0, true
+		}
+		r := c.TimeBudget - time.Since(start)
+		return r, r > 0
+	}
+	again := fmt.Sprintf("imet cv --config %s", c.Config)
+	if c.Out != "" {
+		again += " --out " + c.Out
+	}
+	o := crossval.Options{ConfigPath: c.Config, Out: c.Out, Folds: c.Folds, Parallel: c.Parallel, Rules: c.Rules,
+		Ensemble: ensemble.Method(c.Ensemble)}
+	if !g.Quiet {
+		o.Log = g.Stderr
+	}
+	o.TrainFold = func(ctx context.Context, fold int, dir string, resume bool) (bool, error) {
+		budget, ok := remaining()
+		if !ok {
+			return false, nil
+		}
+		if c.Parallel > 1 {
+			return trainChild(ctx, c.Config, fold, dir, resume, budget)
+		}
+		fr := train.FoldRun{ConfigPath: c.Config, Fold: fold, RunDir: dir, Resume: resume, TimeBudget: budget, ResumeCommand: again}
+		if !g.Quiet {
+			fr.Log = g.Stderr
+		}
+		res, _, err := train.TrainFold(ctx, fr)
+		return res.Completed, err
+	}
+	res, err := o.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if !res.Completed {
+		fmt.Fprintf(g.Stdout, "stopped before every fold finished; continue with:\n  %s\n", again)
+		return nil
+	}
+	fmt.Fprintf(g.Stdout, "out-of-fold F2 %.4f with the %s rule\n  %s\n  %s\n", res.Score, res.Rule, res.OOF, res.Thresholds)
+	if res.Submission != "" {
+		fmt.Fprintf(g.Stdout, "  %s\n", res.Submission)
+	}
+	return nil
+}
+
+// trainChild trains one fold in a child imet process (libtorch scopes are
+// per process, so parallel folds need their own), logging to
+// RUN_DIR/train.log.
+func trainChild(ctx context.Context, cfg string, fold int, dir string, resume bool, budget time.Duration) (bool, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return false, err
+	}
+	args := []string{"train", "--config", cfg}
+	if resume {
+		args = append(args, "--resume", dir)
+	} else {
+		args = append(args, "--fold", strconv.Itoa(fold), "--run-dir", dir)
+	}
+	if budget > 0 {
+		args = append(args, "--time-budget", budget.String())
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "train.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return false, err
+	}
+	defer logf.Close()
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	if err := cmd.Run(); err != nil {
+		return false, fmt.Errorf("imet %v: %w (see %s)", args, err, filepath.Join(dir, "train.log"))
+	}
+	done, _ := crossval.FoldState(dir, fold)
+	return done, nil
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"imet/internal/train"
+)
+
+type trainCmd struct {
+	Config     string        `help:"Run configuration (YAML); see configs/ and docs/training.md. Optional with --resume." type:"existingfile"`
+	Fold       int           `help:"Fold held out for validation." default:"0"`
+	RunDir     string        `help:"Run directory for checkpoints and outputs (default runs/<name>/fold<K>)."`
+	Resume     string        `help:"Continue the run in this directory from its newest checkpoint." type:"existingdir"`
+	TimeBudget time.Duration `help:"Stop cleanly before this much wall time (e.g. 8h30m): finish the step, checkpoint, exit 0."`
+}
+
+func init() {
+	register("train", "Train one fold of a multi-stage recipe; stops and resumes exactly.", "Training", &trainCmd{})
+}
+
+func (c *trainCmd) Run(g *Globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fr := train.FoldRun{ConfigPath: c.Config, Fold: c.Fold, RunDir: c.RunDir, TimeBudget: c.TimeBudget}
+	if c.Resume != "" {
+		fr.RunDir, fr.Resume = c.Resume, true
+	}
+	if !g.Quiet {
+		fr.Log = g.Stderr
+	}
+	res, runDir, err := train.TrainFold(ctx, fr)
+	if err != nil {
+		return err
+	}
+	report(g.Stdout, res, runDir)
+	return nil
+}
+
+// report tells how a fold's session ended.
+func report(w io.Writer, res train.Result, runDir string) {
+	if !res.Completed {
+		fmt.Fprintf(w, "stopped at step %d (%s), best F2 %.4f; continue with:\n  imet train --resume %s\n", res.GlobalStep, res.Stopped, res.BestF2, runDir)
+		return
+	}
+	fmt.Fprintf(w, "%s done at step %d: best F2 %.4f\n", runDir, res.GlobalStep, res.BestF2)
+	for _, p := range res.Outputs {
+		fmt.Fprintln(w, "  "+p)
+	}
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"imet/internal/probs"
+)
+
+// tinyRun writes a synthetic data set, its folds, a 32-pixel pipeline and a
+// two-stage ResNet-18 recipe small enough to train in seconds.
+func tinyRun(t *testing.T) (cfgPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if code, _, errs := runCLI(t, "datasets", "synth", "--out", data, "--train", "48", "--test", "8", "--cultures", "3", "--tags", "6"); code != 0 {
+		t.Fatalf("synth: %s", errs)
+	}
+	if code, _, errs := runCLI(t, "folds", "--data", data, "--k", "3", "--out", filepath.Join(data, "folds.csv")); code != 0 {
+		t.Fatalf("folds: %s", errs)
+	}
+	pipes := filepath.Join(dir, "pipelines.yaml")
+	os.WriteFile(pipes, []byte(`pipelines:
+  tiny32:
+    train:
+      - {op: Resize, height: 32, width: 32}
+      - {op: HorizontalFlip}
+      - {op: Normalize}
+    eval:
+      - {op: Resize, height: 32, width: 32}
+      - {op: Normalize}
+    tta: {mode: flip}
+`), 0o644)
+	cfgPath = filepath.Join(dir, "run.yaml")
+	os.WriteFile(cfgPath, []byte(`name: tiny
+seed: 1
+data:
+  root: `+data+`
+  pipeline: tiny32
+  pipelines_file: `+pipes+`
+  workers: 2
+model: {arch: resnet18, pool: concat}
+stages:
+  - name: head
+    epochs: 1
+    frozen: [stem, stage1, stage2, stage3, stage4]
+    lr: [1.0e-3]
+    batch_size: 8
+  - name: all
+    epochs: 1
+    lr: [1.0e-4, 1.0e-3]
+    batch_size: 8
+    schedule: {name: cosine, warmup_steps: 1}
+    mixup: {alpha: 0.4, prob: 1}
+    loss: [{name: bce}, {name: fbeta, weight: 0.5}]
+checkpoint: {every_steps: 2, keep: 2}
+validation: {batch_size: 16}
+engine: {threads: 1}
+`), 0o644)
+	return cfgPath
+}
+
+func TestTrainStopsOnBudgetAndResumes(t *testing.T) {
+	cfg := tinyRun(t)
+	run := filepath.Join(t.TempDir(), "run")
+	code, out, errs := runCLI(t, "train", "--config", cfg, "--fold", "1", "--run-dir", run, "--time-budget", "1ns")
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "stopped at step 1") || !strings.Contains(out, "imet train --resume "+run) {
+		t.Fatalf("no resume instructions:\n%s", out)
+	}
+	code, _, errs = runCLI(t, "train", "--config", cfg, "--fold", "1", "--run-dir", run)
+	if code == 0 || !strings.Contains(errs, "--resume") {
+		t.Fatalf("a second fresh run in the same directory was not refused: %d %s", code, errs)
+	}
+	code, out, errs = runCLI(t, "train", "--resume", run)
+	if code != 0 {
+		t.Fatalf("resume exited %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "done at step") {
+		t.Fatalf("resume output:\n%s", out)
+	}
+	oof, err := probs.Load(filepath.Join(run, "oof_fold1.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := probs.Load(filepath.Join(run, "test_fold1.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oof.Rows == 0 || test.Rows != 8 || oof.Cols != test.Cols || len(oof.Labels) != oof.Cols {
+		t.Fatalf("oof %dx%d, test %dx%d", oof.Rows, oof.Cols, test.Rows, test.Cols)
+	}
+	for _, p := range oof.Data {
+		if !(p > 0 && p < 1) {
+			t.Fatalf("probability %g", p)
+		}
+	}
+}
+
+func TestTrainRefusesChangedConfigOnResume(t *testing.T) {
+	cfg := tinyRun(t)
+	run := filepath.Join(t.TempDir(), "run")
+	if code, _, errs := runCLI(t, "train", "--config", cfg, "--run-dir", run, "--time-budget", "1ns"); code != 0 {
+		t.Fatal(errs)
+	}
+	data, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(data), "lr: [1.0e-4, 1.0e-3]", "lr: [1.0e-4, 2.0e-3]", 1)), 0o644)
+	code, _, errs := runCLI(t, "train", "--resume", run, "--config", cfg)
+	if code == 0 || !strings.Contains(errs, "stages[1].lr[1]: was 0.001, now 0.002") {
+		t.Fatalf("changed recipe: exit %d, %s", code, errs)
+	}
+}
+
+func TestCVWritesSubmission(t *testing.T) {
+	cfg := tinyRun(t)
+	out := filepath.Join(t.TempDir(), "cv")
+	code, stdout, errs := runCLI(t, "cv", "--config", cfg, "--out", out, "--folds", "0,2", "--rules", "global,group")
+	if code != 0 {
+		t.Fatalf("cv exited %d: %s", code, errs)
+	}
+	if !strings.Contains(stdout, "out-of-fold F2") {
+		t.Fatalf("output:\n%s", stdout)
+	}
+	sub, err := os.ReadFile(filepath.Join(out, "submission.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(sub)), "\n")
+	if lines[0] != "id,attribute_ids" || len(lines) != 9 {
+		t.Fatalf("submission:\n%s", sub)
+	}
+	// A second run finds every fold done and only rebuilds the outputs.
+	code, _, errs = runCLI(t, "cv", "--config", cfg, "--out", out, "--folds", "0,2")
+	if code != 0 || !strings.Contains(errs, "status=done") {
+		t.Fatalf("rerun: %d %s", code, errs)
+	}
+}

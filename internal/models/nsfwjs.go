@@ -1,0 +1,140 @@
+package models
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"os"
+	"path/filepath"
+
+	"imet/internal/weights"
+)
+
+// NSFWJSClasses are the outputs of the nsfwjs models, in order.
+var NSFWJSClasses = []string{"Drawing", "Hentai", "Neutral", "Porn", "Sexy"}
+
+// NSFWJSSize is the square input side nsfwjs' MobileNetV2 expects.
+const NSFWJSSize = 224
+
+// NSFWJSConfig is the zoo's mobilenet_v2 in the shape of the Keras
+// MobileNetV2 inside npm nsfwjs: Keras padding and batch-norm epsilon, and
+// nsfwjs' head (1280 -> 256 -> 128 -> 5, ReLU between).
+var NSFWJSConfig = MobileNetV2Config{KerasPadding: true, BNEps: 1e-3, Hidden: []int{256, 128}}
+
+// NSFWJSModelDir is where the nsfwjs MobileNetV2 lives inside an assets
+// directory (a node_modules tree holding nsfwjs@4.4.0).
+func NSFWJSModelDir(assets string) string {
+	return filepath.Join(assets, "nsfwjs", "dist", "models", "mobilenet_v2")
+}
+
+// NewNSFWJS builds mobilenet_v2 with NSFWJSConfig and 5 outputs, and loads
+// the tfjs weights at dir (see NSFWJSModelDir), dequantised and mapped by
+// weights.KerasMobileNetV2ToTorchvision. Every tensor must fit: no head is
+// re-initialised. The model outputs logits; nsfwjs reports their softmax.
+// It is the only ImageNet-derived MobileNetV2 backbone reachable offline
+// here, which makes it a real starting point for fine-tuning.
+func NewNSFWJS(dir string) (Model, *weights.Report, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, nil, fmt.Errorf("models: nsfwjs model: %w", err)
+	}
+	tf, err := weights.ReadTFJS(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := weights.KerasMobileNetV2ToTorchvision(tf.Tensors)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	m, err := NewMobileNetV2(NSFWJSConfig, Options{NumClasses: len(NSFWJSClasses)})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Keras has no num_batches_tracked counters; they stay at 0.
+	r, err := LoadWeights(m, set, weights.LoadOptions{AllowMissing: true, HeadPrefixes: []string{"-"}})
+	if err != nil {
+		return nil, r, err
+	}
+	for _, n := range r.Missing {
+		if filepath.Ext(n) != ".num_batches_tracked" {
+			return nil, r, fmt.Errorf("%s: weights missing for %s:\n%s", dir, n, r)
+		}
+	}
+	return m, r, nil
+}
+
+// NSFWJSInput turns an image into the NCHW float32 input (1, 3, 224, 224)
+// that nsfwjs' infer() feeds its model, computed the way TensorFlow.js'
+// CPU backend does: the 8-bit RGB values (alpha ignored, not
+// premultiplied) divided by 255, then, unless the image is already
+// 224x224, resized with tf.image.resizeBilinear(alignCorners=true): corner
+// pixels map to corner pixels, and each output pixel interpolates its four
+// neighbours at source position out*(in-1)/(out-1). No mean/std
+// normalisation: the Keras model takes [0, 1] inputs.
+func NSFWJSInput(img image.Image) []float32 {
+	b := img.Bounds()
+	h, w := b.Dy(), b.Dx()
+	src := make([]float32, h*w*3) // HWC, as tfjs holds it
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r, g, bl := rgb8(img, b.Min.X+x, b.Min.Y+y)
+			i := 3 * (y*w + x)
+			src[i], src[i+1], src[i+2] = float32(r)/255, float32(g)/255, float32(bl)/255
+		}
+	}
+	const n = NSFWJSSize
+	out := make([]float32, 3*n*n)
+	if h == n && w == n {
+		for i := 0; i < n*n; i++ {
+			for c := 0; c < 3; c++ {
+				out[c*n*n+i] = src[3*i+c]
+			}
+		}
+		return out
+	}
+	ratio := func(in int) float64 { return float64(in-1) / float64(n-1) }
+	ry, rx := ratio(h), ratio(w)
+	for oy := 0; oy < n; oy++ {
+		fy := ry * float64(oy)
+		y0 := int(fy)
+		dy := fy - float64(y0)
+		y1 := min(h-1, y0+1)
+		if dy == 0 {
+			y1 = y0
+		}
+		for ox := 0; ox < n; ox++ {
+			fx := rx * float64(ox)
+			x0 := int(fx)
+			dx := fx - float64(x0)
+			x1 := min(w-1, x0+1)
+			if dx == 0 {
+				x1 = x0
+			}
+			for c := 0; c < 3; c++ {
+				tl := float64(src[3*(y0*w+x0)+c])
+				tr := float64(src[3*(y0*w+x1)+c])
+				bl := float64(src[3*(y1*w+x0)+c])
+				br := float64(src[3*(y1*w+x1)+c])
+				top := tl + (tr-tl)*dx
+				bot := bl + (br-bl)*dx
+				out[c*n*n+oy*n+ox] = float32(top + (bot-top)*dy)
+			}
+		}
+	}
+	return out
+}
+
+// rgb8 reads the stored 8-bit RGB of a pixel, without the alpha
+// premultiplication image.Image.At().RGBA() applies: tfjs' fromPixels
+// takes the raw channels.
+func rgb8(img image.Image, x, y int) (r, g, b uint8) {
+	switch im := img.(type) {
+	case *image.NRGBA:
+		i := im.PixOffset(x, y)
+		return im.Pix[i], im.Pix[i+1], im.Pix[i+2]
+	case *image.RGBA:
+		i := im.PixOffset(x, y)
+		return im.Pix[i], im.Pix[i+1], im.Pix[i+2]
+	}
+	c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+	return c.R, c.G, c.B
+}

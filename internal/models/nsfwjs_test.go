@@ -1,0 +1,115 @@
+package models
+
+import (
+	"encoding/json"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"imet/internal/torch"
+)
+
+// assetsDir is where the pinned npm assets live: $IMET_ASSETS, or
+// .cache/npm/node_modules at the repository root.
+func assetsDir() string {
+	if d := os.Getenv("IMET_ASSETS"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "..", ".cache", "npm", "node_modules")
+}
+
+type nsfwjsExpected struct {
+	FeatureStride int `json:"feature_stride"`
+	Images        []struct {
+		File            string    `json:"file"`
+		Probabilities   []float64 `json:"probabilities"`
+		FeaturesSampled []float64 `json:"features_sampled"`
+		FeaturesMean    float64   `json:"features_mean"`
+	} `json:"images"`
+}
+
+// The nsfwjs MobileNetV2 mapped onto the zoo's mobilenet_v2 must reproduce
+// what nsfwjs itself (TensorFlow.js, CPU backend) computes on real emoji
+// images: testdata/nsfwjs_expected.json, written once by
+// scripts/golden/nsfwjs_expected.mjs. Both sides use the very same
+// dequantised uint8 weights and the same float32 input, so what remains is
+// float32 summation order inside ~53 layers (tfjs' naive loops against
+// oneDNN's blocked kernels).
+func TestNSFWJSReproducesTFJS(t *testing.T) {
+	assets := assetsDir()
+	dir := NSFWJSModelDir(assets)
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("nsfwjs assets not installed (%v); run scripts/assets.sh or set IMET_ASSETS", err)
+	}
+	raw, err := os.ReadFile("testdata/nsfwjs_expected.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want nsfwjsExpected
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	m, report, err := NewNSFWJS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Loaded) != 266 || len(report.Unexpected) != 0 || len(report.Reinitialised) != 0 {
+		t.Fatalf("unexpected load report:\n%s", report)
+	}
+	m.Store().Train(false)
+	var batch []float32
+	for _, im := range want.Images {
+		f, err := os.Open(filepath.Join(assets, im.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", im.File, err)
+		}
+		batch = append(batch, NSFWJSInput(img)...)
+	}
+	n := len(want.Images)
+	var probs, feats []float32
+	err = torch.Run(func() {
+		torch.NoGrad(func() {
+			x := torch.FromFloat32(batch, n, 3, NSFWJSSize, NSFWJSSize)
+			probs = m.Forward(x).Softmax(1).Float32s()
+			_, f := m.(*mlpClassifier).bb.Features(x)
+			feats = torch.AdaptiveAvgPool2d(f, 1, 1).Flatten(1, -1).Float32s()
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worstP, worstF, worstLog float64
+	for i, im := range want.Images {
+		for c, p := range im.Probabilities {
+			got := float64(probs[i*5+c])
+			worstP = math.Max(worstP, math.Abs(got-p))
+			worstLog = math.Max(worstLog, math.Abs(math.Log(got)-math.Log(p)))
+		}
+		mean := 0.0
+		for j := 0; j < 1280; j++ {
+			mean += float64(feats[i*1280+j])
+		}
+		mean /= 1280
+		worstF = math.Max(worstF, math.Abs(mean-im.FeaturesMean)/math.Abs(im.FeaturesMean))
+		for k, v := range im.FeaturesSampled {
+			got := float64(feats[i*1280+k*want.FeatureStride])
+			worstF = math.Max(worstF, math.Abs(got-v)/math.Max(math.Abs(v), 0.05))
+		}
+		t.Logf("%s: go %v tfjs %v", filepath.Base(im.File), probs[i*5:i*5+5], im.Probabilities)
+	}
+	t.Logf("max |dp| %.2g, max |d log p| %.2g, max feature rel err %.2g", worstP, worstLog, worstF)
+	// Measured: |dp| 1.3e-7, |d log p| 1.3e-5, features 9.5e-6. The bounds
+	// leave ~10x headroom for other BLAS/oneDNN builds while still failing
+	// on any real mapping error (torchvision padding instead of Keras',
+	// or eps 1e-5, moves log-probabilities by more than 1e-2).
+	if worstP > 1e-5 || worstLog > 1e-4 || worstF > 1e-4 {
+		t.Errorf("outputs differ from tfjs: max |dp| %.2g, |d log p| %.2g, features %.2g", worstP, worstLog, worstF)
+	}
+}

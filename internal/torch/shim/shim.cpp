@@ -1,0 +1,391 @@
+// The only C++ in imet: thin extern "C" wrappers over ATen and autograd.
+// Every entry point catches every exception and returns its text, so a shape
+// mismatch becomes a Go error instead of killing the process.
+#include "shim.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/variable.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+terr dup(const char *s) {
+  size_t n = std::strlen(s);
+  char *p = static_cast<char *>(std::malloc(n + 1));
+  std::memcpy(p, s, n + 1);
+  return p;
+}
+
+#define TRY(...)                                                   \
+  try {                                                            \
+    __VA_ARGS__;                                                   \
+    return nullptr;                                                \
+  } catch (const c10::Error &e) {                                  \
+    return dup(e.what_without_backtrace());                        \
+  } catch (const std::exception &e) {                              \
+    return dup(e.what());                                          \
+  } catch (...) {                                                  \
+    return dup("unknown C++ exception");                           \
+  }
+
+inline at::Tensor &T(tt t) { return *static_cast<at::Tensor *>(t); }
+inline tt H(at::Tensor t) { return new at::Tensor(std::move(t)); }
+inline c10::optional<at::Tensor> Opt(tt t) {
+  if (t == nullptr) return c10::nullopt;
+  return T(t);
+}
+
+at::ScalarType dtype(int d) {
+  switch (d) {
+  case 0: return at::kFloat;
+  case 1: return at::kBFloat16;
+  case 2: return at::kLong;
+  case 3: return at::kDouble;
+  case 4: return at::kByte;
+  case 5: return at::kBool;
+  case 6: return at::kHalf;
+  }
+  throw std::invalid_argument("unknown dtype code " + std::to_string(d));
+}
+
+int dtypeCode(at::ScalarType s) {
+  switch (s) {
+  case at::kFloat: return 0;
+  case at::kBFloat16: return 1;
+  case at::kLong: return 2;
+  case at::kDouble: return 3;
+  case at::kByte: return 4;
+  case at::kBool: return 5;
+  case at::kHalf: return 6;
+  default: return -100 - static_cast<int>(s);
+  }
+}
+
+at::Device device(int d) {
+  if (d < 0) return at::Device(at::kCPU);
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(d));
+}
+
+at::TensorOptions opts(int dt, int dev) { return at::TensorOptions().dtype(dtype(dt)).device(device(dev)); }
+
+at::IntArrayRef ints(const int64_t *p, int n) { return at::IntArrayRef(p, static_cast<size_t>(n)); }
+
+} // namespace
+
+extern "C" {
+
+void tt_free(tt t) { delete static_cast<at::Tensor *>(t); }
+void tt_free_err(terr e) { std::free(e); }
+
+terr tt_from_data(const void *data, const int64_t *shape, int ndim, int dt, tt *out) {
+  TRY(*out = H(at::from_blob(const_cast<void *>(data), ints(shape, ndim), at::TensorOptions().dtype(dtype(dt))).clone()))
+}
+
+terr tt_copy_out(tt t, void *dst, int64_t nbytes) {
+  TRY({
+    at::Tensor c = T(t).detach().to(at::kCPU).contiguous();
+    int64_t have = static_cast<int64_t>(c.nbytes());
+    if (have != nbytes)
+      throw std::invalid_argument("copy_out: tensor has " + std::to_string(have) + " bytes, buffer " +
+                                  std::to_string(nbytes));
+    std::memcpy(dst, c.data_ptr(), static_cast<size_t>(nbytes));
+  })
+}
+
+terr tt_info(tt t, int *ndim, int64_t *shape, int *dt, int *dev, int *rg) {
+  TRY({
+    at::Tensor &x = T(t);
+    if (!x.defined()) throw std::invalid_argument("undefined tensor");
+    int n = static_cast<int>(x.dim());
+    if (n > 16) throw std::invalid_argument("more than 16 dimensions");
+    *ndim = n;
+    for (int i = 0; i < n; i++) shape[i] = x.size(i);
+    *dt = dtypeCode(x.scalar_type());
+    *dev = x.is_cuda() ? x.device().index() : -1;
+    *rg = x.requires_grad() ? 1 : 0;
+  })
+}
+
+terr tt_item(tt t, double *out) { TRY(*out = T(t).item<double>()) }
+
+terr tt_full(const int64_t *shape, int ndim, double v, int dt, int dev, tt *out) {
+  TRY(*out = H(at::full(ints(shape, ndim), v, opts(dt, dev))))
+}
+terr tt_randn(const int64_t *shape, int ndim, int dt, int dev, tt *out) {
+  TRY(*out = H(at::randn(ints(shape, ndim), opts(dt, dev))))
+}
+terr tt_rand(const int64_t *shape, int ndim, int dt, int dev, tt *out) {
+  TRY(*out = H(at::rand(ints(shape, ndim), opts(dt, dev))))
+}
+terr tt_arange(int64_t n, int dt, int dev, tt *out) { TRY(*out = H(at::arange(n, opts(dt, dev)))) }
+
+terr tt_set_requires_grad(tt t, int on) { TRY(T(t).set_requires_grad(on != 0)) }
+terr tt_grad(tt t, tt *out) {
+  TRY({
+    const at::Tensor &g = T(t).grad();
+    *out = g.defined() ? new at::Tensor(g) : nullptr;
+  })
+}
+terr tt_backward(tt t) { TRY(T(t).backward()) }
+terr tt_zero_grad(tt t) { TRY(T(t).mutable_grad().reset()) }
+terr tt_detach(tt t, tt *out) { TRY(*out = H(T(t).detach())) }
+terr tt_clone(tt t, tt *out) { TRY(*out = H(T(t).clone())) }
+
+terr tt_to(tt t, int dt, int dev, tt *out) { TRY(*out = H(T(t).to(device(dev), dtype(dt)))) }
+terr tt_contiguous(tt t, int cl, tt *out) {
+  TRY(*out = H(T(t).contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous)))
+}
+terr tt_is_channels_last(tt t, int *out) {
+  TRY(*out = T(t).is_contiguous(at::MemoryFormat::ChannelsLast) && T(t).dim() == 4 ? 1 : 0)
+}
+
+terr tt_unary(int op, tt a, tt *out) {
+  TRY({
+    at::Tensor &x = T(a);
+    switch (op) {
+    case 0: *out = H(at::relu(x)); break;
+    case 1: *out = H(at::hardtanh(x, 0.0, 6.0)); break;
+    case 2: *out = H(at::sigmoid(x)); break;
+    case 3: *out = H(at::silu(x)); break;
+    case 4: *out = H(at::tanh(x)); break;
+    case 5: *out = H(at::neg(x)); break;
+    case 6: *out = H(at::exp(x)); break;
+    case 7: *out = H(at::log(x)); break;
+    case 8: *out = H(at::sqrt(x)); break;
+    case 9: *out = H(at::abs(x)); break;
+    case 10: *out = H(at::log_sigmoid(x)); break;
+    case 11: *out = H(at::relu_(x)); break; // in place, returns an alias
+    default: throw std::invalid_argument("unknown unary op " + std::to_string(op));
+    }
+  })
+}
+
+terr tt_binary(int op, tt a, tt b, tt *out) {
+  TRY({
+    at::Tensor &x = T(a), &y = T(b);
+    switch (op) {
+    case 0: *out = H(at::add(x, y)); break;
+    case 1: *out = H(at::sub(x, y)); break;
+    case 2: *out = H(at::mul(x, y)); break;
+    case 3: *out = H(at::div(x, y)); break;
+    case 4: *out = H(at::matmul(x, y)); break;
+    case 5: *out = H(at::maximum(x, y)); break;
+    case 6: *out = H(at::minimum(x, y)); break;
+    case 7: *out = H(at::eq(x, y)); break;
+    case 8: *out = H(at::gt(x, y)); break;
+    case 9: *out = H(at::lt(x, y)); break;
+    default: throw std::invalid_argument("unknown binary op " + std::to_string(op));
+    }
+  })
+}
+
+terr tt_scalar(int op, tt a, double s, tt *out) {
+  TRY({
+    at::Tensor &x = T(a);
+    switch (op) {
+    case 0: *out = H(at::add(x, s)); break;
+    case 1: *out = H(at::mul(x, s)); break;
+    case 2: *out = H(at::pow(x, s)); break;
+    case 3: *out = H(at::div(x, s)); break;
+    case 4: *out = H(at::rsub(x, s)); break;
+    case 5: *out = H(at::gt(x, s)); break;
+    case 6: *out = H(at::lt(x, s)); break;
+    default: throw std::invalid_argument("unknown scalar op " + std::to_string(op));
+    }
+  })
+}
+
+terr tt_reduce(int op, tt a, const int64_t *dims, int nd, int keep, tt *out) {
+  TRY({
+    at::Tensor &x = T(a);
+    bool all = nd == 0;
+    switch (op) {
+    case 0: *out = H(all ? at::sum(x) : at::sum(x, ints(dims, nd), keep != 0)); break;
+    case 1: *out = H(all ? at::mean(x) : at::mean(x, ints(dims, nd), keep != 0)); break;
+    case 2: *out = H(all ? at::max(x) : at::amax(x, ints(dims, nd), keep != 0)); break;
+    case 3: *out = H(all ? at::min(x) : at::amin(x, ints(dims, nd), keep != 0)); break;
+    default: throw std::invalid_argument("unknown reduction " + std::to_string(op));
+    }
+  })
+}
+
+terr tt_conv2d(tt x, tt w, tt b, const int64_t *s, const int64_t *p, const int64_t *d, int64_t g, tt *out) {
+  TRY(*out = H(at::conv2d(T(x), T(w), Opt(b), ints(s, 2), ints(p, 2), ints(d, 2), g)))
+}
+
+terr tt_batch_norm(tt x, tt w, tt b, tt rm, tt rv, int training, double momentum, double eps, tt *out) {
+  TRY(*out = H(at::batch_norm(T(x), Opt(w), Opt(b), Opt(rm), Opt(rv), training != 0, momentum, eps, true)))
+}
+
+terr tt_max_pool2d(tt x, const int64_t *k, const int64_t *s, const int64_t *p, int ceil, tt *out) {
+  TRY(*out = H(at::max_pool2d(T(x), ints(k, 2), ints(s, 2), ints(p, 2), at::IntArrayRef({1, 1}), ceil != 0)))
+}
+
+terr tt_avg_pool2d(tt x, const int64_t *k, const int64_t *s, const int64_t *p, int ceil, int cip, tt *out) {
+  TRY(*out = H(at::avg_pool2d(T(x), ints(k, 2), ints(s, 2), ints(p, 2), ceil != 0, cip != 0)))
+}
+
+terr tt_adaptive_pool2d(tt x, int max, int64_t oh, int64_t ow, tt *out) {
+  TRY({
+    if (max)
+      *out = H(std::get<0>(at::adaptive_max_pool2d(T(x), {oh, ow})));
+    else
+      *out = H(at::adaptive_avg_pool2d(T(x), {oh, ow}));
+  })
+}
+
+terr tt_linear(tt x, tt w, tt b, tt *out) { TRY(*out = H(at::linear(T(x), T(w), Opt(b)))) }
+
+terr tt_cat(tt *ts, int n, int64_t dim, tt *out) {
+  TRY({
+    std::vector<at::Tensor> v;
+    v.reserve(n);
+    for (int i = 0; i < n; i++) v.push_back(T(ts[i]));
+    *out = H(at::cat(v, dim));
+  })
+}
+
+terr tt_flatten(tt x, int64_t s, int64_t e, tt *out) { TRY(*out = H(at::flatten(T(x), s, e))) }
+terr tt_reshape(tt x, const int64_t *shape, int nd, tt *out) { TRY(*out = H(at::reshape(T(x), ints(shape, nd)))) }
+terr tt_permute(tt x, const int64_t *dims, int nd, tt *out) { TRY(*out = H(T(x).permute(ints(dims, nd)))) }
+terr tt_narrow(tt x, int64_t dim, int64_t start, int64_t len, tt *out) {
+  TRY(*out = H(at::narrow(T(x), dim, start, len)))
+}
+terr tt_index_select(tt x, int64_t dim, tt idx, tt *out) { TRY(*out = H(at::index_select(T(x), dim, T(idx)))) }
+terr tt_dropout(tt x, double p, int train, tt *out) { TRY(*out = H(at::dropout(T(x), p, train != 0))) }
+terr tt_softmax(tt x, int64_t dim, int log, tt *out) {
+  TRY(*out = H(log ? at::log_softmax(T(x), dim) : at::softmax(T(x), dim)))
+}
+terr tt_clamp(tt x, double lo, double hi, tt *out) { TRY(*out = H(at::clamp(T(x), lo, hi))) }
+
+terr tt_bce_logits(tt x, tt y, tt w, tt pw, int reduction, tt *out) {
+  TRY(*out = H(at::binary_cross_entropy_with_logits(T(x), T(y), Opt(w), Opt(pw), reduction)))
+}
+terr tt_argmax(tt x, int64_t dim, tt *out) { TRY(*out = H(at::argmax(T(x), dim))) }
+
+terr tt_copy_(tt dst, tt src) { TRY(T(dst).copy_(T(src))) }
+terr tt_fill_(tt t, double v) { TRY(T(t).fill_(v)) }
+terr tt_uniform_(tt t, double lo, double hi) { TRY(T(t).uniform_(lo, hi)) }
+terr tt_normal_(tt t, double mean, double std) { TRY(T(t).normal_(mean, std)) }
+
+// Mirrors torch.optim.AdamW (1.13, single-tensor path, amsgrad off) so that
+// results match torch.optim to rounding.
+terr tt_adamw_step(tt p, tt g, tt m, tt v, double lr, double b1, double b2, double eps, double wd, int64_t step) {
+  TRY({
+    at::NoGradGuard ng;
+    at::Tensor &param = T(p), &grad = T(g), &ea = T(m), &eas = T(v);
+    param.mul_(1 - lr * wd);
+    ea.mul_(b1).add_(grad, 1 - b1);
+    eas.mul_(b2).addcmul_(grad, grad, 1 - b2);
+    double bc1 = 1 - std::pow(b1, static_cast<double>(step));
+    double bc2 = 1 - std::pow(b2, static_cast<double>(step));
+    double stepSize = lr / bc1;
+    at::Tensor denom = (eas.sqrt() / std::sqrt(bc2)).add_(eps);
+    param.addcdiv_(ea, denom, -stepSize);
+  })
+}
+
+// Mirrors torch.optim.SGD (1.13, single-tensor path, maximize off).
+terr tt_sgd_step(tt p, tt g, tt buf, double lr, double momentum, double dampening, double wd, int nesterov,
+                 int first) {
+  TRY({
+    at::NoGradGuard ng;
+    at::Tensor &param = T(p);
+    at::Tensor dp = T(g);
+    if (wd != 0) dp = dp.add(param, wd);
+    if (momentum != 0) {
+      at::Tensor &b = T(buf);
+      if (first)
+        b.copy_(dp);
+      else
+        b.mul_(momentum).add_(dp, 1 - dampening);
+      if (nesterov)
+        dp = dp.add(b, momentum);
+      else
+        dp = b;
+    }
+    param.add_(dp, -lr);
+  })
+}
+
+terr tt_set_num_threads(int n) { TRY(at::set_num_threads(n)) }
+int tt_get_num_threads(void) { return at::get_num_threads(); }
+terr tt_manual_seed(uint64_t seed) {
+  TRY({
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+  })
+}
+int tt_grad_enabled(void) { return c10::GradMode::is_enabled() ? 1 : 0; }
+void tt_set_grad_enabled(int on) { c10::GradMode::set_enabled(on != 0); }
+
+// compat:begin -- every call whose spelling differs between libtorch 1.13
+// and 2.x lives here, behind a version test (docs/engine.md lists them;
+// compat_test.go checks that none appears elsewhere).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define IMET_AUTOCAST_DEVICE_API 1
+#endif
+
+static void autocastEnable(bool on, bool cuda) {
+#ifdef IMET_AUTOCAST_DEVICE_API
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, on);
+  if (cuda) {
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, on);
+  }
+#else
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_cpu_enabled(on);
+  if (cuda) {
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(on);
+  }
+#endif
+}
+// compat:end
+
+// Autocast to bfloat16 on CPU, and on CUDA where a device is present.
+terr tt_autocast(int enter) {
+  TRY({
+    bool cuda = torch::cuda::is_available();
+    if (enter) {
+      autocastEnable(true, cuda);
+      at::autocast::increment_nesting();
+    } else {
+      if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+      autocastEnable(false, cuda);
+    }
+  })
+}
+
+terr tt_inference_mode(int enter, void **guard) {
+  TRY({
+    if (enter)
+      *guard = new c10::InferenceMode(true);
+    else
+      delete static_cast<c10::InferenceMode *>(*guard);
+  })
+}
+
+int tt_cuda_device_count(void) {
+  try {
+    return static_cast<int>(torch::cuda::device_count());
+  } catch (...) {
+    return 0;
+  }
+}
+
+const char *tt_version(void) { return TORCH_VERSION; }
+
+} // extern "C"

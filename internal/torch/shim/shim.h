@@ -1,0 +1,91 @@
+/* The C boundary over libtorch. Every function returns NULL on success or a
+ * malloc'd error message (the C++ exception's text) that the caller frees.
+ * Tensors cross as opaque handles (heap-allocated at::Tensor). */
+#ifndef IMET_TORCH_SHIM_H
+#define IMET_TORCH_SHIM_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void *tt;
+typedef char *terr;
+
+/* dtype codes: 0 float32, 1 bfloat16, 2 int64, 3 float64, 4 uint8, 5 bool, 6 float16
+ * device codes: -1 cpu, >=0 cuda index */
+
+void tt_free(tt t);
+void tt_free_err(terr e);
+
+terr tt_from_data(const void *data, const int64_t *shape, int ndim, int dtype, tt *out);
+terr tt_copy_out(tt t, void *dst, int64_t nbytes);
+terr tt_info(tt t, int *ndim, int64_t *shape /* 16 */, int *dtype, int *device, int *requires_grad);
+terr tt_item(tt t, double *out);
+terr tt_full(const int64_t *shape, int ndim, double value, int dtype, int device, tt *out);
+terr tt_randn(const int64_t *shape, int ndim, int dtype, int device, tt *out);
+terr tt_rand(const int64_t *shape, int ndim, int dtype, int device, tt *out);
+terr tt_arange(int64_t n, int dtype, int device, tt *out);
+
+/* autograd */
+terr tt_set_requires_grad(tt t, int on);
+terr tt_grad(tt t, tt *out); /* *out NULL when undefined */
+terr tt_backward(tt t);
+terr tt_zero_grad(tt t);
+terr tt_detach(tt t, tt *out);
+terr tt_clone(tt t, tt *out);
+
+/* conversion */
+terr tt_to(tt t, int dtype, int device, tt *out);
+terr tt_contiguous(tt t, int channels_last, tt *out);
+terr tt_is_channels_last(tt t, int *out);
+
+/* ops */
+terr tt_unary(int op, tt a, tt *out);
+terr tt_binary(int op, tt a, tt b, tt *out);
+terr tt_scalar(int op, tt a, double s, tt *out);
+terr tt_reduce(int op, tt a, const int64_t *dims, int ndims, int keepdim, tt *out);
+terr tt_conv2d(tt x, tt w, tt b, const int64_t *stride, const int64_t *pad, const int64_t *dil,
+               int64_t groups, tt *out);
+terr tt_batch_norm(tt x, tt w, tt b, tt rm, tt rv, int training, double momentum, double eps, tt *out);
+terr tt_max_pool2d(tt x, const int64_t *k, const int64_t *s, const int64_t *p, int ceil, tt *out);
+terr tt_avg_pool2d(tt x, const int64_t *k, const int64_t *s, const int64_t *p, int ceil,
+                   int count_include_pad, tt *out);
+terr tt_adaptive_pool2d(tt x, int max, int64_t oh, int64_t ow, tt *out);
+terr tt_linear(tt x, tt w, tt b, tt *out);
+terr tt_cat(tt *ts, int n, int64_t dim, tt *out);
+terr tt_flatten(tt x, int64_t start, int64_t end, tt *out);
+terr tt_reshape(tt x, const int64_t *shape, int ndim, tt *out);
+terr tt_permute(tt x, const int64_t *dims, int ndim, tt *out);
+terr tt_narrow(tt x, int64_t dim, int64_t start, int64_t len, tt *out);
+terr tt_index_select(tt x, int64_t dim, tt idx, tt *out);
+terr tt_dropout(tt x, double p, int train, tt *out);
+terr tt_softmax(tt x, int64_t dim, int log, tt *out);
+terr tt_clamp(tt x, double lo, double hi, tt *out);
+terr tt_bce_logits(tt x, tt y, tt weight, tt pos_weight, int reduction, tt *out);
+terr tt_argmax(tt x, int64_t dim, tt *out);
+
+/* in place, for initialisation and optimisers (call under no-grad) */
+terr tt_copy_(tt dst, tt src);
+terr tt_fill_(tt t, double v);
+terr tt_uniform_(tt t, double lo, double hi);
+terr tt_normal_(tt t, double mean, double std);
+terr tt_adamw_step(tt p, tt g, tt m, tt v, double lr, double b1, double b2, double eps,
+                   double wd, int64_t step);
+terr tt_sgd_step(tt p, tt g, tt buf, double lr, double momentum, double dampening, double wd,
+                 int nesterov, int first);
+
+/* thread-local and global state */
+terr tt_set_num_threads(int n);
+int tt_get_num_threads(void);
+terr tt_manual_seed(uint64_t seed);
+int tt_grad_enabled(void);
+void tt_set_grad_enabled(int on);
+terr tt_autocast(int enter);
+terr tt_inference_mode(int enter, void **guard);
+int tt_cuda_device_count(void);
+const char *tt_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,107 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Progress is the Observer that shows a run to a person: a live bar per
+// epoch (loss, learning rate, images/s) redrawn in place on a terminal, or
+// one structured key=value line per event otherwise, so that logs in a
+// Kaggle kernel or CI stay readable.
+type Progress struct {
+	W        io.Writer
+	Live     bool          // redraw a bar in place (a terminal)
+	Every    time.Duration // log lines: at most one step line per interval
+	lastLine time.Time
+	lastBar  int
+}
+
+// NewProgress writes to w, with a live bar when w is a terminal.
+func NewProgress(w io.Writer) *Progress {
+	return &Progress{W: w, Live: isTerminal(w), Every: 10 * time.Second}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func (p *Progress) OnStart(e StartEvent) {
+	verb := "start"
+	if e.Resumed {
+		verb = "resume"
+	}
+	p.endBar()
+	fmt.Fprintf(p.W, "event=%s run=%s fold=%d step=%d stages=%d train=%d val=%d device=%s threads=%d\n",
+		verb, e.RunDir, e.Fold, e.GlobalStep, e.Stages, e.TrainRows, e.ValRows, e.Device, e.Threads)
+}
+
+func (p *Progress) OnStep(e StepEvent) {
+	if p.Live {
+		const width = 30
+		done := 0
+		if e.Batches > 0 {
+			done = width * e.Batch / e.Batches
+		}
+		line := fmt.Sprintf("\r%s e%d [%s%s] %d/%d loss %.4f lr %.2e %.1f img/s",
+			e.StageName, e.Epoch+1, strings.Repeat("=", done), strings.Repeat(" ", width-done),
+			e.Batch, e.Batches, e.Loss, e.LR, e.ImagesPerSec)
+		if pad := p.lastBar - len(line); pad > 0 {
+			line += strings.Repeat(" ", pad)
+		}
+		p.lastBar = len(line)
+		io.WriteString(p.W, line)
+		return
+	}
+	now := time.Now()
+	if e.Batch != e.Batches && now.Sub(p.lastLine) < p.Every {
+		return
+	}
+	p.lastLine = now
+	fmt.Fprintf(p.W, "event=step stage=%s epoch=%d batch=%d/%d step=%d loss=%.5f lr=%.3e img_per_s=%.1f elapsed=%s\n",
+		e.StageName, e.Epoch+1, e.Batch, e.Batches, e.GlobalStep, e.Loss, e.LR, e.ImagesPerSec, e.Elapsed.Round(time.Second))
+}
+
+func (p *Progress) endBar() {
+	if p.Live && p.lastBar > 0 {
+		io.WriteString(p.W, "\n")
+		p.lastBar = 0
+	}
+}
+
+func (p *Progress) OnEpoch(e EpochEvent) {
+	p.endBar()
+	best := ""
+	if e.Best {
+		best = " best=true"
+	}
+	fmt.Fprintf(p.W, "event=validate stage=%s epoch=%d step=%d train_loss=%.5f val_loss=%.5f f2=%.5f threshold=%.2f%s\n",
+		e.StageName, e.Epoch+1, e.GlobalStep, e.TrainLoss, e.ValLoss, e.F2, e.Threshold, best)
+}
+
+func (p *Progress) OnCheckpoint(e CheckpointEvent) {
+	p.endBar()
+	fmt.Fprintf(p.W, "event=checkpoint step=%d reason=%s path=%s\n", e.GlobalStep, e.Reason, e.Path)
+}
+
+func (p *Progress) OnFinish(e FinishEvent) {
+	p.endBar()
+	if e.Completed {
+		fmt.Fprintf(p.W, "event=finish step=%d best_f2=%.5f outputs=%s\n", e.GlobalStep, e.BestF2, strings.Join(e.Outputs, ","))
+		return
+	}
+	fmt.Fprintf(p.W, "event=stopped step=%d best_f2=%.5f reason=time-budget\nresume with: %s\n", e.GlobalStep, e.BestF2, e.Resume)
+}
+
+func (p *Progress) OnFail(err error) {
+	p.endBar()
+	fmt.Fprintf(p.W, "event=fail error=%q\n", err.Error())
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Reference outputs for the zoo's torchvision architectures.
+
+    /usr/bin/python3 scripts/golden/torchvision_parity.py ARCH OUTDIR [SIZE]
+
+ARCH is mobilenet_v2, densenet121, densenet161 or inception_v3. Builds the
+torchvision 0.14 model with seeded random weights (BatchNorm statistics and
+affine parameters randomised too, so evaluation mode is a real test),
+and writes, in formats internal/weights reads:
+
+  OUTDIR/weights.pth   the state dict. densenet121 uses the legacy
+                       'norm.1'-style keys of torchvision's published files;
+                       densenet161 and inception_v3 are written in the legacy
+                       (non-zip) torch.save format, the others in the zip one.
+  OUTDIR/io.pth        input (N,3,S,S), targets, eval-mode logits, and after
+                       one training-mode forward/backward of
+                       binary_cross_entropy_with_logits (mean) with dropout
+                       off: the loss, train-mode logits, every parameter's
+                       gradient ("grad.<name>") and the updated BatchNorm
+                       running statistics ("state.<name>").
+
+The Go parity tests run this into a temporary directory, so no large
+fixture is committed; they skip when torch is missing.
+"""
+import collections
+import re
+import sys
+
+import torch
+import torchvision
+
+arch, out = sys.argv[1], sys.argv[2]
+size = int(sys.argv[3]) if len(sys.argv) > 3 else (75 if arch == "inception_v3" else 64)
+torch.manual_seed(0)
+torch.set_num_threads(2)
+
+classes = 7
+if arch == "mobilenet_v2":
+    m = torchvision.models.mobilenet_v2(num_classes=classes)
+elif arch == "densenet121":
+    m = torchvision.models.densenet121(num_classes=classes)
+elif arch == "densenet161":
+    m = torchvision.models.densenet161(num_classes=classes)
+elif arch == "inception_v3":
+    # transform_input=True is what the pretrained weights expect.
+    m = torchvision.models.inception_v3(num_classes=classes, aux_logits=False, init_weights=True,
+                                        transform_input=True)
+else:
+    raise SystemExit("unknown arch " + arch)
+
+with torch.no_grad():
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 1.5)
+            mod.weight.uniform_(0.5, 1.5)
+            mod.bias.uniform_(-0.2, 0.2)
+        if isinstance(mod, torch.nn.Dropout):
+            mod.p = 0.0  # train-mode gradients must be deterministic
+
+state = m.state_dict()
+fmt_zip = arch in ("mobilenet_v2", "densenet121")
+if arch == "densenet121":
+    legacy = collections.OrderedDict()
+    for k, v in state.items():
+        legacy[re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k)] = v
+    state = legacy
+torch.save(state, out + "/weights.pth", _use_new_zipfile_serialization=fmt_zip)
+
+x = torch.randn(2, 3, size, size)
+y = (torch.rand(2, classes) < 0.3).float()
+io = collections.OrderedDict()
+io["input"] = x
+io["targets"] = y
+m.eval()
+with torch.no_grad():
+    io["logits_eval"] = m(x)
+m.train()
+logits = m(x)
+loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+loss.backward()
+io["logits_train"] = logits.detach()
+io["loss"] = loss.detach()
+for k, p in m.named_parameters():
+    io["grad." + k] = p.grad
+for k, b in m.named_buffers():
+    io["state." + k] = b
+torch.save(io, out + "/io.pth")
+print(arch, size, "loss", float(loss))
