@@ -49,15 +49,12 @@ func NewNSFWJS(dir string) (Model, *weights.Report, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	// Keras has no num_batches_tracked counters; they stay at 0.
-	r, err := LoadWeights(m, set, weights.LoadOptions{AllowMissing: true, HeadPrefixes: []string{"-"}})
+	// Strict: every tensor must fit, the head included ("-" matches no
+	// name, so nothing may be re-initialised). Keras has no
+	// num_batches_tracked counters; they stay at 0.
+	r, err := LoadWeights(m, set, weights.LoadOptions{HeadPrefixes: []string{"-"}})
 	if err != nil {
-		return nil, r, err
-	}
-	for _, n := range r.Missing {
-		if filepath.Ext(n) != ".num_batches_tracked" {
-			return nil, r, fmt.Errorf("%s: weights missing for %s:\n%s", dir, n, r)
-		}
+		return nil, r, fmt.Errorf("%s: %w", dir, err)
 	}
 	return m, r, nil
 }

@@ -48,6 +48,11 @@ func relErr(a []float32, b *weights.Tensor) float64 {
 // training-mode backward: see the generator's doc).
 func TestTorchvisionParity(t *testing.T) {
 	needTorchvision(t)
+	// One intra-op thread on both sides, so libtorch runs the same kernels
+	// in the same order: some gradients (densenet161's first block) move by
+	// 3% of their scale in torch itself between 1 and 2 threads.
+	unlock := torch.LockThread(1)
+	defer unlock()
 	archs := []string{"mobilenet_v2", "densenet121", "inception_v3", "densenet161"}
 	if testing.Short() {
 		archs = archs[:1]
@@ -72,7 +77,7 @@ func TestTorchvisionParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(r.Missing)+len(r.Unexpected)+len(r.Reinitialised) != 0 || len(r.Loaded) != len(m.Store().Vars()) {
+			if len(r.Missing)+len(r.Unexpected)+len(r.Reinitialised) != 0 || len(r.Loaded)+len(r.Counters) != len(m.Store().Vars()) {
 				t.Fatalf("load report:\n%s", r)
 			}
 			os.RemoveAll(filepath.Join(dir, "weights.pth"))
@@ -135,7 +140,9 @@ func TestTorchvisionParity(t *testing.T) {
 					}
 					got = v.T.Grad().Float32s()
 				} else if strings.HasSuffix(v.Name, "num_batches_tracked") {
-					if n := v.T.Item(); n != float64(ref[key].Data[0]) {
+					// Counters absent from the file start at 0 here and at
+					// 1 (after calibration) in the reference.
+					if n := v.T.Item(); len(r.Counters) == 0 && n != float64(ref[key].Data[0]) {
 						t.Errorf("%s = %v, want %v", v.Name, n, ref[key].Data[0])
 					}
 					continue
