@@ -44,7 +44,7 @@ type Report struct {
 	// and non-PyTorch files). They stay 0, as PyTorch itself does; they
 	// only matter for BatchNorm with momentum=None.
 	Counters []string
-	opts          LoadOptions
+	opts     LoadOptions
 }
 
 // Err is nil when the load is acceptable under the options it was planned
