@@ -624,10 +624,19 @@ func (u *unpickler) call(fn any, args pyTuple) (any, error) {
 		case "collections.OrderedDict", "builtins.dict", "__builtin__.dict":
 			d := newDict()
 			if len(args) == 1 {
+				// Python 3 pickles items as (k, v) tuples; Python 2's
+				// OrderedDict.__reduce__ as [k, v] lists.
 				if items, ok := args[0].(*pyList); ok {
 					for _, it := range items.Items {
-						if kv, ok := it.(pyTuple); ok && len(kv) == 2 {
-							d.set(kv[0], kv[1])
+						switch kv := it.(type) {
+						case pyTuple:
+							if len(kv) == 2 {
+								d.set(kv[0], kv[1])
+							}
+						case *pyList:
+							if len(kv.Items) == 2 {
+								d.set(kv.Items[0], kv.Items[1])
+							}
 						}
 					}
 				}
