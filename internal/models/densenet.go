@@ -51,8 +51,10 @@ type bnReluConv struct {
 	conv *nn.Conv2dLayer
 }
 
+// Forward frees its intermediates at once (Then): DenseNet's
+// concatenations make memory, not arithmetic, its limit.
 func (l *bnReluConv) Forward(x *torch.Tensor) *torch.Tensor {
-	return l.conv.Forward(l.bn.Forward(x).Relu())
+	return nn.Then(l.conv, nn.Then(nn.ReLU, l.bn.Forward(x)))
 }
 
 type denseLayer struct{ a, b *bnReluConv }
@@ -68,9 +70,19 @@ func (d denseBlock) Forward(x *torch.Tensor) *torch.Tensor {
 		if len(feats) > 1 {
 			in = torch.Cat(1, feats...)
 		}
-		feats = append(feats, l.b.Forward(l.a.Forward(in)))
+		var h *torch.Tensor
+		if in == x {
+			h = l.a.Forward(in)
+		} else {
+			h = nn.Then(l.a, in)
+		}
+		feats = append(feats, nn.Then(l.b, h))
 	}
-	return torch.Cat(1, feats...)
+	out := torch.Cat(1, feats...)
+	for _, f := range feats[1:] {
+		f.Free()
+	}
+	return out
 }
 
 type densenet struct {
@@ -89,15 +101,15 @@ func (d *densenet) Features(x *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
 	x = d.stem.Forward(x)
 	var f3 *torch.Tensor
 	for i := 0; i < 4; i++ {
-		x = d.blocks[i].Forward(x)
+		x = nn.Then(d.blocks[i], x)
 		if i == 2 {
 			f3 = x
-		}
-		if i < 3 {
 			x = d.trans[i].Forward(x)
+		} else if i < 3 {
+			x = nn.Then(d.trans[i], x)
 		}
 	}
-	return f3, d.norm5.Forward(x).Relu()
+	return f3, nn.Then(nn.ReLU, nn.Then(d.norm5, x))
 }
 
 func (d *densenet) Channels() (int, int) { return d.ch3, d.ch4 }

@@ -42,8 +42,25 @@ type basicConv struct {
 }
 
 func (c *basicConv) Forward(x *torch.Tensor) *torch.Tensor {
-	return c.bn.Forward(torch.Conv2d(x, c.w.T, nil, c.opts)).Relu()
+	return nn.Then(nn.ReLU, nn.Then(c.bn, torch.Conv2d(x, c.w.T, nil, c.opts)))
 }
+
+// chain applies layers in order, freeing each intermediate but not x.
+func chain(x *torch.Tensor, layers ...nn.Layer) *torch.Tensor {
+	return nn.Sequential(layers).Forward(x)
+}
+
+// catFree concatenates along channels and frees the parts.
+func catFree(parts ...*torch.Tensor) *torch.Tensor {
+	out := torch.Cat(1, parts...)
+	for _, p := range parts {
+		p.Free()
+	}
+	return out
+}
+
+// pooled runs l on a 3x3 average pool of x, freeing the pooled map.
+func pooled(l nn.Layer, x *torch.Tensor) *torch.Tensor { return nn.Then(l, avgPool3(x)) }
 
 // newBasicConv registers name.conv.weight (out, in, kh, kw) and name.bn.*.
 func newBasicConv(b *nn.Builder, name string, in, out, kh, kw, stride, ph, pw int) *basicConv {
@@ -85,11 +102,11 @@ func newInceptionA(b *nn.Builder, in, poolFeatures int) *inceptionA {
 }
 
 func (m *inceptionA) Forward(x *torch.Tensor) *torch.Tensor {
-	return torch.Cat(1,
+	return catFree(
 		m.b1.Forward(x),
-		m.b5b.Forward(m.b5a.Forward(x)),
-		m.d3.Forward(m.d2.Forward(m.d1.Forward(x))),
-		m.pool.Forward(avgPool3(x)))
+		chain(x, m.b5a, m.b5b),
+		chain(x, m.d1, m.d2, m.d3),
+		pooled(m.pool, x))
 }
 
 type inceptionB struct{ b3, d1, d2, d3 *basicConv }
@@ -104,9 +121,9 @@ func newInceptionB(b *nn.Builder, in int) *inceptionB {
 }
 
 func (m *inceptionB) Forward(x *torch.Tensor) *torch.Tensor {
-	return torch.Cat(1,
+	return catFree(
 		m.b3.Forward(x),
-		m.d3.Forward(m.d2.Forward(m.d1.Forward(x))),
+		chain(x, m.d1, m.d2, m.d3),
 		maxPool3s2(x))
 }
 
@@ -135,15 +152,11 @@ func newInceptionC(b *nn.Builder, in, c7 int) *inceptionC {
 }
 
 func (m *inceptionC) Forward(x *torch.Tensor) *torch.Tensor {
-	d := x
-	for _, l := range m.d {
-		d = l.Forward(d)
-	}
-	return torch.Cat(1,
+	return catFree(
 		m.b1.Forward(x),
-		m.s3.Forward(m.s2.Forward(m.s1.Forward(x))),
-		d,
-		m.pool.Forward(avgPool3(x)))
+		chain(x, m.s1, m.s2, m.s3),
+		chain(x, m.d[0], m.d[1], m.d[2], m.d[3], m.d[4]),
+		pooled(m.pool, x))
 }
 
 type inceptionD struct{ a1, a2, b1, b2, b3, b4 *basicConv }
@@ -160,9 +173,9 @@ func newInceptionD(b *nn.Builder, in int) *inceptionD {
 }
 
 func (m *inceptionD) Forward(x *torch.Tensor) *torch.Tensor {
-	return torch.Cat(1,
-		m.a2.Forward(m.a1.Forward(x)),
-		m.b4.Forward(m.b3.Forward(m.b2.Forward(m.b1.Forward(x)))),
+	return catFree(
+		chain(x, m.a1, m.a2),
+		chain(x, m.b1, m.b2, m.b3, m.b4),
 		maxPool3s2(x))
 }
 
@@ -184,12 +197,15 @@ func newInceptionE(b *nn.Builder, in int) *inceptionE {
 
 func (m *inceptionE) Forward(x *torch.Tensor) *torch.Tensor {
 	a := m.a1.Forward(x)
-	d := m.d2.Forward(m.d1.Forward(x))
-	return torch.Cat(1,
+	d := chain(x, m.d1, m.d2)
+	out := catFree(
 		m.b1.Forward(x),
-		torch.Cat(1, m.a2a.Forward(a), m.a2b.Forward(a)),
-		torch.Cat(1, m.d3a.Forward(d), m.d3b.Forward(d)),
-		m.pool.Forward(avgPool3(x)))
+		m.a2a.Forward(a), m.a2b.Forward(a),
+		m.d3a.Forward(d), m.d3b.Forward(d),
+		pooled(m.pool, x))
+	a.Free()
+	d.Free()
+	return out
 }
 
 type inception struct {
@@ -205,17 +221,21 @@ func transformInput(x *torch.Tensor) *torch.Tensor {
 	std := [3]float64{0.229, 0.224, 0.225}
 	ch := make([]*torch.Tensor, 3)
 	for c := 0; c < 3; c++ {
-		ch[c] = x.Narrow(1, c, 1).MulScalar(std[c] / 0.5).AddScalar((mean[c] - 0.5) / 0.5)
+		n := x.Narrow(1, c, 1)
+		m := n.MulScalar(std[c] / 0.5)
+		ch[c] = m.AddScalar((mean[c] - 0.5) / 0.5)
+		n.Free()
+		m.Free()
 	}
-	return torch.Cat(1, ch...)
+	return catFree(ch...)
 }
 
 // Features returns Mixed_6e's output (768 channels, stride 16) and
 // Mixed_7c's (2048 channels).
 func (m *inception) Features(x *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
 	x = transformInput(x)
-	x = m.stage1.Forward(m.stem.Forward(x))
-	f3 := m.stage3.Forward(m.stage2.Forward(x))
+	x = nn.Then(m.stage1, nn.Then(m.stem, x))
+	f3 := nn.Then(m.stage3, nn.Then(m.stage2, x))
 	return f3, m.stage4.Forward(f3)
 }
 
