@@ -85,13 +85,18 @@ func (r *tensorRef) materialise(order binary.ByteOrder) (*Tensor, error) {
 		return nil, fmt.Errorf("view (offset %d, size %v, stride %v) runs past its storage of %d elements",
 			r.offset, r.size, r.stride, int64(len(raw))/es)
 	}
+	if isContiguous(r.size, r.stride) {
+		// One pass over just the view's bytes: the common case.
+		vals, err := decode(raw[r.offset*es:(r.offset+n)*es], r.st.dtype, order)
+		if err != nil {
+			return nil, err
+		}
+		out.Data = vals
+		return out, nil
+	}
 	vals, err := decode(raw, r.st.dtype, order)
 	if err != nil {
 		return nil, err
-	}
-	if isContiguous(r.size, r.stride) {
-		out.Data = append([]float32(nil), vals[r.offset:r.offset+n]...)
-		return out, nil
 	}
 	out.Data = make([]float32, n)
 	idx := make([]int64, len(r.size))
@@ -368,7 +373,21 @@ func readZipFile(f *zip.File) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	if f.UncompressedSize64 > 1<<40 {
+		return nil, fmt.Errorf("%s: implausible size %d", f.Name, f.UncompressedSize64)
+	}
+	b := make([]byte, f.UncompressedSize64)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, err
+	}
+	// Reading to EOF lets archive/zip verify the CRC.
+	if n, err := rc.Read(make([]byte, 1)); n != 0 || (err != nil && err != io.EOF) {
+		if err == nil {
+			err = errors.New("longer than its header says")
+		}
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	return b, nil
 }
 
 func (tr *torchReader) readLegacy(path string) (any, error) {
