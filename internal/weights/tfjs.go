@@ -160,7 +160,11 @@ func ReadTFJS(path string) (*TFJSModel, error) {
 				}
 			}
 			off += size
-			set[w.Name] = &Tensor{Shape: w.Shape, DType: DType(w.DType), Data: vals}
+			dt := DType(w.DType)
+			if w.Quantization != nil {
+				dt = DType(w.Quantization.DType) // what the file stores
+			}
+			set[w.Name] = &Tensor{Shape: w.Shape, DType: dt, Data: vals}
 		}
 		if off != len(data) {
 			return nil, fmt.Errorf("%s: manifest describes %d bytes, shards hold %d", path, off, len(data))

@@ -65,3 +65,19 @@ func TestReadTFJSModelJSON(t *testing.T) {
 		t.Error("short shard accepted")
 	}
 }
+
+func TestTFJSDTypeNamesTheStoredCode(t *testing.T) {
+	dir := t.TempDir()
+	manifest := `{"weightsManifest": [{"paths": ["s.bin"], "weights": [
+	 {"name": "a", "shape": [1], "dtype": "float32", "quantization": {"min": 0, "scale": 1, "dtype": "uint8"}},
+	 {"name": "b", "shape": [1], "dtype": "float32"}]}]}`
+	os.WriteFile(filepath.Join(dir, "model.json"), []byte(manifest), 0o644)
+	os.WriteFile(filepath.Join(dir, "s.bin"), []byte{7, 0, 0, 0x80, 0x3f}, 0o644)
+	m, err := ReadTFJS(filepath.Join(dir, "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Tensors["a"].DType != Uint8 || m.Tensors["b"].DType != Float32 || m.Tensors["a"].Data[0] != 7 || m.Tensors["b"].Data[0] != 1 {
+		t.Errorf("a %+v, b %+v", m.Tensors["a"], m.Tensors["b"])
+	}
+}
