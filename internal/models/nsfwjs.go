@@ -34,16 +34,9 @@ func NSFWJSModelDir(assets string) string {
 // It is the only ImageNet-derived MobileNetV2 backbone reachable offline
 // here, which makes it a real starting point for fine-tuning.
 func NewNSFWJS(dir string) (Model, *weights.Report, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, nil, fmt.Errorf("models: nsfwjs model: %w", err)
-	}
-	tf, err := weights.ReadTFJS(dir)
+	set, err := NSFWJSWeights(dir)
 	if err != nil {
 		return nil, nil, err
-	}
-	set, err := weights.KerasMobileNetV2ToTorchvision(tf.Tensors)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	m, err := NewMobileNetV2(NSFWJSConfig, Options{NumClasses: len(NSFWJSClasses)})
 	if err != nil {
@@ -57,6 +50,27 @@ func NewNSFWJS(dir string) (Model, *weights.Report, error) {
 		return nil, r, fmt.Errorf("%s: %w", dir, err)
 	}
 	return m, r, nil
+}
+
+// NSFWJSWeights reads the nsfwjs MobileNetV2 at dir and maps it onto
+// mobilenet_v2's names (features.*, mlp.0, mlp.1, classifier.1). To
+// fine-tune its ImageNet-derived backbone on another task, load it with
+// AllowUnexpected into NewMobileNetV2(MobileNetV2Config{KerasPadding: true,
+// BNEps: 1e-3}, Options{NumClasses: n}): the backbone loads, the 5-class
+// classifier.1 is re-initialised and the hidden mlp layers are skipped.
+func NSFWJSWeights(dir string) (weights.Set, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("models: nsfwjs model: %w", err)
+	}
+	tf, err := weights.ReadTFJS(dir)
+	if err != nil {
+		return nil, err
+	}
+	set, err := weights.KerasMobileNetV2ToTorchvision(tf.Tensors)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return set, nil
 }
 
 // NSFWJSInput turns an image into the NCHW float32 input (1, 3, 224, 224)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"imet/internal/torch"
+	"imet/internal/weights"
 )
 
 // assetsDir is where the pinned npm assets live: $IMET_ASSETS, or
@@ -111,5 +112,33 @@ func TestNSFWJSReproducesTFJS(t *testing.T) {
 	// or eps 1e-5, moves log-probabilities by more than 1e-2).
 	if worstP > 1e-5 || worstLog > 1e-4 || worstF > 1e-4 {
 		t.Errorf("outputs differ from tfjs: max |dp| %.2g, |d log p| %.2g, features %.2g", worstP, worstLog, worstF)
+	}
+}
+
+// The documented fine-tuning path: nsfwjs' backbone into a model with
+// another class count and the standard head.
+func TestNSFWJSBackboneForFineTuning(t *testing.T) {
+	dir := NSFWJSModelDir(assetsDir())
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("nsfwjs assets not installed (%v)", err)
+	}
+	set, err := NSFWJSWeights(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMobileNetV2(MobileNetV2Config{KerasPadding: true, BNEps: 1e-3}, Options{NumClasses: 1103})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := LoadWeights(m, set, weights.LoadOptions{AllowUnexpected: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Loaded) != 260 || len(r.Unexpected) != 4 || len(r.Reinitialised) != 2 || len(r.Missing) != 0 {
+		t.Errorf("report:\n%s", r)
+	}
+	want := set["features.18.1.running_var"].Data
+	if got := m.Store().Var("features.18.1.running_var").T.Float32s(); !equal(got, want) {
+		t.Error("backbone statistics not loaded")
 	}
 }
