@@ -111,7 +111,11 @@ func ReadTFJS(path string) (*TFJSModel, error) {
 		}
 		off := 0
 		for _, w := range g.Weights {
-			n := int(numel(w.Shape))
+			cnt, ok := checkedNumel(w.Shape)
+			if !ok {
+				return nil, fmt.Errorf("%s: %s: bad shape %v", path, w.Name, w.Shape)
+			}
+			n := int(cnt)
 			var vals []float32
 			var size int
 			if q := w.Quantization; q != nil {

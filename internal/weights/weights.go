@@ -136,7 +136,14 @@ func Detect(path string) (Format, error) {
 
 // Load reads any supported weight file, detected by content. For PyTorch
 // checkpoints the state dict is found as described in ReadTorch.
-func Load(path string) (Set, error) {
+func Load(path string) (set Set, err error) {
+	// The readers check what they read; this is the net under them, so a
+	// corrupt file can never take the process down.
+	defer func() {
+		if r := recover(); r != nil {
+			set, err = nil, fmt.Errorf("%s: corrupt weight file (%v)", path, r)
+		}
+	}()
 	format, err := Detect(path)
 	if err != nil {
 		return nil, err

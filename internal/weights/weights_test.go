@@ -160,7 +160,7 @@ func TestJSLiteral(t *testing.T) {
 // SHORT_BINSTRING keys, an OrderedDict reduced from a list of [k, v] lists.
 func TestPython2OrderedDict(t *testing.T) {
 	p := []byte("\x80\x02ccollections\nOrderedDict\nq\x00]q\x01(]q\x02(U\x01aK\x01e]q\x03(U\x01bK\x02ee\x85Rq\x04.")
-	v, err := newUnpickler(strings.NewReader(string(p))).load()
+	v, err := newUnpickler(strings.NewReader(string(p)), int64(len(p))).load()
 	if err != nil {
 		t.Fatal(err)
 	}
