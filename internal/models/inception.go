@@ -24,7 +24,7 @@ import (
 
 func init() {
 	Register("inception_v3", Spec{
-		Build:  func(o Options) (Model, error) { return NewInceptionV3(o) },
+		Build:  func(o Options) (Model, error) { return NewInceptionV3(InceptionV3Config{TransformInput: true}, o) },
 		Source: "torchvision",
 		KeyMaps: map[string]func(string) (string, bool){"torchvision": func(k string) (string, bool) {
 			return k, !strings.HasPrefix(k, "AuxLogits.")
@@ -60,7 +60,9 @@ func catFree(parts ...*torch.Tensor) *torch.Tensor {
 }
 
 // pooled runs l on a 3x3 average pool of x, freeing the pooled map.
-func pooled(l nn.Layer, x *torch.Tensor) *torch.Tensor { return nn.Then(l, avgPool3(x)) }
+func pooled(l nn.Layer, x *torch.Tensor, excludePad bool) *torch.Tensor {
+	return nn.Then(l, avgPool3(x, excludePad))
+}
 
 // newBasicConv registers name.conv.weight (out, in, kh, kw) and name.bn.*.
 func newBasicConv(b *nn.Builder, name string, in, out, kh, kw, stride, ph, pw int) *basicConv {
@@ -79,18 +81,24 @@ func newBasicConv(b *nn.Builder, name string, in, out, kh, kw, stride, ph, pw in
 	return c
 }
 
-func avgPool3(x *torch.Tensor) *torch.Tensor {
-	return torch.AvgPool2d(x, torch.PoolOpts{Kernel: [2]int{3, 3}, Stride: [2]int{1, 1}, Padding: [2]int{1, 1}})
+// avgPool3 is the pool branch's 3x3 average; excludePad divides by the
+// in-image count at borders, as TensorFlow's "same" pooling does
+// (PyTorch's default counts the zero padding).
+func avgPool3(x *torch.Tensor, excludePad bool) *torch.Tensor {
+	return torch.AvgPool2d(x, torch.PoolOpts{Kernel: [2]int{3, 3}, Stride: [2]int{1, 1}, Padding: [2]int{1, 1}, ExcludePad: excludePad})
 }
 
 func maxPool3s2(x *torch.Tensor) *torch.Tensor {
 	return torch.MaxPool2d(x, torch.PoolOpts{Kernel: [2]int{3, 3}, Stride: [2]int{2, 2}})
 }
 
-type inceptionA struct{ b1, b5a, b5b, d1, d2, d3, pool *basicConv }
+type inceptionA struct {
+	b1, b5a, b5b, d1, d2, d3, pool *basicConv
+	excl                           bool
+}
 
-func newInceptionA(b *nn.Builder, in, poolFeatures int) *inceptionA {
-	return &inceptionA{
+func newInceptionA(b *nn.Builder, in, poolFeatures int, excl bool) *inceptionA {
+	return &inceptionA{excl: excl,
 		b1:   newBasicConv(b, "branch1x1", in, 64, 1, 1, 1, 0, 0),
 		b5a:  newBasicConv(b, "branch5x5_1", in, 48, 1, 1, 1, 0, 0),
 		b5b:  newBasicConv(b, "branch5x5_2", 48, 64, 5, 5, 1, 2, 2),
@@ -106,7 +114,7 @@ func (m *inceptionA) Forward(x *torch.Tensor) *torch.Tensor {
 		m.b1.Forward(x),
 		chain(x, m.b5a, m.b5b),
 		chain(x, m.d1, m.d2, m.d3),
-		pooled(m.pool, x))
+		pooled(m.pool, x, m.excl))
 }
 
 type inceptionB struct{ b3, d1, d2, d3 *basicConv }
@@ -132,10 +140,11 @@ type inceptionC struct {
 	s1, s2, s3 *basicConv
 	d          [5]*basicConv
 	pool       *basicConv
+	excl       bool
 }
 
-func newInceptionC(b *nn.Builder, in, c7 int) *inceptionC {
-	return &inceptionC{
+func newInceptionC(b *nn.Builder, in, c7 int, excl bool) *inceptionC {
+	return &inceptionC{excl: excl,
 		b1: newBasicConv(b, "branch1x1", in, 192, 1, 1, 1, 0, 0),
 		s1: newBasicConv(b, "branch7x7_1", in, c7, 1, 1, 1, 0, 0),
 		s2: newBasicConv(b, "branch7x7_2", c7, c7, 1, 7, 1, 0, 3),
@@ -156,7 +165,7 @@ func (m *inceptionC) Forward(x *torch.Tensor) *torch.Tensor {
 		m.b1.Forward(x),
 		chain(x, m.s1, m.s2, m.s3),
 		chain(x, m.d[0], m.d[1], m.d[2], m.d[3], m.d[4]),
-		pooled(m.pool, x))
+		pooled(m.pool, x, m.excl))
 }
 
 type inceptionD struct{ a1, a2, b1, b2, b3, b4 *basicConv }
@@ -179,10 +188,13 @@ func (m *inceptionD) Forward(x *torch.Tensor) *torch.Tensor {
 		maxPool3s2(x))
 }
 
-type inceptionE struct{ b1, a1, a2a, a2b, d1, d2, d3a, d3b, pool *basicConv }
+type inceptionE struct {
+	b1, a1, a2a, a2b, d1, d2, d3a, d3b, pool *basicConv
+	excl                                     bool
+}
 
-func newInceptionE(b *nn.Builder, in int) *inceptionE {
-	return &inceptionE{
+func newInceptionE(b *nn.Builder, in int, excl bool) *inceptionE {
+	return &inceptionE{excl: excl,
 		b1:   newBasicConv(b, "branch1x1", in, 320, 1, 1, 1, 0, 0),
 		a1:   newBasicConv(b, "branch3x3_1", in, 384, 1, 1, 1, 0, 0),
 		a2a:  newBasicConv(b, "branch3x3_2a", 384, 384, 1, 3, 1, 0, 1),
@@ -202,7 +214,7 @@ func (m *inceptionE) Forward(x *torch.Tensor) *torch.Tensor {
 		m.b1.Forward(x),
 		m.a2a.Forward(a), m.a2b.Forward(a),
 		m.d3a.Forward(d), m.d3b.Forward(d),
-		pooled(m.pool, x))
+		pooled(m.pool, x, m.excl))
 	a.Free()
 	d.Free()
 	return out
@@ -212,6 +224,7 @@ type inception struct {
 	stem, stage1   nn.Sequential
 	stage2, stage3 nn.Sequential
 	stage4         nn.Sequential
+	transform      bool
 }
 
 // transformInput is torchvision's transform_input: from ImageNet
@@ -233,18 +246,37 @@ func transformInput(x *torch.Tensor) *torch.Tensor {
 // Features returns Mixed_6e's output (768 channels, stride 16) and
 // Mixed_7c's (2048 channels).
 func (m *inception) Features(x *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
-	x = transformInput(x)
-	x = nn.Then(m.stage1, nn.Then(m.stem, x))
+	if m.transform {
+		x = transformInput(x)
+		x = nn.Then(m.stage1, nn.Then(m.stem, x))
+	} else {
+		x = nn.Then(m.stage1, m.stem.Forward(x))
+	}
 	f3 := nn.Then(m.stage3, nn.Then(m.stage2, x))
 	return f3, m.stage4.Forward(f3)
 }
 
 func (m *inception) Channels() (int, int) { return 768, 2048 }
 
+// InceptionV3Config selects variants; the registry's inception_v3 is
+// torchvision's, {TransformInput: true}.
+type InceptionV3Config struct {
+	// TransformInput converts ImageNet-normalised inputs to the [-1, 1]
+	// scaling the pretrained weights were trained with (see above).
+	TransformInput bool
+	// PoolExcludePad averages the pool branches over in-image pixels only,
+	// as Keras/TensorFlow's InceptionV3 does.
+	PoolExcludePad bool
+	// Hidden inserts fully connected ReLU layers (mlp.0, mlp.1, ...)
+	// before fc, as nsfwjs' head (256, 128).
+	Hidden []int
+}
+
 // NewInceptionV3 builds inception_v3 (without the auxiliary classifier)
-// with the shared head (its linear layer is "fc"). It needs inputs of at
-// least 75x75.
-func NewInceptionV3(o Options) (Model, error) {
+// with the shared head (its linear layer is "fc"), or with c.Hidden an MLP
+// head. It needs inputs of at least 75x75.
+func NewInceptionV3(c InceptionV3Config, o Options) (Model, error) {
+	ex := c.PoolExcludePad
 	s := nn.NewStore()
 	root := s.Root()
 	stem := root.InGroup("stem")
@@ -252,7 +284,7 @@ func NewInceptionV3(o Options) (Model, error) {
 	s2 := root.InGroup("stage2")
 	s3 := root.InGroup("stage3")
 	s4 := root.InGroup("stage4")
-	m := &inception{}
+	m := &inception{transform: c.TransformInput}
 	m.stem = nn.Sequential{
 		newBasicConv(stem, "Conv2d_1a_3x3", 3, 32, 3, 3, 2, 0, 0),
 		newBasicConv(stem, "Conv2d_2a_3x3", 32, 32, 3, 3, 1, 0, 0),
@@ -265,21 +297,24 @@ func NewInceptionV3(o Options) (Model, error) {
 		nn.Func(maxPool3s2),
 	}
 	m.stage2 = nn.Sequential{
-		newInceptionA(s2.Sub("Mixed_5b"), 192, 32),
-		newInceptionA(s2.Sub("Mixed_5c"), 256, 64),
-		newInceptionA(s2.Sub("Mixed_5d"), 288, 64),
+		newInceptionA(s2.Sub("Mixed_5b"), 192, 32, ex),
+		newInceptionA(s2.Sub("Mixed_5c"), 256, 64, ex),
+		newInceptionA(s2.Sub("Mixed_5d"), 288, 64, ex),
 	}
 	m.stage3 = nn.Sequential{
 		newInceptionB(s3.Sub("Mixed_6a"), 288),
-		newInceptionC(s3.Sub("Mixed_6b"), 768, 128),
-		newInceptionC(s3.Sub("Mixed_6c"), 768, 160),
-		newInceptionC(s3.Sub("Mixed_6d"), 768, 160),
-		newInceptionC(s3.Sub("Mixed_6e"), 768, 192),
+		newInceptionC(s3.Sub("Mixed_6b"), 768, 128, ex),
+		newInceptionC(s3.Sub("Mixed_6c"), 768, 160, ex),
+		newInceptionC(s3.Sub("Mixed_6d"), 768, 160, ex),
+		newInceptionC(s3.Sub("Mixed_6e"), 768, 192, ex),
 	}
 	m.stage4 = nn.Sequential{
 		newInceptionD(s4.Sub("Mixed_7a"), 768),
-		newInceptionE(s4.Sub("Mixed_7b"), 1280),
-		newInceptionE(s4.Sub("Mixed_7c"), 2048),
+		newInceptionE(s4.Sub("Mixed_7b"), 1280, ex),
+		newInceptionE(s4.Sub("Mixed_7c"), 2048, ex),
+	}
+	if len(c.Hidden) > 0 {
+		return newMLPHead(root, m, c.Hidden, "fc", o)
 	}
 	return Assemble(root, m, "fc", o)
 }
