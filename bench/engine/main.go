@@ -111,14 +111,33 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 						order = append(order, k)
 					}
 					n := stepsFor(m, mo, steps)
-					g, err := run(env, self, "-worker", "-model", m, "-mode", mo, "-variant", v, "-steps",
-						strconv.Itoa(n), "-threads", strconv.Itoa(threads))
-					if err != nil {
-						return fmt.Errorf("go %v: %w", k, err)
+					// Alternate who goes first, round by round, so a drift in
+					// machine load favours neither side.
+					var g, p result
+					goRun := func() (err error) {
+						g, err = run(env, self, "-worker", "-model", m, "-mode", mo, "-variant", v, "-steps",
+							strconv.Itoa(n), "-threads", strconv.Itoa(threads))
+						if err != nil {
+							err = fmt.Errorf("go %v: %w", k, err)
+						}
+						return err
 					}
-					p, err := run(env, python, script, m, mo, v, strconv.Itoa(n), strconv.Itoa(threads))
-					if err != nil {
-						return fmt.Errorf("python %v: %w", k, err)
+					pyRun := func() (err error) {
+						p, err = run(env, python, script, m, mo, v, strconv.Itoa(n), strconv.Itoa(threads))
+						if err != nil {
+							err = fmt.Errorf("python %v: %w", k, err)
+						}
+						return err
+					}
+					first, second := goRun, pyRun
+					if r%2 == 1 {
+						first, second = pyRun, goRun
+					}
+					if err := first(); err != nil {
+						return err
+					}
+					if err := second(); err != nil {
+						return err
 					}
 					goRes[k], pyRes[k] = append(goRes[k], g), append(pyRes[k], p)
 					fmt.Fprintf(os.Stderr, "round %d %-20s %-5s %-6s go %6.1f img/s %5d MB | py %6.1f img/s %5d MB\n",
