@@ -72,43 +72,62 @@ type LoadConfig struct {
 }
 
 // LoadPretrained reads a weight file of any supported format (see
-// weights.Load), removes a DataParallel "module." prefix, translates the
-// keys with the registry's key map for cfg.From, and loads the result into
-// m, which must have been built as arch.
+// weights.Load), prepares its keys with PrepareKeys, and loads the result
+// into m, which must have been built as arch.
 func LoadPretrained(m Model, arch, path string, cfg LoadConfig) (*weights.Report, error) {
-	spec, ok := Lookup(arch)
-	if !ok {
-		return nil, fmt.Errorf("models: unknown architecture %q", arch)
-	}
 	set, err := weights.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	if allPrefixed(set, "module.") {
-		set = weights.StripPrefix(set, "module.")
-	}
-	from := cfg.From
-	if from == "" {
-		from = spec.Source
-	}
-	if km, ok := spec.KeyMaps[from]; ok {
-		set, err = weights.Rename(set, func(k string) string {
-			if n, ok := km(k); ok {
-				return n
-			}
-			return ""
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	} else if cfg.From != "" && cfg.From != spec.Source {
-		return nil, fmt.Errorf("models: %s has no key mapping from %q", arch, cfg.From)
+	set, err = PrepareKeys(arch, set, cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	r, err := LoadWeights(m, set, cfg.LoadOptions)
 	if err != nil {
 		return r, fmt.Errorf("%s into %s: %w", path, arch, err)
 	}
 	return r, nil
+}
+
+// PrepareKeys turns a weight file's keys into arch's: it removes a
+// "module." prefix that every key carries (DataParallel checkpoints), then
+// applies the registry's key map for from (empty: the architecture's own
+// Source, e.g. torchvision's DenseNet legacy names, or inception's
+// AuxLogits, which are dropped). Keys a map rejects are dropped.
+func PrepareKeys(arch string, set weights.Set, from string) (weights.Set, error) {
+	spec, ok := Lookup(arch)
+	if !ok {
+		return nil, fmt.Errorf("models: unknown architecture %q", arch)
+	}
+	if allPrefixed(set, "module.") {
+		set = weights.StripPrefix(set, "module.")
+	}
+	explicit := from != "" && from != spec.Source
+	if from == "" {
+		from = spec.Source
+	}
+	km, ok := spec.KeyMaps[from]
+	if !ok {
+		if explicit {
+			return nil, fmt.Errorf("models: %s has no key mapping from %q (have %v)", arch, from, keysOf(spec.KeyMaps))
+		}
+		return set, nil
+	}
+	return weights.Rename(set, func(k string) string {
+		if n, ok := km(k); ok {
+			return n
+		}
+		return ""
+	})
+}
+
+func keysOf(m map[string]func(string) (string, bool)) []string {
+	var o []string
+	for k := range m {
+		o = append(o, k)
+	}
+	return o
 }
 
 func allPrefixed(s weights.Set, p string) bool {

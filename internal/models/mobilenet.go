@@ -71,15 +71,23 @@ type convBNAct struct {
 }
 
 func (c *convBNAct) Forward(x *torch.Tensor) *torch.Tensor {
+	h := x
 	if c.padAfter {
-		x = padBottomRight(x)
+		h = padBottomRight(x)
 	}
-	x = c.bn.Forward(c.conv.Forward(x))
+	if h != x {
+		h = nn.Then(c.conv, h)
+	} else {
+		h = c.conv.Forward(h)
+	}
+	h = nn.Then(c.bn, h)
 	if c.act {
-		x = x.Relu6()
+		h = nn.Then(relu6, h)
 	}
-	return x
+	return h
 }
+
+var relu6 = nn.Func(func(x *torch.Tensor) *torch.Tensor { return x.Relu6() })
 
 // padBottomRight adds one row of zeros at the bottom and one column at the
 // right of an NCHW tensor (Keras' ZeroPadding2D(((0, 1), (0, 1)))).
@@ -109,7 +117,7 @@ type invertedResidual struct {
 func (r *invertedResidual) Forward(x *torch.Tensor) *torch.Tensor {
 	y := r.layers.Forward(x)
 	if r.residual {
-		return y.Add(x)
+		return nn.Then(nn.Func(func(y *torch.Tensor) *torch.Tensor { return y.Add(x) }), y)
 	}
 	return y
 }
@@ -123,8 +131,13 @@ type mobileNetV2 struct {
 // final 1280-channel map.
 func (m *mobileNetV2) Features(x *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
 	var f3 *torch.Tensor
+	in := x
 	for i, l := range m.features {
-		x = l.Forward(x)
+		y := l.Forward(x)
+		if x != in && x != f3 && y != x {
+			x.Free()
+		}
+		x = y
 		if i == 13 {
 			f3 = x
 		}

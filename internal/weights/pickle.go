@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // The unpickler below understands the subset of Python's pickle protocols
@@ -50,12 +51,21 @@ func (d *pyDict) set(k, v any) {
 	d.Values[k] = v
 }
 
-// hashable turns values Go cannot use as map keys into ones it can; state
-// dict keys are strings and ints, so this only matters for odd pickles.
+// opaqueKey stands for a dict key Go cannot hash (a tuple, a list).
+type opaqueKey struct{ n uint64 }
+
+var opaqueKeys atomic.Uint64
+
+// hashable turns values Go cannot use as map keys into ones it can. State
+// dict keys are strings and ints; other keys only occur in odd pickles and
+// are never looked up, so each becomes a unique opaque key (printing them
+// instead could take exponential time on shared nested tuples).
 func hashable(k any) any {
 	switch v := k.(type) {
-	case pyTuple, *pyList, *pyDict, []byte:
-		return fmt.Sprint(v)
+	case []byte:
+		return string(v)
+	case pyTuple, *pyList, *pyDict:
+		return opaqueKey{opaqueKeys.Add(1)}
 	}
 	return k
 }
@@ -84,14 +94,18 @@ type unpickler struct {
 	memo       map[int]any
 	persistent func(id any) (any, error)
 	reduce     func(fn any, args pyTuple) (any, bool, error)
+	// limit bounds any single length read from the stream (the size of
+	// the file it comes from), so a corrupt length fails instead of
+	// allocating without bound.
+	limit int64
 }
 
-func newUnpickler(r io.Reader) *unpickler {
+func newUnpickler(r io.Reader, limit int64) *unpickler {
 	br, ok := r.(*bufio.Reader)
 	if !ok {
 		br = bufio.NewReader(r)
 	}
-	return &unpickler{r: br, memo: map[int]any{}}
+	return &unpickler{r: br, memo: map[int]any{}, limit: limit}
 }
 
 var errPickle = errors.New("pickle")
@@ -125,14 +139,17 @@ func (u *unpickler) popMark() ([]any, error) {
 	}
 	m := u.marks[len(u.marks)-1]
 	u.marks = u.marks[:len(u.marks)-1]
+	if m > len(u.stack) {
+		return nil, fmt.Errorf("%w: mark below the stack", errPickle)
+	}
 	items := append([]any(nil), u.stack[m:]...)
 	u.stack = u.stack[:m]
 	return items, nil
 }
 
 func (u *unpickler) readN(n int) ([]byte, error) {
-	if n < 0 || n > 1<<40 {
-		return nil, fmt.Errorf("%w: bad length %d", errPickle, n)
+	if n < 0 || int64(n) > u.limit {
+		return nil, fmt.Errorf("%w: length %d exceeds the file", errPickle, n)
 	}
 	b := make([]byte, n)
 	_, err := io.ReadFull(u.r, b)
@@ -624,10 +641,19 @@ func (u *unpickler) call(fn any, args pyTuple) (any, error) {
 		case "collections.OrderedDict", "builtins.dict", "__builtin__.dict":
 			d := newDict()
 			if len(args) == 1 {
+				// Python 3 pickles items as (k, v) tuples; Python 2's
+				// OrderedDict.__reduce__ as [k, v] lists.
 				if items, ok := args[0].(*pyList); ok {
 					for _, it := range items.Items {
-						if kv, ok := it.(pyTuple); ok && len(kv) == 2 {
-							d.set(kv[0], kv[1])
+						switch kv := it.(type) {
+						case pyTuple:
+							if len(kv) == 2 {
+								d.set(kv[0], kv[1])
+							}
+						case *pyList:
+							if len(kv.Items) == 2 {
+								d.set(kv.Items[0], kv.Items[1])
+							}
 						}
 					}
 				}

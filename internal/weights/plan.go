@@ -39,7 +39,12 @@ type Report struct {
 	// Reinitialised are head tensors whose shapes differ; the model keeps
 	// its own initialisation for them.
 	Reinitialised []Mismatch
-	opts          LoadOptions
+	// Counters are BatchNorm num_batches_tracked buffers the file lacks
+	// (files saved before PyTorch 0.4.1, such as torchvision's DenseNets,
+	// and non-PyTorch files). They stay 0, as PyTorch itself does; they
+	// only matter for BatchNorm with momentum=None.
+	Counters []string
+	opts     LoadOptions
 }
 
 // Err is nil when the load is acceptable under the options it was planned
@@ -58,6 +63,9 @@ func (r *Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "loaded %d tensors; %d missing, %d unexpected, %d mis-shaped, %d head tensors re-initialised",
 		len(r.Loaded), len(r.Missing), len(r.Unexpected), len(r.Mismatched), len(r.Reinitialised))
+	if len(r.Counters) > 0 {
+		fmt.Fprintf(&b, " (%d num_batches_tracked counters absent from the file, left at 0)", len(r.Counters))
+	}
 	list := func(title string, names []string) {
 		if len(names) == 0 {
 			return
@@ -111,6 +119,8 @@ func Plan(model map[string][]int64, file Set, opts LoadOptions) *Report {
 	for name, shape := range model {
 		t, ok := file[name]
 		switch {
+		case !ok && strings.HasSuffix(name, ".num_batches_tracked"):
+			r.Counters = append(r.Counters, name)
 		case !ok:
 			r.Missing = append(r.Missing, name)
 		case ShapeString(t.Shape) != ShapeString(shape):
@@ -150,6 +160,7 @@ func Plan(model map[string][]int64, file Set, opts LoadOptions) *Report {
 	sort.Strings(r.Loaded)
 	sort.Strings(r.Missing)
 	sort.Strings(r.Unexpected)
+	sort.Strings(r.Counters)
 	sort.Slice(r.Mismatched, func(i, j int) bool { return r.Mismatched[i].Name < r.Mismatched[j].Name })
 	sort.Slice(r.Reinitialised, func(i, j int) bool { return r.Reinitialised[i].Name < r.Reinitialised[j].Name })
 	return r

@@ -11,7 +11,7 @@ func tensorOf(shape ...int64) *Tensor {
 
 func TestPlan(t *testing.T) {
 	model := map[string][]int64{
-		"conv.weight": {8, 3, 3, 3}, "bn.weight": {8}, "bn.bias": {8},
+		"conv.weight": {8, 3, 3, 3}, "bn.weight": {8}, "bn.bias": {8}, "bn.num_batches_tracked": {},
 		"fc.weight": {5, 8}, "fc.bias": {5},
 	}
 	cases := []struct {
@@ -32,6 +32,8 @@ func TestPlan(t *testing.T) {
 			"fc.weight": tensorOf(1000, 8), "fc.bias": tensorOf(1000)}, LoadOptions{}, true, 3, 0, []string{"shape differs"}},
 		{"data parallel prefix", Set{"module.conv.weight": tensorOf(8, 3, 3, 3)}, LoadOptions{}, true, 0, 0,
 			[]string{"missing from the file", "module.conv.weight", "StripPrefix"}},
+		{"old file without batch counters", Set{"conv.weight": tensorOf(8, 3, 3, 3), "bn.weight": tensorOf(8), "bn.bias": tensorOf(8),
+			"fc.weight": tensorOf(5, 8), "fc.bias": tensorOf(5)}, LoadOptions{}, false, 5, 0, []string{"1 num_batches_tracked counters absent"}},
 		{"backbone only", Set{"conv.weight": tensorOf(8, 3, 3, 3)}, LoadOptions{AllowMissing: true}, false, 1, 0, nil},
 		{"unexpected extra", Set{"conv.weight": tensorOf(8, 3, 3, 3), "bn.weight": tensorOf(8), "bn.bias": tensorOf(8),
 			"fc.weight": tensorOf(5, 8), "fc.bias": tensorOf(5), "aux.weight": tensorOf(2)}, LoadOptions{}, true, 5, 0,

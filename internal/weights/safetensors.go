@@ -69,7 +69,11 @@ func ReadSafetensors(path string) (Set, error) {
 			return nil, fmt.Errorf("%s: tensor %s: unsupported dtype %q", path, name, e.DType)
 		}
 		begin, end := e.DataOffsets[0], e.DataOffsets[1]
-		want := numel(e.Shape) * int64(elemSize(dt))
+		cnt, ok := checkedNumel(e.Shape)
+		if !ok {
+			return nil, fmt.Errorf("%s: tensor %s: bad shape %v", path, name, e.Shape)
+		}
+		want := cnt * int64(elemSize(dt))
 		if begin < 0 || end < begin || end > dataLen || end-begin != want {
 			return nil, fmt.Errorf("%s: tensor %s: byte range [%d, %d) does not hold %s %s (%d bytes; data section is %d bytes)",
 				path, name, begin, end, e.DType, ShapeString(e.Shape), want, dataLen)

@@ -111,7 +111,11 @@ func ReadTFJS(path string) (*TFJSModel, error) {
 		}
 		off := 0
 		for _, w := range g.Weights {
-			n := int(numel(w.Shape))
+			cnt, ok := checkedNumel(w.Shape)
+			if !ok {
+				return nil, fmt.Errorf("%s: %s: bad shape %v", path, w.Name, w.Shape)
+			}
+			n := int(cnt)
 			var vals []float32
 			var size int
 			if q := w.Quantization; q != nil {
@@ -160,7 +164,11 @@ func ReadTFJS(path string) (*TFJSModel, error) {
 				}
 			}
 			off += size
-			set[w.Name] = &Tensor{Shape: w.Shape, DType: DType(w.DType), Data: vals}
+			dt := DType(w.DType)
+			if w.Quantization != nil {
+				dt = DType(w.Quantization.DType) // what the file stores
+			}
+			set[w.Name] = &Tensor{Shape: w.Shape, DType: dt, Data: vals}
 		}
 		if off != len(data) {
 			return nil, fmt.Errorf("%s: manifest describes %d bytes, shards hold %d", path, off, len(data))

@@ -45,12 +45,12 @@ type storage struct {
 func (s *storage) bytes() []byte {
 	if s.root != nil {
 		b := s.root.bytes()
-		start := s.offset * int64(elemSize(s.dtype))
-		end := start + s.numel*int64(elemSize(s.dtype))
-		if start > int64(len(b)) || end > int64(len(b)) {
+		es := int64(elemSize(s.dtype))
+		avail := int64(len(b)) / es
+		if s.offset < 0 || s.numel < 0 || s.offset > avail || s.numel > avail-s.offset {
 			return nil
 		}
-		return b[start:end]
+		return b[s.offset*es : (s.offset+s.numel)*es]
 	}
 	return s.data
 }
@@ -67,31 +67,54 @@ type tensorRef struct {
 func (r *tensorRef) materialise(order binary.ByteOrder) (*Tensor, error) {
 	raw := r.st.bytes()
 	es := int64(elemSize(r.st.dtype))
-	n := numel(r.size)
+	n, ok := checkedNumel(r.size)
+	if !ok {
+		return nil, fmt.Errorf("bad shape %v", r.size)
+	}
 	out := &Tensor{Shape: append([]int64{}, r.size...), DType: r.st.dtype}
 	if n == 0 {
 		out.Data = []float32{}
 		return out, nil
 	}
-	// Highest element index the view touches, to check bounds once.
+	// Highest element index the view touches, to check bounds once,
+	// without overflowing on corrupt sizes or strides.
+	avail := int64(len(raw)) / es
 	maxIdx := r.offset
+	if maxIdx < 0 || maxIdx >= avail {
+		return nil, fmt.Errorf("storage offset %d outside its storage of %d elements", r.offset, avail)
+	}
 	for i, d := range r.size {
-		if r.stride[i] < 0 {
+		st := r.stride[i]
+		if st < 0 {
 			return nil, fmt.Errorf("negative stride %v", r.stride)
 		}
-		maxIdx += (d - 1) * r.stride[i]
+		if d > 1 && st > (avail-maxIdx)/(d-1) {
+			maxIdx = avail
+			break
+		}
+		maxIdx += (d - 1) * st
 	}
-	if (maxIdx+1)*es > int64(len(raw)) {
+	// A view may hold more elements than its storage (expand gives stride
+	// 0), but not absurdly more: that is a corrupt file, not a weight.
+	if n > avail && n > 1<<26 {
+		return nil, fmt.Errorf("view of %d elements over a storage of %d", n, avail)
+	}
+	if maxIdx >= avail {
 		return nil, fmt.Errorf("view (offset %d, size %v, stride %v) runs past its storage of %d elements",
 			r.offset, r.size, r.stride, int64(len(raw))/es)
+	}
+	if isContiguous(r.size, r.stride) {
+		// One pass over just the view's bytes: the common case.
+		vals, err := decode(raw[r.offset*es:(r.offset+n)*es], r.st.dtype, order)
+		if err != nil {
+			return nil, err
+		}
+		out.Data = vals
+		return out, nil
 	}
 	vals, err := decode(raw, r.st.dtype, order)
 	if err != nil {
 		return nil, err
-	}
-	if isContiguous(r.size, r.stride) {
-		out.Data = append([]float32(nil), vals[r.offset:r.offset+n]...)
-		return out, nil
 	}
 	out.Data = make([]float32, n)
 	idx := make([]int64, len(r.size))
@@ -110,6 +133,25 @@ func (r *tensorRef) materialise(order binary.ByteOrder) (*Tensor, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkedNumel is the element count of shape, false for negative or
+// overflowing dimensions.
+func checkedNumel(shape []int64) (int64, bool) {
+	n := int64(1)
+	for _, d := range shape {
+		if d < 0 {
+			return 0, false
+		}
+		if d == 0 {
+			return 0, true
+		}
+		if n > (1<<40)/d {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, true
 }
 
 func isContiguous(size, stride []int64) bool {
@@ -286,8 +328,8 @@ func ReadTorch(path string) (Set, error) {
 	return set, nil
 }
 
-func (tr *torchReader) unpickler(r io.Reader) *unpickler {
-	u := newUnpickler(r)
+func (tr *torchReader) unpickler(r io.Reader, limit int64) *unpickler {
+	u := newUnpickler(r, limit)
 	u.persistent = tr.persistent
 	u.reduce = tr.reduce
 	return u
@@ -297,6 +339,10 @@ func (tr *torchReader) readZip(path string) (any, binary.ByteOrder, error) {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
 		return nil, nil, err
+	}
+	var archiveSize uint64
+	if fi, err := os.Stat(path); err == nil {
+		archiveSize = uint64(fi.Size())
 	}
 	// The files are small to moderate; the zip is read eagerly so the
 	// reader can be closed here.
@@ -318,7 +364,7 @@ func (tr *torchReader) readZip(path string) (any, binary.ByteOrder, error) {
 	}
 	var order binary.ByteOrder = binary.LittleEndian
 	if bo, ok := files[prefix+"byteorder"]; ok {
-		b, err := readZipFile(bo)
+		b, err := readZipFile(bo, archiveSize)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -330,7 +376,7 @@ func (tr *torchReader) readZip(path string) (any, binary.ByteOrder, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	root, err := tr.unpickler(rc).load()
+	root, err := tr.unpickler(rc, int64(pkl.UncompressedSize64)+1).load()
 	rc.Close()
 	if err != nil {
 		return nil, nil, fmt.Errorf("data.pkl: %w", err)
@@ -350,7 +396,7 @@ func (tr *torchReader) readZip(path string) (any, binary.ByteOrder, error) {
 		if !ok {
 			return nil, nil, fmt.Errorf("storage %s missing from the archive", k)
 		}
-		b, err := readZipFile(f)
+		b, err := readZipFile(f, archiveSize)
 		if err != nil {
 			return nil, nil, fmt.Errorf("storage %s: %w", k, err)
 		}
@@ -362,13 +408,31 @@ func (tr *torchReader) readZip(path string) (any, binary.ByteOrder, error) {
 	return root, order, nil
 }
 
-func readZipFile(f *zip.File) ([]byte, error) {
+func readZipFile(f *zip.File, archiveSize uint64) ([]byte, error) {
 	rc, err := f.Open()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	if f.Method != zip.Store {
+		// torch.save stores; anything else is read without trusting sizes.
+		return io.ReadAll(rc)
+	}
+	if f.UncompressedSize64 != f.CompressedSize64 || f.UncompressedSize64 > archiveSize {
+		return nil, fmt.Errorf("%s: implausible size %d", f.Name, f.UncompressedSize64)
+	}
+	b := make([]byte, f.UncompressedSize64)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, err
+	}
+	// Reading to EOF lets archive/zip verify the CRC.
+	if n, err := rc.Read(make([]byte, 1)); n != 0 || (err != nil && err != io.EOF) {
+		if err == nil {
+			err = errors.New("longer than its header says")
+		}
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	return b, nil
 }
 
 func (tr *torchReader) readLegacy(path string) (any, error) {
@@ -377,18 +441,23 @@ func (tr *torchReader) readLegacy(path string) (any, error) {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
 	br := bufio.NewReaderSize(f, 1<<20)
-	magic, err := newUnpickler(br).load()
+	magic, err := newUnpickler(br, size).load()
 	if err != nil {
 		return nil, fmt.Errorf("magic number: %w", err)
 	}
 	if m, ok := magic.(*big.Int); !ok || m.Cmp(legacyMagic) != 0 {
 		return nil, fmt.Errorf("not a torch.save file: magic number %v", magic)
 	}
-	if _, err := newUnpickler(br).load(); err != nil { // protocol version
+	if _, err := newUnpickler(br, size).load(); err != nil { // protocol version
 		return nil, fmt.Errorf("protocol version: %w", err)
 	}
-	sysInfo, err := newUnpickler(br).load()
+	sysInfo, err := newUnpickler(br, size).load()
 	if err != nil {
 		return nil, fmt.Errorf("sys_info: %w", err)
 	}
@@ -399,11 +468,11 @@ func (tr *torchReader) readLegacy(path string) (any, error) {
 		}
 	}
 	tr.order = order
-	root, err := tr.unpickler(br).load()
+	root, err := tr.unpickler(br, size).load()
 	if err != nil {
 		return nil, fmt.Errorf("main pickle: %w", err)
 	}
-	keysObj, err := newUnpickler(br).load()
+	keysObj, err := newUnpickler(br, size).load()
 	if err != nil {
 		return nil, fmt.Errorf("storage keys: %w", err)
 	}
@@ -413,18 +482,18 @@ func (tr *torchReader) readLegacy(path string) (any, error) {
 	}
 	for _, k := range keyList.Items {
 		key := fmt.Sprint(k)
-		var size int64
-		if err := binary.Read(br, order, &size); err != nil {
+		var n int64
+		if err := binary.Read(br, order, &n); err != nil {
 			return nil, fmt.Errorf("storage %s: size: %w", key, err)
 		}
 		st, ok := tr.storages[key]
 		if !ok {
 			return nil, fmt.Errorf("storage %s listed but never referenced", key)
 		}
-		if size < 0 || size > 1<<40 {
-			return nil, fmt.Errorf("storage %s: bad size %d", key, size)
+		if n < 0 || n > size/int64(elemSize(st.dtype)) {
+			return nil, fmt.Errorf("storage %s: size %d exceeds the file", key, n)
 		}
-		st.data = make([]byte, size*int64(elemSize(st.dtype)))
+		st.data = make([]byte, n*int64(elemSize(st.dtype)))
 		if _, err := io.ReadFull(br, st.data); err != nil {
 			return nil, fmt.Errorf("storage %s: data truncated: %w", key, err)
 		}
@@ -441,7 +510,7 @@ func (tr *torchReader) readLegacy(path string) (any, error) {
 var stateDictKeys = []string{"state_dict", "model_state_dict", "model", "module", "net", "network", "weights", "params"}
 
 func findStateDict(v any) any {
-	for {
+	for depth := 0; depth < 8; depth++ { // bounded: a dict may contain itself
 		d, ok := v.(*pyDict)
 		if !ok || allTensors(d) {
 			return v
@@ -458,6 +527,7 @@ func findStateDict(v any) any {
 		}
 		v = next
 	}
+	return v
 }
 
 func allTensors(d *pyDict) bool {
@@ -472,21 +542,45 @@ func allTensors(d *pyDict) bool {
 	return true
 }
 
+// walk bounds collectTensors on hostile pickles: a list can contain
+// itself, and shared nested tuples make a tree exponentially larger than
+// the file.
+type walk struct {
+	seen   map[any]bool
+	budget int
+}
+
 func collectTensors(v any, prefix string, out map[string]*tensorRef) {
+	w := &walk{seen: map[any]bool{}, budget: 1 << 20}
+	w.collect(v, prefix, out, 0)
+}
+
+func (w *walk) collect(v any, prefix string, out map[string]*tensorRef, depth int) {
+	if w.budget--; w.budget < 0 || depth > 64 {
+		return
+	}
 	switch x := v.(type) {
 	case *tensorRef:
 		out[strings.TrimSuffix(prefix, ".")] = x
 	case *pyDict:
+		if w.seen[x] {
+			return
+		}
+		w.seen[x] = true
 		for _, k := range x.Keys {
-			collectTensors(x.Values[k], prefix+fmt.Sprint(k)+".", out)
+			w.collect(x.Values[k], prefix+fmt.Sprint(k)+".", out, depth+1)
 		}
 	case *pyList:
+		if w.seen[x] {
+			return
+		}
+		w.seen[x] = true
 		for i, it := range x.Items {
-			collectTensors(it, fmt.Sprintf("%s%d.", prefix, i), out)
+			w.collect(it, fmt.Sprintf("%s%d.", prefix, i), out, depth+1)
 		}
 	case pyTuple:
 		for i, it := range x {
-			collectTensors(it, fmt.Sprintf("%s%d.", prefix, i), out)
+			w.collect(it, fmt.Sprintf("%s%d.", prefix, i), out, depth+1)
 		}
 	}
 }
@@ -504,7 +598,10 @@ func describe(v any) string {
 		}
 		return fmt.Sprintf("a dict with keys %v", keys)
 	case *pyCall:
-		return fmt.Sprintf("an object built by %v", x.Func)
+		if g, ok := x.Func.(pyGlobal); ok {
+			return "an object built by " + g.String()
+		}
+		return "an object"
 	case nil:
 		return "None"
 	}

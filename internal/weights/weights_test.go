@@ -155,3 +155,17 @@ func TestJSLiteral(t *testing.T) {
 		t.Errorf("got %s\nwant %s", got, want)
 	}
 }
+
+// Pickles as Python 2 wrote them (Cadene-era checkpoints): protocol 2,
+// SHORT_BINSTRING keys, an OrderedDict reduced from a list of [k, v] lists.
+func TestPython2OrderedDict(t *testing.T) {
+	p := []byte("\x80\x02ccollections\nOrderedDict\nq\x00]q\x01(]q\x02(U\x01aK\x01e]q\x03(U\x01bK\x02ee\x85Rq\x04.")
+	v, err := newUnpickler(strings.NewReader(string(p)), int64(len(p))).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := v.(*pyDict)
+	if !ok || len(d.Keys) != 2 || d.Values["a"] != int64(1) || d.Values["b"] != int64(2) {
+		t.Fatalf("got %#v", v)
+	}
+}

@@ -1,11 +1,13 @@
-// Writes internal/models/testdata/nsfwjs_expected.json: what the nsfwjs
-// MobileNetV2 (npm nsfwjs@4.4.0, TensorFlow.js CPU backend) predicts for a
-// few real emoji images from emoji-datasource-google, through nsfwjs's own
-// infer() (pixels /255, bilinear resize to 224 with align_corners, NHWC).
-// The Go test maps the same weights onto the zoo's mobilenet_v2 and must
-// reproduce these numbers. Run once, from the repository root:
+// Writes internal/models/testdata/nsfwjs_expected.json (MobileNetV2) or,
+// with MODEL=InceptionV3, nsfwjs_inception_expected.json: what the nsfwjs
+// model (npm nsfwjs@4.4.0, TensorFlow.js CPU backend) predicts for a few
+// real emoji images from emoji-datasource-google, through nsfwjs's own
+// infer() (pixels /255, bilinear resize to 224 (299 for InceptionV3) with
+// align_corners, NHWC). The Go tests map the same weights onto the zoo's
+// mobilenet_v2 / inception_v3 and must reproduce these numbers. Run once,
+// from the repository root:
 //
-//   node scripts/golden/nsfwjs_expected.mjs [assets dir] [out file]
+//   [MODEL=InceptionV3] node scripts/golden/nsfwjs_expected.mjs [assets dir] [out file]
 //
 // The assets dir defaults to $IMET_ASSETS or .cache/npm/node_modules.
 import { createRequire } from "node:module";
@@ -14,11 +16,14 @@ import path from "node:path";
 import zlib from "node:zlib";
 
 const assets = process.argv[2] || process.env.IMET_ASSETS || path.resolve(".cache/npm/node_modules");
-const out = process.argv[3] || "internal/models/testdata/nsfwjs_expected.json";
+const modelName = process.env.MODEL || "MobileNetV2";
+const out = process.argv[3] ||
+  (modelName === "InceptionV3" ? "internal/models/testdata/nsfwjs_inception_expected.json" : "internal/models/testdata/nsfwjs_expected.json");
 const require = createRequire(path.join(assets, "nsfwjs", "package.json"));
 const tf = require("@tensorflow/tfjs");
 const nsfwjs = require("nsfwjs");
 const { MobileNetV2Model } = require("nsfwjs/models/mobilenet_v2");
+const { InceptionV3Model } = require("nsfwjs/models/inception_v3");
 
 // Minimal PNG decoder: 8-bit RGB/RGBA, non-interlaced (what the emoji
 // set uses). Returns RGB bytes, alpha dropped as tf.browser.fromPixels does.
@@ -67,10 +72,11 @@ function decodePNG(file) {
 }
 
 await tf.setBackend("cpu");
-const model = await nsfwjs.load("MobileNetV2", { modelDefinitions: [MobileNetV2Model] });
+const model = await nsfwjs.load(modelName, { modelDefinitions: [MobileNetV2Model, InceptionV3Model] });
 const images = ["1f600.png", "1f3a8.png", "1f34e.png", "1f308.png"];
 const result = {
   generator: "scripts/golden/nsfwjs_expected.mjs",
+  model: modelName,
   nsfwjs: JSON.parse(fs.readFileSync(path.join(assets, "nsfwjs", "package.json"), "utf8")).version,
   tfjs: tf.version.tfjs,
   backend: tf.getBackend(),
