@@ -13,6 +13,7 @@ import (
 
 	"imet/internal/crossval"
 	"imet/internal/ensemble"
+	"imet/internal/registry"
 	"imet/internal/train"
 )
 
@@ -24,6 +25,7 @@ type cvCmd struct {
 	TimeBudget time.Duration `help:"Stop cleanly before this much wall time; run the same command again to continue."`
 	Rules      []string      `help:"Threshold rules searched on the out-of-fold probabilities (global, group, label, topk, relative, target)." default:"global,group"`
 	Ensemble   string        `help:"How the folds' test probabilities are combined: mean, rank, geomean." default:"mean"`
+	trackFlags
 }
 
 func init() {
@@ -50,6 +52,13 @@ func (c *cvCmd) Run(g *Globals) error {
 	if !g.Quiet {
 		o.Log = g.Stderr
 	}
+	tr, err := c.startTracking(g, registry.KindCV, "", c.Config)
+	if err != nil {
+		return err
+	}
+	if tr != nil {
+		o.Log = trackLog(tr, o.Log)
+	}
 	o.TrainFold = func(ctx context.Context, fold int, dir string, resume bool) (bool, error) {
 		budget, ok := remaining()
 		if !ok {
@@ -62,10 +71,29 @@ func (c *cvCmd) Run(g *Globals) error {
 		if !g.Quiet {
 			fr.Log = g.Stderr
 		}
+		if tr != nil {
+			fr.Log = trackLog(tr, fr.Log)
+			fr.Observers = append(fr.Observers, &trainRecorder{t: tr, prefix: fmt.Sprintf("fold%d/", fold), warn: g.Stderr})
+		}
 		res, _, err := train.TrainFold(ctx, fr)
 		return res.Completed, err
 	}
 	res, err := o.Run(ctx)
+	if tr != nil {
+		switch {
+		case err == nil && !res.Completed:
+			tr.Stop(again)
+		default:
+			if err == nil {
+				for _, a := range [][2]string{{"probabilities", res.OOF}, {"thresholds", res.Thresholds}, {"submission", res.Submission}} {
+					if a[1] != "" {
+						tr.Artifact(a[0], a[1])
+					}
+				}
+			}
+			tr.End(err, registry.Summary{CVF2: res.Score})
+		}
+	}
 	if err != nil {
 		return err
 	}

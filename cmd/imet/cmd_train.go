@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
+	"imet/internal/registry"
 	"imet/internal/train"
 )
 
@@ -18,6 +20,7 @@ type trainCmd struct {
 	RunDir     string        `help:"Run directory for checkpoints and outputs (default runs/<name>/fold<K>)."`
 	Resume     string        `help:"Continue the run in this directory from its newest checkpoint." type:"existingdir"`
 	TimeBudget time.Duration `help:"Stop cleanly before this much wall time (e.g. 8h30m): finish the step, checkpoint, exit 0."`
+	trackFlags
 }
 
 func init() {
@@ -34,7 +37,27 @@ func (c *trainCmd) Run(g *Globals) error {
 	if !g.Quiet {
 		fr.Log = g.Stderr
 	}
+	cfgPath := c.Config
+	if cfgPath == "" && c.Resume != "" {
+		cfgPath = filepath.Join(c.Resume, "config.yaml")
+	}
+	tr, err := c.startTracking(g, registry.KindTrain, "", cfgPath)
+	if err != nil {
+		return err
+	}
+	if tr != nil {
+		fr.Log = trackLog(tr, fr.Log)
+		fr.Observers = append(fr.Observers, &trainRecorder{t: tr, warn: g.Stderr})
+	}
 	res, runDir, err := train.TrainFold(ctx, fr)
+	if tr != nil {
+		switch {
+		case err == nil && !res.Completed:
+			tr.Stop("imet train --resume " + runDir)
+		default:
+			tr.End(err, registry.Summary{CVF2: res.BestF2})
+		}
+	}
 	if err != nil {
 		return err
 	}

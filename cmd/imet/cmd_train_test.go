@@ -139,3 +139,30 @@ func TestCVWritesSubmission(t *testing.T) {
 		t.Fatalf("rerun: %d %s", code, errs)
 	}
 }
+
+// A training session is recorded in the registry with its curves; one
+// stopped by its time budget shows as interrupted, not finished.
+func TestTrainIsRecordedInRegistry(t *testing.T) {
+	cfg := tinyRun(t)
+	reg := filepath.Join(t.TempDir(), "registry.db")
+	run := filepath.Join(t.TempDir(), "run")
+	if code, _, errs := runCLI(t, "train", "--config", cfg, "--run-dir", run, "--registry", reg, "--time-budget", "1ns"); code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, errs := runCLI(t, "runs", "list", "--registry", reg)
+	if code != 0 || !strings.Contains(out, "interrupted") || strings.Contains(out, "finished") {
+		t.Fatalf("budget-stopped run: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runCLI(t, "train", "--resume", run, "--registry", reg); code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, errs = runCLI(t, "runs", "show", "--registry", reg, "2")
+	if code != 0 {
+		t.Fatalf("runs show: %s", errs)
+	}
+	for _, want := range []string{"finished", "val_f2", "loss", "lr", "checkpoint", "oof_fold0.npy"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("runs show lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -2,9 +2,24 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// TestMain keeps commands that record runs from writing a registry into the
+// source tree: tests that care pass --registry themselves.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "imet-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("IMET_REGISTRY", filepath.Join(dir, "registry.db"))
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // runCLI runs the command line in-process and returns its exit code and output.
 func runCLI(t *testing.T, args ...string) (int, string, string) {

@@ -226,6 +226,17 @@ func (r *Run) Fail(err error, lastLogLines []string) error {
 	})
 }
 
+// Stop marks a run that ended cleanly before completing (a spent time
+// budget, a signal) as interrupted, with a note saying how to continue it:
+// neither finished nor failed, and resumable.
+func (r *Run) Stop(note string) error {
+	return r.end(func(tx *sql.Tx) error {
+		_, e := tx.Exec(`UPDATE runs SET status=?, ended_at=?, note=? WHERE id=?`,
+			string(StatusInterrupted), now(), note, r.id)
+		return e
+	})
+}
+
 // End finishes the run when err is nil and fails it otherwise, so that a
 // trainer's single exit path cannot report a failure as success:
 //

@@ -88,6 +88,12 @@ func (t *Tracker) End(err error, s registry.Summary) error {
 	return rerr
 }
 
+// Stop closes a run that stopped cleanly before completing, recording how
+// to continue it; nothing is announced as finished.
+func (t *Tracker) Stop(resume string) error {
+	return t.run.Stop("stopped before completing; continue with: " + resume)
+}
+
 func (t *Tracker) send(e notify.Event) {
 	if !t.notify.Enabled() {
 		return

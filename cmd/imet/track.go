@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"imet/internal/config"
+	"imet/internal/notify"
+	"imet/internal/registry"
+	"imet/internal/tracking"
+	"imet/internal/train"
+	"imet/internal/trainconfig"
+)
+
+// trackFlags are the flags of commands whose runs are recorded in the
+// registry and announced through notifications.
+type trackFlags struct {
+	registryFlag
+	NoRegistry bool   `help:"Do not record this run in the registry (nor notify)."`
+	NotifyFile string `help:"YAML file configuring notifications (docs/registry.md); tokens come from the environment or a file, never from it." type:"existingfile" env:"IMET_NOTIFY_CONFIG"`
+}
+
+// startTracking opens the registry and records a run of kind for the run
+// configuration at cfgPath. It returns nil, nil when tracking is switched
+// off. A registry that cannot be opened is an error: a run that was asked
+// to be recorded and is not would be lost from the comparison later.
+func (f trackFlags) startTracking(g *Globals, kind registry.Kind, name, cfgPath string) (*tracking.Tracker, error) {
+	if f.NoRegistry {
+		return nil, nil
+	}
+	info := registry.RunInfo{Name: name, Kind: kind, Args: os.Args}
+	if cfgPath != "" {
+		cfg, err := trainconfig.Load(cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		if info.Name == "" {
+			info.Name = cfg.Name
+		}
+		if y, err := config.Marshal(cfg); err == nil {
+			info.Config = string(y)
+		}
+		if root := cfg.Data.Root; root != "" {
+			var csvs []string
+			for _, n := range []string{"train.csv", "labels.csv", "sample_submission.csv", cfg.Data.Folds} {
+				if n == "" {
+					continue
+				}
+				if !filepath.IsAbs(n) {
+					n = filepath.Join(root, n)
+				}
+				if _, err := os.Stat(n); err == nil {
+					csvs = append(csvs, n)
+				}
+			}
+			if fp, err := registry.Fingerprint(csvs, filepath.Join(root, "train")); err == nil {
+				info.DataFingerprint = fp
+			}
+		}
+	}
+	ncfg := notify.DefaultConfig()
+	if f.NotifyFile != "" {
+		if err := config.Load(f.NotifyFile, &ncfg); err != nil {
+			return nil, err
+		}
+	}
+	n, err := notify.New(ncfg)
+	if err != nil {
+		return nil, err
+	}
+	db, err := f.open()
+	if err != nil {
+		return nil, err
+	}
+	t, err := tracking.Start(db, info, n, g.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(g.Stderr, "recorded as run %d in %s\n", t.ID(), f.Registry)
+	return t, nil
+}
+
+// trackLog tees a command's log into the tracker, which keeps the last lines
+// for a failure report.
+func trackLog(t *tracking.Tracker, w io.Writer) io.Writer {
+	if t == nil {
+		return w
+	}
+	if w == nil {
+		return t.Log()
+	}
+	return io.MultiWriter(w, t.Log())
+}
+
+// trainRecorder turns training events into registry metrics and artifacts.
+type trainRecorder struct {
+	t      *tracking.Tracker
+	prefix string // e.g. "fold0/" when several folds share one run
+	epoch  float64
+	warned bool
+	warn   io.Writer
+}
+
+func (r *trainRecorder) check(err error) {
+	if err != nil && !r.warned {
+		// The registry must never stop training; say once that it failed.
+		r.warned = true
+		fmt.Fprintf(r.warn, "warning: recording metrics: %v\n", err)
+	}
+}
+
+func (r *trainRecorder) OnStart(train.StartEvent) {}
+
+func (r *trainRecorder) OnStep(e train.StepEvent) {
+	ep := float64(e.Epoch)
+	if e.Batches > 0 {
+		ep += float64(e.Batch) / float64(e.Batches)
+	}
+	r.epoch = ep
+	step := int(e.GlobalStep)
+	r.check(r.t.Metric(step, ep, r.prefix+"loss", e.Loss))
+	r.check(r.t.Metric(step, ep, r.prefix+"lr", e.LR))
+	r.check(r.t.Metric(step, ep, r.prefix+"images_per_sec", e.ImagesPerSec))
+}
+
+func (r *trainRecorder) OnEpoch(e train.EpochEvent) {
+	step, ep := int(e.GlobalStep), float64(e.Epoch+1)
+	r.check(r.t.Metric(step, ep, r.prefix+"train_loss", e.TrainLoss))
+	r.check(r.t.Metric(step, ep, r.prefix+"val_loss", e.ValLoss))
+	r.check(r.t.Metric(step, ep, r.prefix+"val_f2", e.F2))
+	r.check(r.t.Metric(step, ep, r.prefix+"val_threshold", e.Threshold))
+}
+
+func (r *trainRecorder) OnCheckpoint(e train.CheckpointEvent) {
+	r.check(r.t.Checkpoint(r.epoch, e.Path))
+}
+
+func (r *trainRecorder) OnFinish(e train.FinishEvent) {
+	for _, p := range e.Outputs {
+		r.check(r.t.Artifact("probabilities", p))
+	}
+}
+
+func (r *trainRecorder) OnFail(error) {}
