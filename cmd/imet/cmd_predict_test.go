@@ -178,3 +178,70 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// TestPredictFromCVAndCheckpoint: predicting from an imet cv folder
+// averages the folds' models exactly as cv averaged their test
+// probabilities, its export carries every fold, and a checkpoint file
+// predicts like the run it belongs to.
+func TestPredictFromCVAndCheckpoint(t *testing.T) {
+	cfg := tinyRun(t)
+	data := filepath.Join(filepath.Dir(cfg), "data")
+	images := filepath.Join(data, "test")
+	cv := filepath.Join(t.TempDir(), "cv")
+	if code, _, errs := runCLI(t, "cv", "--config", cfg, "--out", cv, "--folds", "0,2"); code != 0 {
+		t.Fatalf("cv exited %d: %s", code, errs)
+	}
+	tmp := t.TempDir()
+	predict := func(name string, args ...string) *probs.File {
+		t.Helper()
+		npy := filepath.Join(tmp, name+".npy")
+		args = append([]string{"predict", "--images", images, "--out", filepath.Join(tmp, name+".csv"), "--probs", npy}, args...)
+		if code, _, errs := runCLI(t, args...); code != 0 {
+			t.Fatalf("%v exited %d: %s", args, code, errs)
+		}
+		f, err := probs.Load(npy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	got := predict("cv", "--from", cv)
+	want, err := probs.Load(filepath.Join(cv, "test.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(byID(t, got, want.IDs), want.Data) {
+		t.Fatalf("predict from the cv folder differs from cv's ensembled test.npy")
+	}
+	// cv's threshold file decides the labels, as in its submission.
+	if a, b := sortedLines(readFile(t, filepath.Join(tmp, "cv.csv"))), sortedLines(readFile(t, filepath.Join(cv, "submission.csv"))); a != b {
+		t.Fatalf("submission differs from cv's:\n%s\n%s", a, b)
+	}
+
+	bdir := filepath.Join(tmp, "bundle")
+	if code, _, errs := runCLI(t, "export", cv, "--out", bdir, "--binary", staticBinary(t)); code != 0 {
+		t.Fatalf("export exited %d: %s", code, errs)
+	}
+	if spec := readFile(t, filepath.Join(bdir, "inference.json")); !strings.Contains(spec, "weights/fold1.tensors") {
+		t.Fatalf("bundle of two folds lists:\n%s", spec)
+	}
+	if b := predict("bundle", "--bundle", bdir); !slices.Equal(b.Data, got.Data) {
+		t.Fatalf("bundle of the cv folder predicts differently")
+	}
+
+	fold0 := filepath.Join(cv, "fold0")
+	idx := readFile(t, filepath.Join(fold0, "checkpoints", "index.json"))
+	_, rest, _ := strings.Cut(idx, `"best": "`)
+	best, _, _ := strings.Cut(rest, `"`)
+	ck := predict("ckpt", "--from", filepath.Join(fold0, "checkpoints", best))
+	run := predict("run", "--from", fold0)
+	if best == "" || !slices.Equal(ck.Data, run.Data) {
+		t.Fatalf("checkpoint %q predicts differently from its run", best)
+	}
+}
+
+func sortedLines(s string) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	slices.Sort(l)
+	return strings.Join(l, "\n")
+}
