@@ -114,6 +114,19 @@ func TestPredictFromRunAndBundle(t *testing.T) {
 		t.Fatalf("bundle predictions differ from the run's")
 	}
 
+	// A bundle exports again from itself.
+	bdir2 := filepath.Join(tmp, "bundle2")
+	if code, _, errs := runCLI(t, "export", bdir, "--out", bdir2, "--binary", staticBinary(t)); code != 0 {
+		t.Fatalf("export from a bundle exited %d: %s", code, errs)
+	}
+	npy3 := filepath.Join(tmp, "b2.npy")
+	if code, _, errs := runCLI(t, "predict", "--bundle", bdir2, "--images", filepath.Join(data, "test"), "--out", filepath.Join(tmp, "sub3.csv"), "--probs", npy3); code != 0 {
+		t.Fatalf("predict from the re-exported bundle exited %d: %s", code, errs)
+	}
+	if readFile(t, npy3) != readFile(t, npy) || !strings.Contains(readFile(t, filepath.Join(bdir2, "inference.json")), run) {
+		t.Fatalf("re-exported bundle predicts differently or lost its source")
+	}
+
 	predictErr := func(dir string) string {
 		t.Helper()
 		code, _, errs := runCLI(t, "predict", "--bundle", dir, "--images", filepath.Join(data, "test"), "--out", filepath.Join(tmp, "x.csv"))
