@@ -242,6 +242,15 @@ func TestPredictFromCVAndCheckpoint(t *testing.T) {
 		t.Fatalf("bundle of the cv folder predicts differently")
 	}
 
+	// --tta none: the plain view only (the recipe's TTA adds the mirror).
+	plain := predict("plain", "--from", cv, "--tta", "none")
+	if slices.Equal(plain.Data, got.Data) {
+		t.Fatalf("--tta none changed nothing")
+	}
+	if code, _, _ := runCLI(t, "predict", "--from", cv, "--images", images, "--out", filepath.Join(tmp, "x.csv"), "--tta", "many"); code == 0 {
+		t.Fatalf("--tta many accepted")
+	}
+
 	fold0 := filepath.Join(cv, "fold0")
 	idx := readFile(t, filepath.Join(fold0, "checkpoints", "index.json"))
 	_, rest, _ := strings.Cut(idx, `"best": "`)
