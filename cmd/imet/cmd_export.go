@@ -16,7 +16,7 @@ type exportCmd struct {
 }
 
 func init() {
-	register("export", "Write an offline inference bundle: binary, shared libraries, weights, preprocessing, labels, thresholds.", "Training", &exportCmd{})
+	register("export", "Write an offline inference bundle: binary, shared libraries, weights, preprocessing, labels, thresholds.", "Inference", &exportCmd{})
 }
 
 func (c *exportCmd) Run(g *Globals) error {

@@ -29,7 +29,7 @@ type predictCmd struct {
 }
 
 func init() {
-	register("predict", "Predict labels for a folder of images with a bundle, a run or a checkpoint: probabilities and submission.csv.", "Training", &predictCmd{})
+	register("predict", "Predict labels for a folder of images with a bundle, a run or a checkpoint: probabilities and submission.csv.", "Inference", &predictCmd{})
 }
 
 func (c *predictCmd) Run(g *Globals) error {
