@@ -98,41 +98,11 @@ func TestTorchBundleRunsWithoutSystemLibtorch(t *testing.T) {
 	}
 
 	// (2) Hide the originals.
-	if os.Geteuid() != 0 {
-		t.Skip("not root: cannot hide the system libraries in a mount namespace")
+	if err := CanHideSystemLibraries(); err != nil {
+		t.Skip(err)
 	}
-	if err := exec.Command("unshare", "--mount", "true").Run(); err != nil {
-		t.Skipf("unshare --mount unavailable: %v", err)
-	}
-	// Everything in the system library directory disappears but glibc: the
-	// directory is replaced by a tmpfs holding only the glibc files, bound
-	// from the original. (mount itself needs libmount, so the directory is
-	// swapped in one last mount.)
-	var keep []string
-	for _, n := range glibcNames {
-		if !strings.Contains(n, "*") {
-			keep = append(keep, n)
-		}
-	}
-	script := `set -e
-lib=/usr/lib/x86_64-linux-gnu
-mkdir -p "$T/orig" "$T/fake"
-mount --bind "$lib" "$T/orig"
-mount -t tmpfs tmpfs "$T/fake"
-for g in $KEEP; do
-  [ -e "$T/orig/$g" ] || continue
-  : > "$T/fake/$g"
-  mount --bind "$T/orig/$g" "$T/fake/$g"
-done
-mount --rbind "$T/fake" "$lib"
-exec "$@"`
 	hidden := func(prog string) ([]byte, error) {
-		c := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", prog)
-		c.Env = append(os.Environ(), "T="+t.TempDir(), "KEEP="+strings.Join(keep, " "))
-		return c.CombinedOutput()
-	}
-	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/libc.so.6"); err != nil {
-		t.Skip("no /usr/lib/x86_64-linux-gnu/libc.so.6: not a Debian-style multiarch layout")
+		return HideSystemLibraries(t.TempDir(), prog).CombinedOutput()
 	}
 	if out, err := hidden(bin); err == nil {
 		t.Fatalf("unbundled binary ran with the system libraries hidden: %s", out)

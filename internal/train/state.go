@@ -183,58 +183,7 @@ func (t *trainer) withEMA(f func() error) error {
 func (t *trainer) predict(ctx context.Context, src Source, views int) ([]float32, float64, error) {
 	t.store.Train(false)
 	defer t.store.Train(true)
-	n, cols := src.Len(), src.Classes()
-	out := make([]float32, n*cols)
-	var lossSum float64
-	bs := t.cfg.Validation.BatchSize
-	if bs < 1 {
-		bs = 32
-	}
-	if views < 1 {
-		views = 1
-	}
-	for view := 0; view < views; view++ {
-		row := 0
-		for b, err := range src.Eval(ctx, bs, view) {
-			if err != nil {
-				return nil, 0, err
-			}
-			err = torch.Run(func() {
-				torch.InferenceMode(func() {
-					x := torch.FromFloat32(b.Images, b.N, b.C, b.H, b.W)
-					var logits *torch.Tensor
-					if t.cfg.Engine.BF16 {
-						torch.Autocast(func() { logits = t.Model.Forward(x) })
-					} else {
-						logits = t.Model.Forward(x)
-					}
-					logits = logits.To(torch.Float32)
-					p := logits.Sigmoid().Float32s()
-					for i, idx := range b.Indices {
-						dst := out[idx*cols : (idx+1)*cols]
-						for j := range dst {
-							dst[j] += p[i*cols+j] / float32(views)
-						}
-					}
-					if view == 0 && len(b.Targets) == b.N*cols {
-						y := torch.FromFloat32(b.Targets, b.N, cols)
-						lossSum += torch.BCEWithLogits(logits, y, nil, nil, torch.ReduceSum).Item()
-					}
-				})
-			})
-			row += b.N
-			if b.Release != nil {
-				b.Release()
-			}
-			if err != nil {
-				return nil, 0, err
-			}
-		}
-		if row != n {
-			return nil, 0, fmt.Errorf("prediction saw %d of %d samples", row, n)
-		}
-	}
-	return out, lossSum / float64(n*cols), nil
+	return Predict(ctx, t.Model, src, PredictOptions{Views: views, BatchSize: t.cfg.Validation.BatchSize, BF16: t.cfg.Engine.BF16})
 }
 
 // validate scores the validation split (view 0 only, for speed), feeds the
