@@ -81,17 +81,17 @@ func (c *cvCmd) Run(g *Globals) error {
 	res, err := o.Run(ctx)
 	if tr != nil {
 		switch {
-		case err == nil && !res.Completed:
+		case err != nil:
+			tr.End(err, registry.Summary{})
+		case !res.Completed:
 			tr.Stop(again)
 		default:
-			if err == nil {
-				for _, a := range [][2]string{{"probabilities", res.OOF}, {"thresholds", res.Thresholds}, {"submission", res.Submission}} {
-					if a[1] != "" {
-						tr.Artifact(a[0], a[1])
-					}
+			for _, a := range [][2]string{{"probabilities", res.OOF}, {"thresholds", res.Thresholds}, {"submission", res.Submission}} {
+				if a[1] != "" {
+					tr.Artifact(a[0], a[1])
 				}
 			}
-			tr.End(err, registry.Summary{CVF2: res.Score})
+			tr.End(nil, registry.Summary{CVF2: res.Score})
 		}
 	}
 	if err != nil {

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+)
+
+// The figure the default demo reached when it was sized (docs/benchmarks.md,
+// "Demo"): test F2 0.574 on the clean labels, where predicting the best
+// constant label set scores 0.369. The margin allows for other CPUs and
+// thread counts changing float rounding, not for a model that stops learning.
+const (
+	demoF2Reached = 0.574
+	demoF2Margin  = 0.07
+)
+
+var cleanF2 = regexp.MustCompile(`test F2 on the clean labels: ([0-9.]+)`)
+
+func TestDemoTinyWritesEverything(t *testing.T) {
+	out := t.TempDir()
+	args := []string{"demo", "--out", out, "--train", "80", "--test", "8", "--epochs", "1", "--folds", "2"}
+	code, stdout, errs := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("demo exited %d: %s", code, errs)
+	}
+	for _, p := range []string{"data/train.csv", "data/folds.csv", "recipe.yaml", "cv/submission.csv", "cv/thresholds.json", "registry.db", "plots/learning-1.png"} {
+		if _, err := os.Stat(filepath.Join(out, p)); err != nil {
+			t.Errorf("demo did not write %s: %v", p, err)
+		}
+	}
+	if !cleanF2.MatchString(stdout) {
+		t.Fatalf("no clean-label score in:\n%s", stdout)
+	}
+	// A second demo reuses the sample and the finished folds.
+	code, _, errs = runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("second demo exited %d: %s", code, errs)
+	}
+}
+
+// The main job, as `make demo` runs it, learns: its test F2 on the clean
+// labels stays near the figure stated above.
+func TestDemoLearns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the full demo trains three folds for a few minutes; -short skips it")
+	}
+	out := t.TempDir()
+	code, stdout, errs := runCLI(t, "demo", "--out", out)
+	if code != 0 {
+		t.Fatalf("demo exited %d: %s", code, errs)
+	}
+	m := cleanF2.FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("no clean-label score in:\n%s", stdout)
+	}
+	f2, _ := strconv.ParseFloat(m[1], 64)
+	t.Logf("demo test F2 on clean labels: %.4f (stated %.3f)", f2, demoF2Reached)
+	if f2 < demoF2Reached-demoF2Margin {
+		t.Fatalf("demo test F2 %.4f, below %.3f - %.2f", f2, demoF2Reached, demoF2Margin)
+	}
+}
