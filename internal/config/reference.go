@@ -61,6 +61,15 @@ func writeRows(b *strings.Builder, prefix string, rv reflect.Value, subs *[]nest
 			fmt.Fprintf(b, "| `%s` | section | | %s |\n", key, escape(f.Tag.Get("doc")))
 			continue
 		}
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			// Document a list's entries as a section of their own, with the
+			// first entry's values (or the zero entry's) as defaults.
+			elem := reflect.New(ft.Elem()).Elem()
+			if fv.Len() > 0 {
+				elem = fv.Index(0)
+			}
+			*subs = append(*subs, nested{key + "[]", elem})
+		}
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", key, typeName(ft), defaultOf(fv), escape(f.Tag.Get("doc")))
 	}
 }
@@ -108,6 +117,9 @@ func defaultOf(v reflect.Value) string {
 		v = v.Elem()
 	}
 	if v.IsZero() && v.Kind() != reflect.Bool {
+		return ""
+	}
+	if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct {
 		return ""
 	}
 	if d, ok := v.Interface().(time.Duration); ok {

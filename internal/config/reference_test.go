@@ -35,3 +35,18 @@ func TestReferenceListsKeysDefaultsAndSections(t *testing.T) {
 		t.Error("unexported field listed")
 	}
 }
+
+func TestReferenceDocumentsListEntries(t *testing.T) {
+	type stage struct {
+		Epochs int `yaml:"epochs" doc:"length"`
+	}
+	type run struct {
+		Stages []stage `yaml:"stages" doc:"in order"`
+	}
+	got := Reference("run.yaml", run{Stages: []stage{{Epochs: 3}}})
+	for _, want := range []string{"| `stages` | list of sections |  | in order |", "### `stages[]`", "| `stages[].epochs` | integer | `3` | length |"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("reference lacks %q:\n%s", want, got)
+		}
+	}
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// docs/config.md is generated; regenerate it with
+//
+//	go run ./cmd/imet config reference > docs/config.md
+func TestConfigReferenceIsCurrent(t *testing.T) {
+	code, out, errs := runCLI(t, "config", "reference")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	for _, want := range []string{"`stages[].lr`", "`model.arch`", "`engine.threads`", "`telegram.chat_id`"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("reference lacks %s", want)
+		}
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "config.md"))
+	if err != nil || string(doc) != out {
+		t.Fatalf("docs/config.md is stale; regenerate: go run ./cmd/imet config reference > docs/config.md")
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	good := filepath.Join("..", "..", "configs", "imet-resnet50.yaml")
+	if code, out, errs := runCLI(t, "config", "check", good); code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("%s: %d %s", good, code, errs)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("name: x\nstages:\n  - epochs: 1\n    lr_max: 3\n"), 0o644)
+	code, _, errs := runCLI(t, "config", "check", bad)
+	if code == 0 || !strings.Contains(errs, "bad.yaml:4") || !strings.Contains(errs, "lr_max") {
+		t.Fatalf("misspelt key: exit %d, %s", code, errs)
+	}
+}
