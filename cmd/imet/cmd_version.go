@@ -9,7 +9,7 @@ import (
 type versionCmd struct{}
 
 func init() {
-	register("version", "Print the version, the code revision and the engine in use.", "", &versionCmd{})
+	register("version", "Print the version and the code revision the binary was built from.", "", &versionCmd{})
 }
 
 func (v *versionCmd) Run(g *Globals) error {
