@@ -43,6 +43,11 @@ type result struct {
 	ImagesPerCPUS float64 `json:"images_per_cpu_s"`
 	PeakRSSKB     int     `json:"peak_rss_kb"`
 	Threads       int     `json:"threads"`
+	// MinorFaults counts page faults during the timed steps.
+	MinorFaults int64 `json:"minor_faults"`
+	// MainThread says the model ran on the process's main thread (where
+	// glibc's main arena and the Makefile's malloc settings apply).
+	MainThread bool `json:"main_thread"`
 }
 
 func main() {
@@ -282,6 +287,7 @@ func runWorker(name, mode, variant string, steps, threads int) (result, error) {
 			return result{}, err
 		}
 	}
+	f0 := minflt()
 	t0, c0 := time.Now(), cpuSeconds()
 	for i := 0; i < steps; i++ {
 		if err := one(); err != nil {
@@ -290,7 +296,16 @@ func runWorker(name, mode, variant string, steps, threads int) (result, error) {
 	}
 	dt, dc := time.Since(t0).Seconds(), cpuSeconds()-c0
 	return result{ImagesPerS: float64(batch*steps) / dt, ImagesPerCPUS: float64(batch*steps) / dc,
-		PeakRSSKB: peakRSS(), Threads: torch.NumThreads()}, nil
+		PeakRSSKB: peakRSS(), Threads: torch.NumThreads(), MinorFaults: minflt() - f0,
+		MainThread: syscall.Gettid() == os.Getpid()}, nil
+}
+
+func minflt() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt
 }
 
 func cpuSeconds() float64 {
