@@ -50,6 +50,11 @@ type result struct {
 	MainThread bool `json:"main_thread"`
 }
 
+// Pinning the main goroutine to the main thread from init keeps libtorch's
+// work on the thread whose allocations come from glibc's main arena, the one
+// the MALLOC_* settings tune.
+func init() { runtime.LockOSThread() }
+
 func main() {
 	worker := flag.Bool("worker", false, "internal: run one configuration and print JSON")
 	model := flag.String("model", "resnet18", "internal: worker's model")
