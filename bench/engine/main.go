@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"imet/internal/models"
@@ -36,9 +37,23 @@ const (
 
 type result struct {
 	ImagesPerS float64 `json:"images_per_s"`
-	PeakRSSKB  int     `json:"peak_rss_kb"`
-	Threads    int     `json:"threads"`
+	// ImagesPerCPUS is images per second of process CPU time (user+sys,
+	// all threads): far less sensitive than wall time to other processes
+	// competing for the cores.
+	ImagesPerCPUS float64 `json:"images_per_cpu_s"`
+	PeakRSSKB     int     `json:"peak_rss_kb"`
+	Threads       int     `json:"threads"`
+	// MinorFaults counts page faults during the timed steps.
+	MinorFaults int64 `json:"minor_faults"`
+	// MainThread says the model ran on the process's main thread (where
+	// glibc's main arena and the Makefile's malloc settings apply).
+	MainThread bool `json:"main_thread"`
 }
+
+// Pinning the main goroutine to the main thread from init keeps libtorch's
+// work on the thread whose allocations come from glibc's main arena, the one
+// the MALLOC_* settings tune.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	worker := flag.Bool("worker", false, "internal: run one configuration and print JSON")
@@ -140,22 +155,44 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 						return err
 					}
 					goRes[k], pyRes[k] = append(goRes[k], g), append(pyRes[k], p)
-					fmt.Fprintf(os.Stderr, "round %d %-20s %-5s %-6s go %6.1f img/s %5d MB | py %6.1f img/s %5d MB\n",
-						r+1, m, mo, v, g.ImagesPerS, g.PeakRSSKB/1024, p.ImagesPerS, p.PeakRSSKB/1024)
+					fmt.Fprintf(os.Stderr, "round %d %-20s %-5s %-6s go %6.1f img/s %5.1f img/cpu-s %5d MB | py %6.1f img/s %5.1f img/cpu-s %5d MB\n",
+						r+1, m, mo, v, g.ImagesPerS, g.ImagesPerCPUS, g.PeakRSSKB/1024, p.ImagesPerS, p.ImagesPerCPUS,
+						p.PeakRSSKB/1024)
 				}
 			}
 		}
 	}
 	fmt.Println()
-	fmt.Println("| model | mode | variant | Go img/s | Python img/s | Go/Python speed | Go peak RSS MB | Python peak RSS MB | RSS ratio |")
-	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| model | mode | variant | Go img/s | Python img/s | Go/Python speed (per-round ratios) | Go/Python per CPU-second (per round) | Go peak RSS MB | Python peak RSS MB | RSS ratio |")
+	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, k := range order {
 		g, p := median(goRes[k]), median(pyRes[k])
-		fmt.Printf("| %s | %s | %s | %.1f | %.1f | %.2fx | %d | %d | %.2fx |\n", k.model, k.mode, k.variant,
-			g.ImagesPerS, p.ImagesPerS, g.ImagesPerS/p.ImagesPerS, g.PeakRSSKB/1024, p.PeakRSSKB/1024,
-			float64(g.PeakRSSKB)/float64(p.PeakRSSKB))
+		// The ratio is taken within each round, where the two sides ran
+		// back to back, then the median over rounds: load shifts between
+		// rounds cancel instead of compounding.
+		rs := make([]float64, len(goRes[k]))
+		txt := make([]string, len(rs))
+		for i := range rs {
+			rs[i] = goRes[k][i].ImagesPerS / pyRes[k][i].ImagesPerS
+			txt[i] = fmt.Sprintf("%.2f", rs[i])
+		}
+		cs := make([]float64, len(rs))
+		ctxt := make([]string, len(rs))
+		for i := range cs {
+			cs[i] = goRes[k][i].ImagesPerCPUS / pyRes[k][i].ImagesPerCPUS
+			ctxt[i] = fmt.Sprintf("%.2f", cs[i])
+		}
+		fmt.Printf("| %s | %s | %s | %.1f | %.1f | %.2fx (%s) | %.2fx (%s) | %d | %d | %.2fx |\n", k.model, k.mode,
+			k.variant, g.ImagesPerS, p.ImagesPerS, med(rs), strings.Join(txt, ", "), med(cs), strings.Join(ctxt, ", "),
+			g.PeakRSSKB/1024, p.PeakRSSKB/1024, float64(g.PeakRSSKB)/float64(p.PeakRSSKB))
 	}
 	return nil
+}
+
+func med(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 // median takes the median speed and the largest peak memory over rounds.
@@ -255,14 +292,33 @@ func runWorker(name, mode, variant string, steps, threads int) (result, error) {
 			return result{}, err
 		}
 	}
-	t0 := time.Now()
+	f0 := minflt()
+	t0, c0 := time.Now(), cpuSeconds()
 	for i := 0; i < steps; i++ {
 		if err := one(); err != nil {
 			return result{}, err
 		}
 	}
-	dt := time.Since(t0).Seconds()
-	return result{ImagesPerS: float64(batch*steps) / dt, PeakRSSKB: peakRSS(), Threads: torch.NumThreads()}, nil
+	dt, dc := time.Since(t0).Seconds(), cpuSeconds()-c0
+	return result{ImagesPerS: float64(batch*steps) / dt, ImagesPerCPUS: float64(batch*steps) / dc,
+		PeakRSSKB: peakRSS(), Threads: torch.NumThreads(), MinorFaults: minflt() - f0,
+		MainThread: syscall.Gettid() == os.Getpid()}, nil
+}
+
+func minflt() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 func peakRSS() int {
