@@ -9,6 +9,8 @@ export MALLOC_TOP_PAD_ ?= 268435456
 # Tests keep screenshots and figures here for CI to collect (docs/registry.md).
 export IMET_ARTIFACTS ?= $(CURDIR)/out/artifacts
 
+# The run path lets `imet export` ship the binary with its libraries in lib/
+# (internal/bundle.BuildFlag).
 .PHONY: demo test build deps vet
 
 deps:
@@ -16,7 +18,7 @@ deps:
 	@scripts/assets.sh
 
 build: deps
-	$(GO) build -o bin/imet ./cmd/imet
+	$(GO) build -ldflags='-extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
 
 demo: build
 	bin/imet demo --out out/demo

@@ -8,10 +8,12 @@
 #   python3-sklearn/-numpy  golden values for scoring tests, NumPy baseline
 #   python3-pil             the Python image stack the loader is compared with
 #   chromium                renders the dashboard in its browser test
+#   patchelf                gives a bundled binary its $ORIGIN/lib run path
+#                           when it was not linked with one (internal/bundle)
 set -euo pipefail
 pkgs=(libtorch-dev libopenblas0-pthread libturbojpeg0-dev
       python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil
-      chromium)
+      chromium patchelf)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

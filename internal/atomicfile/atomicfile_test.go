@@ -57,4 +57,3 @@ func TestWriteIntoMissingDirNamesPath(t *testing.T) {
 		t.Fatalf("error %q does not name %s", err, want)
 	}
 }
-
