@@ -116,6 +116,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			t.Observer.OnFail(err)
 		}
 	}()
+	if d := t.cfg.Engine.Device; d != "" && d != "cpu" {
+		return res, fmt.Errorf("engine.device %q: this trainer keeps tensors on the CPU so far; use cpu", d)
+	}
 	unlock := torch.LockThread(t.cfg.Engine.Threads)
 	defer unlock()
 	t.groups = t.store.Groups()

@@ -254,3 +254,22 @@ func TestLearnsTheSyntheticTask(t *testing.T) {
 		t.Fatalf("best F2 %.3f\n%s", res.BestF2, log.String())
 	}
 }
+
+// TestBF16Autocast runs the tiny recipe with bfloat16 autocast around the
+// forward pass and the loss: it must train (finite losses, a result) and
+// resume like the float32 run.
+func TestBF16Autocast(t *testing.T) {
+	r := tinyRecipe()
+	r.Engine.BF16 = true
+	r.Stages = r.Stages[:1]
+	tr, val := newMemSource(1, 48, 5, 16), newMemSource(2, 24, 5, 16)
+	var log bytes.Buffer
+	res, err := Run(context.Background(), Options{Config: r, RunDir: t.TempDir(), Model: tinyModel(t, r, 5),
+		Train: tr, Val: val, ValTruth: val.truth(), Observer: &Progress{W: &log}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Completed || strings.Contains(log.String(), "NaN") || res.BestF2 <= 0 {
+		t.Fatalf("bf16 run: %+v\n%s", res, log.String())
+	}
+}
