@@ -7,7 +7,7 @@ It does what `imet cv --folds 0 --rules global` does with that recipe:
   base emoji) is validation, the other folds train; test images are the rows
   of sample_submission.csv;
 - model: torchvision resnet18, random init (Kaiming fan-out, as imet),
-  seed 1, num_classes = labels;
+  seed 1 (or SEED), num_classes = labels;
 - input: 64x64 RGB, ImageNet mean/std; training flips each image
   horizontally with probability 0.5;
 - one stage of EPOCHS epochs, batch 32, last short batch dropped; AdamW
@@ -23,7 +23,7 @@ It does what `imet cv --folds 0 --rules global` does with that recipe:
   probabilities, every row keeping at least its most probable label (imet's
   thresholds.Search global rule); submission.csv in OUT with the same rule.
 
-  /usr/bin/python3 bench/quality/emoji_pytorch.py DATA OUT [EPOCHS [THREADS]]
+  /usr/bin/python3 bench/quality/emoji_pytorch.py DATA OUT [EPOCHS [THREADS [SEED]]]
 
 Prints one line per epoch and a summary; bench/quality/score.py scores
 OUT/submission.csv against DATA/test_labels.csv.
@@ -44,8 +44,9 @@ t0 = time.time()
 root, out = sys.argv[1], sys.argv[2]
 epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 4
 threads = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+seed = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 torch.set_num_threads(threads)
-torch.manual_seed(1)
+torch.manual_seed(seed)
 os.makedirs(out, exist_ok=True)
 
 labels = [r["attribute_id"] for r in csv.DictReader(open(f"{root}/labels.csv"))]
@@ -110,17 +111,29 @@ def best_threshold(p, grid, keep_one):
     return best
 
 
+yva = torch.zeros(len(va), L)
+for k, (_, ls) in enumerate(va):
+    yva[k, ls] = 1
+
+
 def predict(x, tta):
+    """Probabilities for x; without TTA also sets val_loss (x is xva then)."""
+    global val_loss
     model.eval()
-    out = []
+    out, loss_sum = [], 0.0
     with torch.no_grad():
         for i in range(0, len(x), 128):
             b = x[i:i + 128]
-            p = torch.sigmoid(model(b))
+            logits = model(b)
+            p = torch.sigmoid(logits)
+            if not tta:
+                loss_sum += F.binary_cross_entropy_with_logits(logits, yva[i:i + 128], reduction="sum").item()
             if tta:
                 p = (p + torch.sigmoid(model(b.flip(3)))) / 2
             out.append(p)
     model.train()
+    if not tta:
+        val_loss = loss_sum / (len(x) * L)
     return torch.cat(out).numpy()
 
 
@@ -139,12 +152,13 @@ def factor(step):
 
 opt = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=1e-4)
 sch = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-gen = torch.Generator().manual_seed(1)
+gen = torch.Generator().manual_seed(seed)
 best, best_state, train_s = -1.0, None, 0.0
 model.train()
 for ep in range(epochs):
     te = time.time()
     perm = torch.randperm(len(tr), generator=gen)
+    loss_sum = 0.0
     for b in range(steps_per_epoch):
         idx = perm[b * bs:(b + 1) * bs]
         x, y = xtr[idx], ytr[idx]
@@ -155,11 +169,12 @@ for ep in range(epochs):
         loss.backward()
         opt.step()
         sch.step()
+        loss_sum += loss.item()
     train_s += time.time() - te
     f2, th = best_threshold(predict(xva, False), [k / 100 for k in range(1, 100)], False)
     if f2 > best:
         best, best_state = f2, {k: v.clone() for k, v in model.state_dict().items()}
-    print(f"pytorch epoch={ep + 1} loss={loss.item():.4f} f2={f2:.4f} threshold={th:.2f} epoch_s={time.time() - te:.1f}", flush=True)
+    print(f"pytorch epoch={ep + 1} train_loss={loss_sum / steps_per_epoch:.5f} val_loss={val_loss:.5f} f2={f2:.4f} threshold={th:.2f} epoch_s={time.time() - te:.1f}", flush=True)
 
 model.load_state_dict(best_state)
 oof = predict(xva, True)

@@ -4,13 +4,14 @@
 # the PyTorch script of the same recipe, back to back on this machine, with
 # the same environment; then both submissions scored on the held-out test
 # emoji by the same scorer.
-#   bench/quality/run.sh [EPOCHS]      (default: the recipe's 4)
+#   bench/quality/run.sh [EPOCHS [SEED]]   (defaults: the recipe's 4 and 1)
 # Prints each stack's F2 (validation, out-of-fold after TTA, test) and wall
 # time, and the ratios imet/PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 py=/usr/bin/python3
 epochs=${1:-4}
+seed=${2:-1}
 # Both stacks' libtorch uses GNU OpenMP. Its default busy-waiting makes two
 # intra-op threads ~5x slower when the cores are shared with other work (see
 # docs/benchmarks.md); passive waiting costs little when they are not.
@@ -25,7 +26,7 @@ export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}
 out=out/bench-quality
 rm -rf "$out" && mkdir -p "$out"
 cfg=$out/recipe.yaml
-sed "s/^    epochs: .*/    epochs: $epochs/" bench/quality/emoji-resnet18.yaml >"$cfg"
+sed -e "s/^    epochs: .*/    epochs: $epochs/" -e "s/^seed: .*/seed: $seed/" bench/quality/emoji-resnet18.yaml >"$cfg"
 
 now() { date +%s.%N; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -35,7 +36,7 @@ t0=$(now)
 bin/imet cv --config "$cfg" --folds 0 --rules global --out "$out/imet" >"$out/imet.log" 2>&1 || { tail -20 "$out/imet.log"; exit 1; }
 t1=$(now)
 echo "imet done, load: $(load)"
-$py bench/quality/emoji_pytorch.py out/emoji "$out/pytorch" "$epochs" 2 >"$out/pytorch.log" 2>&1 || { tail -20 "$out/pytorch.log"; exit 1; }
+$py bench/quality/emoji_pytorch.py out/emoji "$out/pytorch" "$epochs" 2 "$seed" >"$out/pytorch.log" 2>&1 || { tail -20 "$out/pytorch.log"; exit 1; }
 t2=$(now)
 echo "pytorch done, load: $(load)"
 
@@ -56,3 +57,4 @@ print(f"{'imet':8}{iv:8.4f}{io:8.4f}{it:9.4f}{wi:8.1f}")
 print(f"{'pytorch':8}{pv:8.4f}{po:8.4f}{pt:9.4f}{wp:8.1f}")
 print(f"imet/pytorch: test F2 {it / pt:.3f}, OOF F2 {io / po:.3f}, wall {wi / wp:.3f}")
 PY
+echo "load after: $(load)"
