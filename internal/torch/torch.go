@@ -289,13 +289,15 @@ func Keep(t *Tensor) *Tensor {
 // ---- thread-local state ----
 
 // LockThread pins the calling goroutine to its OS thread and sets
-// libtorch's intra-op thread count there (n <= 0 keeps libtorch's choice).
+// libtorch's intra-op thread count there; n <= 0 means one per core, since
+// Debian's libtorch otherwise runs a new OS thread with a single thread.
 // The returned function unpins. Call it at the top of a training loop.
 func LockThread(n int) (unlock func()) {
 	runtime.LockOSThread()
-	if n > 0 {
-		SetNumThreads(n)
+	if n <= 0 {
+		n = runtime.NumCPU()
 	}
+	SetNumThreads(n)
 	return runtime.UnlockOSThread
 }
 
