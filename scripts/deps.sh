@@ -4,6 +4,7 @@
 #   libtorch-dev            the deep-learning engine (PyTorch's C++ core)
 #   libopenblas0-pthread    a real BLAS under libtorch's linear layers
 #   libturbojpeg0-dev       fast JPEG decoding
+#   libpng-dev              fast PNG decoding (C zlib)
 #   python3-torch/-vision   the independent reference for parity tests
 #   python3-sklearn/-numpy  golden values for scoring tests, NumPy baseline
 #   python3-pil             the Python image stack the loader is compared with
@@ -11,7 +12,7 @@
 #   patchelf                gives a bundled binary its $ORIGIN/lib run path
 #                           when it was not linked with one (internal/bundle)
 set -euo pipefail
-pkgs=(libtorch-dev libopenblas0-pthread libturbojpeg0-dev
+pkgs=(libtorch-dev libopenblas0-pthread libturbojpeg0-dev libpng-dev
       python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil
       chromium patchelf)
 missing=()

@@ -58,7 +58,7 @@ type datasetsSynthCmd struct {
 	Train      int     `help:"Training images." default:"1200"`
 	Test       int     `help:"Test images." default:"300"`
 	Cultures   int     `help:"culture:: styles (2-12)." default:"10"`
-	Tags       int     `help:"tag:: motifs (2-32)." default:"30"`
+	Tags       int     `help:"tag:: motifs (2-32)." default:"24"`
 	Miss       float64 `help:"Probability that a true tag is missing from train.csv." default:"0.2"`
 	Spurious   float64 `help:"Probability that a train image gets one spurious tag." default:"0.1"`
 	WrongStyle float64 `help:"Probability that a train image's culture is wrong." default:"0.05"`

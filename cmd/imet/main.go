@@ -14,6 +14,8 @@ import (
 	"os"
 
 	"github.com/alecthomas/kong"
+
+	"imet/internal/procenv"
 )
 
 // Globals are the flags every command accepts.
@@ -44,6 +46,7 @@ func register(name, help, group string, cmd any) {
 }
 
 func main() {
+	procenv.Ensure()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

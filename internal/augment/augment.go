@@ -7,9 +7,10 @@
 //     source is resampled once (bilinear), straight into the float32 planar
 //     (CHW) output, however many geometric ops there are;
 //   - colour and noise ops (brightness/contrast, HSV, gamma, Gaussian noise,
-//     Normalize) then run in one fused pass over that float buffer; ops that
-//     need neighbours (GaussianBlur) or regions (CoarseDropout) get their own
-//     pass where they appear in the list.
+//     Normalize) run fused, on each output row as soon as the resampling has
+//     written it; ops that need neighbours (GaussianBlur) or regions
+//     (CoarseDropout) get their own pass where they appear in the list, and
+//     colour ops after them one more fused pass.
 //
 // Geometric ops therefore take effect before all others whatever their place
 // in the list; among themselves, and among the others, list order holds.
@@ -135,11 +136,24 @@ func (c *Chain) FixedSize() (w, h int, ok bool) {
 	return 0, 0, false
 }
 
+// DecodeSlack is the Slack of the hints Chain.DecodeHint gives: a JPEG may
+// be decoded at a reduced DCT scale up to 10% smaller than the resize
+// target (see imageio.Hint).
+const DecodeSlack = 0.1
+
 // DecodeHint tells the decoder how small a JPEG may be decoded without
 // losing detail the chain keeps: when the first geometric op resizes to a
-// known size, decoding at a reduced DCT scale still at least that size skips
-// most of the decoding work.
+// known size, decoding at a reduced DCT scale close to that size skips
+// much of the decoding and resampling work.
 func (c *Chain) DecodeHint() imageio.Hint {
+	h := c.decodeHint()
+	if !h.Zero() {
+		h.Slack = DecodeSlack
+	}
+	return h
+}
+
+func (c *Chain) decodeHint() imageio.Hint {
 	pending := false
 	for _, op := range c.ops {
 		gop, ok := op.(geomOp)
@@ -200,16 +214,38 @@ func (c *Chain) Apply(src *imageio.Image, r *rand.Rand, dst []float32) ([]float3
 		return nil, 0, 0, fmt.Errorf("augment: output buffer holds %d values, need %d (%dx%d)", len(dst), n, w, h)
 	}
 	dst = dst[:n]
-	resample(src, &g, dst)
 
+	// The leading run of per-pixel ops is drawn now and applied row by row
+	// inside the resampling, while each row is in cache; the rest follow
+	// in order. The draws happen in list order either way.
 	var steps []pixelStep
+	k := 0
+	for ; k < len(rest); k++ {
+		op := rest[k]
+		pop, ok := op.(pixelOp)
+		if bc, isBC := op.(*RandomBrightnessContrast); !ok || (isBC && !bc.BrightnessByMax) {
+			break
+		}
+		if r.Float64() >= op.Prob() {
+			continue
+		}
+		steps = append(steps, pop.step(r, w, h))
+	}
+	var rowDone func(int)
+	if len(steps) > 0 {
+		first := steps
+		rowDone = func(y int) { runPixelRange(first, dst, w*h, y*w, (y+1)*w) }
+	}
+	resample(src, &g, dst, rowDone)
+
+	steps = nil
 	flush := func() {
 		if len(steps) > 0 {
 			runPixelSteps(steps, dst, w*h)
 			steps = steps[:0]
 		}
 	}
-	for _, op := range rest {
+	for _, op := range rest[k:] {
 		if r.Float64() >= op.Prob() {
 			continue
 		}

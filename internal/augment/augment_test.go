@@ -413,3 +413,71 @@ func TestValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxSizeAndPad(t *testing.T) {
+	src := imageio.New(300, 200)
+	for i := range src.Pix {
+		src.Pix[i] = uint8(i)
+	}
+	for _, tc := range []struct {
+		op   Op
+		w, h int
+	}{
+		{&LongestMaxSize{SizeLimit{MaxSize: 150, P: 1}}, 150, 100},
+		{&LongestMaxSize{SizeLimit{MaxSize: 450, P: 1}}, 450, 300},
+		{&SmallestMaxSize{SizeLimit{MaxSize: 100, P: 1}}, 150, 100},
+		{&SmallestMaxSize{SizeLimit{MaxSize: 333, P: 1}}, 500, 333}, // 300*1.665 = 499.5 rounds half to even, as Python
+		{&PadIfNeeded{MinHeight: 256, MinWidth: 256, P: 1}, 300, 256},
+	} {
+		_, w, h, err := MustChain(tc.op).Apply(src, rng(0), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w != tc.w || h != tc.h {
+			t.Errorf("%s: %dx%d, want %dx%d", tc.op.Name(), w, h, tc.w, tc.h)
+		}
+	}
+}
+
+func TestPadBorderModes(t *testing.T) {
+	// A 4x1 row 10,20,30,40 padded to width 10: 3 on the left, 3 right.
+	src := imageio.New(4, 1)
+	for i := 0; i < 4; i++ {
+		src.Pix[3*i] = uint8(10 * (i + 1))
+	}
+	want := map[string][]float32{
+		"reflect101": {40, 30, 20, 10, 20, 30, 40, 30, 20, 10},
+		"reflect":    {30, 20, 10, 10, 20, 30, 40, 40, 30, 20},
+		"replicate":  {10, 10, 10, 10, 20, 30, 40, 40, 40, 40},
+		"constant":   {7, 7, 7, 10, 20, 30, 40, 7, 7, 7},
+	}
+	for mode, w := range want {
+		c := MustChain(&PadIfNeeded{MinHeight: 1, MinWidth: 10, BorderMode: mode, Value: []float64{7}, P: 1})
+		buf, _, _, err := c.Apply(src, rng(0), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range w {
+			if buf[i] != w[i] {
+				t.Errorf("%s: got %v, want %v", mode, buf[:10], w)
+				break
+			}
+		}
+	}
+}
+
+func TestHueSaturationValueStatistics(t *testing.T) {
+	// Value shift only: a grey pixel of 100 moves by the drawn shift, which
+	// is uniform in [-20, 20].
+	c := MustChain(&HueSaturationValue{HueShiftLimit: Sym(0), SatShiftLimit: Sym(0), ValShiftLimit: Sym(20), P: 1})
+	lo, hi, sum := 255.0, 0.0, 0.0
+	const n = 3000
+	for s := range uint64(n) {
+		buf, _, _, _ := c.Apply(grey(2, 2, 100), rng(s), nil)
+		v := float64(buf[0])
+		lo, hi, sum = min(lo, v), max(hi, v), sum+v
+	}
+	if lo < 80-1e-3 || hi > 120+1e-3 || lo > 81 || hi < 119 || math.Abs(sum/n-100) > 0.7 {
+		t.Errorf("value range [%.2f, %.2f], mean %.2f; want [80, 120], 100", lo, hi, sum/n)
+	}
+}

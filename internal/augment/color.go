@@ -42,49 +42,77 @@ func clip255(v float32) float32 {
 	return v
 }
 
+// chunk is how many pixels the fused pass processes at a time: small
+// enough that the three planes' slices stay in L1 while every step runs
+// over them as a tight loop, so the buffer is read and written once.
+const chunk = 512
+
 // runPixelSteps applies steps to every pixel of the planar buffer in one
-// pass.
+// pass (chunk by chunk).
 func runPixelSteps(steps []pixelStep, buf []float32, n int) {
-	p0, p1, p2 := buf[:n], buf[n:2*n], buf[2*n:3*n]
-	for i := 0; i < n; i++ {
-		c := [3]float32{p0[i], p1[i], p2[i]}
+	runPixelRange(steps, buf, n, 0, n)
+}
+
+// runPixelRange applies steps to pixels [from, to) of a planar buffer of n
+// pixels per plane.
+func runPixelRange(steps []pixelStep, buf []float32, n, from, to int) {
+	for i0 := from; i0 < to; i0 += chunk {
+		i1 := min(i0+chunk, to)
+		pl := [3][]float32{buf[i0:i1], buf[n+i0 : n+i1], buf[2*n+i0 : 2*n+i1]}
 		for k := range steps {
 			s := &steps[k]
 			switch s.kind {
 			case stepLinear, stepNormalize:
-				for j := 0; j < 3; j++ {
-					c[j] = c[j]*s.a[j] + s.b[j]
-				}
-				if s.clip {
-					c = [3]float32{clip255(c[0]), clip255(c[1]), clip255(c[2])}
+				for c := 0; c < 3; c++ {
+					a, b, p := s.a[c], s.b[c], pl[c]
+					if s.clip {
+						for i, v := range p {
+							p[i] = clip255(v*a + b)
+						}
+					} else {
+						for i, v := range p {
+							p[i] = v*a + b
+						}
+					}
 				}
 			case stepGamma:
-				for j := 0; j < 3; j++ {
-					x := clip255(c[j]) * (lutN - 1) / 255
-					k0 := int(x)
-					if k0 >= lutN-1 {
-						c[j] = s.lut[lutN-1]
-						continue
+				lut := s.lut[:lutN]
+				for c := 0; c < 3; c++ {
+					p := pl[c]
+					for i, v := range p {
+						x := clip255(v) * (lutN - 1) / 255
+						k0 := int(x)
+						if k0 >= lutN-1 {
+							p[i] = lut[lutN-1]
+							continue
+						}
+						f := x - float32(k0)
+						p[i] = lut[k0] + f*(lut[k0+1]-lut[k0])
 					}
-					f := x - float32(k0)
-					c[j] = s.lut[k0] + f*(s.lut[k0+1]-s.lut[k0])
 				}
 			case stepHSV:
-				c = shiftHSV(c, s.hsv)
+				r, g, b := pl[0], pl[1][:len(pl[0])], pl[2][:len(pl[0])]
+				for i := range r {
+					c := shiftHSV([3]float32{r[i], g[i], b[i]}, s.hsv)
+					r[i], g[i], b[i] = c[0], c[1], c[2]
+				}
 			case stepNoise:
 				if s.perCh {
-					for j := 0; j < 3; j++ {
-						c[j] = clip255(c[j] + s.b[j] + s.sigma*float32(s.rng.NormFloat64()))
+					for c := 0; c < 3; c++ {
+						p, m := pl[c], s.b[c]
+						for i, v := range p {
+							p[i] = clip255(v + m + s.sigma*float32(s.rng.NormFloat64()))
+						}
 					}
 				} else {
-					z := s.b[0] + s.sigma*float32(s.rng.NormFloat64())
-					for j := 0; j < 3; j++ {
-						c[j] = clip255(c[j] + z)
+					r, g, b := pl[0], pl[1][:len(pl[0])], pl[2][:len(pl[0])]
+					for i := range r {
+						z := s.b[0] + s.sigma*float32(s.rng.NormFloat64())
+						r[i], g[i], b[i] = clip255(r[i]+z), clip255(g[i]+z), clip255(b[i]+z)
 					}
 				}
 			}
 		}
-		p0[i], p1[i], p2[i] = c[0], c[1], c[2]
 	}
 }
 
@@ -112,20 +140,26 @@ func shiftHSV(c [3]float32, d [3]float32) [3]float32 {
 		}
 	}
 	h += 2 * d[0]
-	h = float32(math.Mod(float64(h), 360))
-	if h < 0 {
+	for h < 0 {
 		h += 360
+	}
+	for h >= 360 {
+		h -= 360
 	}
 	s = clip255(s + d[1])
 	v = clip255(v + d[2])
 	// Back to RGB.
-	sf := s / 255
-	cc := v * sf
+	cc := v * s / 255
 	hp := h / 60
-	x := cc * (1 - float32(math.Abs(math.Mod(float64(hp), 2)-1)))
+	sector := int(hp)
+	f := hp - float32(sector)
+	if sector&1 == 1 {
+		f = 1 - f
+	}
+	x := cc * f
 	m := v - cc
 	var rr, gg, bb float32
-	switch int(hp) {
+	switch sector {
 	case 0:
 		rr, gg, bb = cc, x, 0
 	case 1:
@@ -151,7 +185,10 @@ type RandomBrightnessContrast struct {
 	P               float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *RandomBrightnessContrast) Name() string  { return "RandomBrightnessContrast" }
+// Name implements Op.
+func (o *RandomBrightnessContrast) Name() string { return "RandomBrightnessContrast" }
+
+// Prob implements Op.
 func (o *RandomBrightnessContrast) Prob() float64 { return o.P }
 func (o *RandomBrightnessContrast) defaults() {
 	o.BrightnessLimit, o.ContrastLimit, o.BrightnessByMax, o.P = Sym(0.2), Sym(0.2), true, 0.5
@@ -191,7 +228,10 @@ type HueSaturationValue struct {
 	P             float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *HueSaturationValue) Name() string  { return "HueSaturationValue" }
+// Name implements Op.
+func (o *HueSaturationValue) Name() string { return "HueSaturationValue" }
+
+// Prob implements Op.
 func (o *HueSaturationValue) Prob() float64 { return o.P }
 func (o *HueSaturationValue) defaults() {
 	o.HueShiftLimit, o.SatShiftLimit, o.ValShiftLimit, o.P = Sym(20), Sym(30), Sym(20), 0.5
@@ -213,7 +253,10 @@ type RandomGamma struct {
 	P          float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *RandomGamma) Name() string  { return "RandomGamma" }
+// Name implements Op.
+func (o *RandomGamma) Name() string { return "RandomGamma" }
+
+// Prob implements Op.
 func (o *RandomGamma) Prob() float64 { return o.P }
 func (o *RandomGamma) defaults()     { o.GammaLimit, o.P = Range{80, 120}, 0.5 }
 func (o *RandomGamma) validate() error {
@@ -240,7 +283,10 @@ type GaussNoise struct {
 	P          float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *GaussNoise) Name() string  { return "GaussNoise" }
+// Name implements Op.
+func (o *GaussNoise) Name() string { return "GaussNoise" }
+
+// Prob implements Op.
 func (o *GaussNoise) Prob() float64 { return o.P }
 func (o *GaussNoise) defaults()     { o.VarLimit, o.PerChannel, o.P = Range{10, 50}, true, 0.5 }
 func (o *GaussNoise) validate() error {
@@ -267,7 +313,10 @@ type Normalize struct {
 	P             float64   `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *Normalize) Name() string  { return "Normalize" }
+// Name implements Op.
+func (o *Normalize) Name() string { return "Normalize" }
+
+// Prob implements Op.
 func (o *Normalize) Prob() float64 { return o.P }
 func (o *Normalize) defaults() {
 	o.Mean, o.Std, o.MaxPixelValue, o.P = []float64{0.485, 0.456, 0.406}, []float64{0.229, 0.224, 0.225}, 255, 1

@@ -121,17 +121,22 @@ func borderIndex(i, n int, b Border) int {
 	return -1 // constant
 }
 
-// resample fills dst (3 planes) by bilinear interpolation of src through g.
-func resample(src *imageio.Image, g *geomState, dst []float32) {
+// resample fills dst (3 planes) by bilinear interpolation of src through g,
+// calling rowDone (if not nil) on each output row as soon as it is written,
+// while it is still in cache: that is where the colour pass runs.
+func resample(src *imageio.Image, g *geomState, dst []float32, rowDone func(y int)) {
 	w, h := g.w, g.h
 	plane := w * h
 	sw, sh := src.W, src.H
 	pix := src.Pix
 	if g.m.B == 0 && g.m.D == 0 {
-		resampleSeparable(src, g, dst)
+		resampleSeparable(src, g, dst, rowDone)
 		return
 	}
 	for y := 0; y < h; y++ {
+		if rowDone != nil && y > 0 {
+			rowDone(y - 1)
+		}
 		sx0, sy0 := g.sourceOf(0, y)
 		for x := 0; x < w; x++ {
 			sx := sx0 + g.m.A*float64(x)
@@ -178,46 +183,67 @@ func resample(src *imageio.Image, g *geomState, dst []float32) {
 			}
 		}
 	}
+	if rowDone != nil && h > 0 {
+		rowDone(h - 1)
+	}
 }
 
 // resampleSeparable handles maps without rotation or shear (every pipeline
-// without ShiftScaleRotate): x and y taps are computed once per column and
-// row instead of once per pixel.
-func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
+// without ShiftScaleRotate): x taps are computed once per column, each
+// source row is interpolated horizontally once (into planar rows) however
+// many output rows use it, and output rows blend two such rows.
+func resampleSeparable(src *imageio.Image, g *geomState, dst []float32, rowDone func(y int)) {
 	w, h := g.w, g.h
 	plane := w * h
 	sw, sh := src.W, src.H
 	pix := src.Pix
 	type tap struct {
-		i0, i1 int // byte offsets of the two columns (or row starts), -1 = fill
+		i0, i1 int // byte offsets of the two source columns; -1 = fill
 		a      float32
 	}
 	xt := make([]tap, w)
+	anyFill := false
 	for x := range xt {
 		sx := g.m.A*(float64(x)+0.5) + g.m.C - 0.5
 		f := math.Floor(sx)
 		x0 := int(f)
-		a := float32(sx - f)
 		b0, b1 := borderIndex(x0, sw, g.border), borderIndex(x0+1, sw, g.border)
-		t := tap{i0: -1, i1: -1, a: a}
+		t := tap{i0: -1, i1: -1, a: float32(sx - f)}
 		if b0 >= 0 {
 			t.i0 = 3 * b0
 		}
 		if b1 >= 0 {
 			t.i1 = 3 * b1
 		}
+		anyFill = anyFill || b0 < 0 || b1 < 0
 		xt[x] = t
 	}
-	row0 := make([]float32, 3*w)
-	row1 := make([]float32, 3*w)
+	// Two planar row buffers (R, G, B rows of w values each).
+	rows := make([]float32, 6*w)
+	row0, row1 := rows[:3*w], rows[3*w:]
 	hrow := func(row []float32, by int) {
+		rr, rg, rb := row[:w], row[w:2*w], row[2*w:3*w]
 		if by < 0 {
-			for x := 0; x < w; x++ {
-				row[3*x], row[3*x+1], row[3*x+2] = g.fill[0], g.fill[1], g.fill[2]
+			for x := range rr {
+				rr[x], rg[x], rb[x] = g.fill[0], g.fill[1], g.fill[2]
 			}
 			return
 		}
 		line := pix[3*by*sw : 3*(by+1)*sw]
+		if !anyFill {
+			rg, rb = rg[:len(rr)], rb[:len(rr)]
+			xs := xt[:len(rr)]
+			for x := range xs {
+				i0, i1, a := xs[x].i0, xs[x].i1, xs[x].a
+				p0 := line[i0 : i0+3 : i0+3]
+				p1 := line[i1 : i1+3 : i1+3]
+				r0, g0, b0 := float32(p0[0]), float32(p0[1]), float32(p0[2])
+				rr[x] = r0 + a*(float32(p1[0])-r0)
+				rg[x] = g0 + a*(float32(p1[1])-g0)
+				rb[x] = b0 + a*(float32(p1[2])-b0)
+			}
+			return
+		}
 		for x, t := range xt {
 			var p0, p1 [3]float32
 			if t.i0 >= 0 {
@@ -230,9 +256,9 @@ func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
 			} else {
 				p1 = g.fill
 			}
-			row[3*x] = p0[0] + t.a*(p1[0]-p0[0])
-			row[3*x+1] = p0[1] + t.a*(p1[1]-p0[1])
-			row[3*x+2] = p0[2] + t.a*(p1[2]-p0[2])
+			rr[x] = p0[0] + t.a*(p1[0]-p0[0])
+			rg[x] = p0[1] + t.a*(p1[1]-p0[1])
+			rb[x] = p0[2] + t.a*(p1[2]-p0[2])
 		}
 	}
 	last0, last1 := math.MinInt, math.MinInt
@@ -242,8 +268,7 @@ func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
 		y0 := int(f)
 		a := float32(sy - f)
 		b0, b1 := borderIndex(y0, sh, g.border), borderIndex(y0+1, sh, g.border)
-		// Consecutive output rows mostly share source rows when upscaling
-		// or mildly downscaling: reuse them.
+		// Consecutive output rows mostly share source rows: reuse them.
 		switch {
 		case b0 == last0 && b1 == last1:
 		case b0 == last1:
@@ -255,11 +280,20 @@ func resampleSeparable(src *imageio.Image, g *geomState, dst []float32) {
 		}
 		last0, last1 = b0, b1
 		o := y * w
-		d0, d1, d2 := dst[o:o+w], dst[plane+o:plane+o+w], dst[2*plane+o:2*plane+o+w]
-		for x := 0; x < w; x++ {
-			d0[x] = row0[3*x] + a*(row1[3*x]-row0[3*x])
-			d1[x] = row0[3*x+1] + a*(row1[3*x+1]-row0[3*x+1])
-			d2[x] = row0[3*x+2] + a*(row1[3*x+2]-row0[3*x+2])
+		for c := 0; c < 3; c++ {
+			d := dst[c*plane+o : c*plane+o+w]
+			u := row0[c*w : c*w+len(d)]
+			v := row1[c*w : c*w+len(d)]
+			if a == 0 {
+				copy(d, u)
+				continue
+			}
+			for x := range d {
+				d[x] = u[x] + a*(v[x]-u[x])
+			}
+		}
+		if rowDone != nil {
+			rowDone(y)
 		}
 	}
 }
@@ -271,7 +305,10 @@ type Resize struct {
 	P      float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *Resize) Name() string             { return "Resize" }
+// Name implements Op.
+func (o *Resize) Name() string { return "Resize" }
+
+// Prob implements Op.
 func (o *Resize) Prob() float64            { return o.P }
 func (o *Resize) defaults()                { o.P = 1 }
 func (o *Resize) size(int, int) (int, int) { return o.Width, o.Height }
@@ -320,7 +357,10 @@ type LongestMaxSize struct {
 	SizeLimit `yaml:",inline"`
 }
 
-func (o *LongestMaxSize) Name() string             { return "LongestMaxSize" }
+// Name implements Op.
+func (o *LongestMaxSize) Name() string { return "LongestMaxSize" }
+
+// Prob implements Op.
 func (o *LongestMaxSize) Prob() float64            { return o.P }
 func (o *LongestMaxSize) defaults()                { o.MaxSize, o.P = 1024, 1 }
 func (o *LongestMaxSize) size(w, h int) (int, int) { return o.scaled(w, h, true) }
@@ -336,7 +376,10 @@ type SmallestMaxSize struct {
 	SizeLimit `yaml:",inline"`
 }
 
-func (o *SmallestMaxSize) Name() string             { return "SmallestMaxSize" }
+// Name implements Op.
+func (o *SmallestMaxSize) Name() string { return "SmallestMaxSize" }
+
+// Prob implements Op.
 func (o *SmallestMaxSize) Prob() float64            { return o.P }
 func (o *SmallestMaxSize) defaults()                { o.MaxSize, o.P = 1024, 1 }
 func (o *SmallestMaxSize) size(w, h int) (int, int) { return o.scaled(w, h, false) }
@@ -358,7 +401,10 @@ type PadIfNeeded struct {
 	P          float64   `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *PadIfNeeded) Name() string             { return "PadIfNeeded" }
+// Name implements Op.
+func (o *PadIfNeeded) Name() string { return "PadIfNeeded" }
+
+// Prob implements Op.
 func (o *PadIfNeeded) Prob() float64            { return o.P }
 func (o *PadIfNeeded) defaults()                { o.MinHeight, o.MinWidth, o.P = 1024, 1024, 1 }
 func (o *PadIfNeeded) size(w, h int) (int, int) { return max(w, o.MinWidth), max(h, o.MinHeight) }
@@ -423,7 +469,10 @@ type RandomCrop struct {
 	CropSize `yaml:",inline"`
 }
 
-func (o *RandomCrop) Name() string  { return "RandomCrop" }
+// Name implements Op.
+func (o *RandomCrop) Name() string { return "RandomCrop" }
+
+// Prob implements Op.
 func (o *RandomCrop) Prob() float64 { return o.P }
 func (o *RandomCrop) defaults()     { o.P = 1 }
 func (o *RandomCrop) geom(g *geomState, r *rand.Rand) error {
@@ -440,7 +489,10 @@ type CenterCrop struct {
 	CropSize `yaml:",inline"`
 }
 
-func (o *CenterCrop) Name() string  { return "CenterCrop" }
+// Name implements Op.
+func (o *CenterCrop) Name() string { return "CenterCrop" }
+
+// Prob implements Op.
 func (o *CenterCrop) Prob() float64 { return o.P }
 func (o *CenterCrop) defaults()     { o.P = 1 }
 func (o *CenterCrop) geom(g *geomState, _ *rand.Rand) error {
@@ -463,7 +515,10 @@ type RandomResizedCrop struct {
 	P      float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *RandomResizedCrop) Name() string  { return "RandomResizedCrop" }
+// Name implements Op.
+func (o *RandomResizedCrop) Name() string { return "RandomResizedCrop" }
+
+// Prob implements Op.
 func (o *RandomResizedCrop) Prob() float64 { return o.P }
 func (o *RandomResizedCrop) defaults() {
 	o.Scale, o.Ratio, o.P = Range{0.08, 1}, Range{3.0 / 4, 4.0 / 3}, 1
@@ -527,7 +582,10 @@ type RandomCropIfNeeded struct {
 	P        float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *RandomCropIfNeeded) Name() string  { return "RandomCropIfNeeded" }
+// Name implements Op.
+func (o *RandomCropIfNeeded) Name() string { return "RandomCropIfNeeded" }
+
+// Prob implements Op.
 func (o *RandomCropIfNeeded) Prob() float64 { return o.P }
 func (o *RandomCropIfNeeded) defaults()     { o.MaxRatio, o.P = 2, 1 }
 func (o *RandomCropIfNeeded) size(w, h int) (int, int) {
@@ -578,7 +636,10 @@ type HorizontalFlip struct {
 	P float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *HorizontalFlip) Name() string    { return "HorizontalFlip" }
+// Name implements Op.
+func (o *HorizontalFlip) Name() string { return "HorizontalFlip" }
+
+// Prob implements Op.
 func (o *HorizontalFlip) Prob() float64   { return o.P }
 func (o *HorizontalFlip) defaults()       { o.P = 0.5 }
 func (o *HorizontalFlip) validate() error { return checkP(o.P) }
@@ -592,7 +653,10 @@ type VerticalFlip struct {
 	P float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *VerticalFlip) Name() string    { return "VerticalFlip" }
+// Name implements Op.
+func (o *VerticalFlip) Name() string { return "VerticalFlip" }
+
+// Prob implements Op.
 func (o *VerticalFlip) Prob() float64   { return o.P }
 func (o *VerticalFlip) defaults()       { o.P = 0.5 }
 func (o *VerticalFlip) validate() error { return checkP(o.P) }
@@ -613,7 +677,10 @@ type ShiftScaleRotate struct {
 	P           float64   `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *ShiftScaleRotate) Name() string  { return "ShiftScaleRotate" }
+// Name implements Op.
+func (o *ShiftScaleRotate) Name() string { return "ShiftScaleRotate" }
+
+// Prob implements Op.
 func (o *ShiftScaleRotate) Prob() float64 { return o.P }
 func (o *ShiftScaleRotate) defaults() {
 	o.ShiftLimit, o.ScaleLimit, o.RotateLimit, o.P = Sym(0.0625), Sym(0.1), Sym(45), 0.5

@@ -15,7 +15,10 @@ type GaussianBlur struct {
 	P          float64 `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *GaussianBlur) Name() string  { return "GaussianBlur" }
+// Name implements Op.
+func (o *GaussianBlur) Name() string { return "GaussianBlur" }
+
+// Prob implements Op.
 func (o *GaussianBlur) Prob() float64 { return o.P }
 func (o *GaussianBlur) defaults()     { o.BlurLimit, o.P = Range{3, 7}, 0.5 }
 func (o *GaussianBlur) validate() error {
@@ -106,7 +109,10 @@ type CoarseDropout struct {
 	P         float64   `yaml:"p" doc:"Probability of applying the op."`
 }
 
-func (o *CoarseDropout) Name() string  { return "CoarseDropout" }
+// Name implements Op.
+func (o *CoarseDropout) Name() string { return "CoarseDropout" }
+
+// Prob implements Op.
 func (o *CoarseDropout) Prob() float64 { return o.P }
 func (o *CoarseDropout) defaults()     { o.MaxHoles, o.MaxHeight, o.MaxWidth, o.P = 8, 8, 8, 0.5 }
 func (o *CoarseDropout) bounds() (h0, h1, y0, y1, x0, x1 int) {

@@ -92,6 +92,8 @@ func TestOpenErrors(t *testing.T) {
 		{"empty labels", TrainFile, "id,attribute_ids\na,\nb,1\n", Options{}, `train.csv:2: empty attribute_ids for id "a"`, nil},
 		{"too many fields", TrainFile, "id,attribute_ids\na,0\nb,1,2\n", Options{}, `train.csv:3: want 2 fields, got 3: "b,1,2"`, nil},
 		{"bad header", TrainFile, "image,labels\na,0\nb,1\n", Options{}, `train.csv:1: header is not "id,attribute_ids": "image,labels"`, nil},
+		{"one-field header", TrainFile, "id\na,0\n", Options{}, `train.csv:1: header is not "id,attribute_ids": "id"`, nil},
+		{"no header", TrainFile, "a,0\nb,1\n", Options{}, `train.csv:1: header is not "id,attribute_ids": "a,0"`, nil},
 		{"bad quote", TrainFile, "id,attribute_ids\na,0\nb,\"1\n", Options{}, `train.csv:3: malformed CSV`, nil},
 		{"path in id", TrainFile, "id,attribute_ids\n../a,0\nb,1\n", Options{}, `train.csv:2: id is not a plain file name: "../a"`, nil},
 		{"label without group", LabelsFile, "attribute_id,attribute_name\n0,culture::french\n1,women\n", Options{}, `labels.csv:3: attribute name "women" is not of the form group::value`, nil},
@@ -301,4 +303,33 @@ func ExampleLabels() {
 	col, _ := l.Index(2)
 	fmt.Println(l.Groups, l.Groups[l.GroupOf[col]], l.Value(col), l.Columns(0))
 	// Output: [culture tag] culture italian [0 2]
+}
+
+// Whatever the bytes, the readers report problems and never panic; the
+// seeds are the shapes of broken files met in practice.
+func FuzzReadTrain(f *testing.F) {
+	for _, s := range []string{
+		"id,attribute_ids\na,0\n", "a,0\nb,1\n", "id\na\n", "", "\ufeffid,attribute_ids\r\na,0 1\r\n",
+		"id,attribute_ids\na,\"0\n", "id,attribute_ids\n,\n,,\n", "id,attribute_ids\na,0 0 -1 99999999999999999999\n",
+	} {
+		f.Add([]byte(s))
+	}
+	labels, _ := ParseLabels("labels.csv", []byte(labels2019))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "train.csv")
+		os.WriteFile(path, data, 0o644)
+		c := newCollector(1000, true)
+		rows, _, err := readTrain(c, path, labels, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			for _, col := range r.Labels {
+				if col < 0 || col >= labels.Len() {
+					t.Fatalf("column %d out of range", col)
+				}
+			}
+		}
+		ParseLabels("labels.csv", data)
+	})
 }

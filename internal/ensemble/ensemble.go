@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"sync"
 
 	"imet/internal/probs"
@@ -155,78 +154,211 @@ func Combine(inputs []Input, m Method, weights []float64) (*probs.File, error) {
 	}
 	rows, cols := ref.File.Rows, ref.File.Cols
 	acc := make([]float64, rows*cols)
+	// With equal weights the geometric mean is the n-th root of the
+	// product: one root per value instead of a logarithm per value and
+	// file. 40 factors of at least 1e-7 stay far from float64 underflow.
+	product := m == GeoMean && len(inputs) <= 40 && !slices.ContainsFunc(w, func(v float64) bool { return v != w[0] })
+	if product {
+		parallel(len(acc), func(lo, hi int) {
+			for x := range acc[lo:hi] {
+				acc[lo+x] = 1
+			}
+		})
+	}
 	for k, in := range inputs {
 		m2, err := align(ref, in)
 		if err != nil {
 			return nil, fmt.Errorf("ensemble: %w", err)
 		}
-		for x, v := range m2.Data {
-			if math.IsNaN(float64(v)) {
-				return nil, fmt.Errorf("ensemble: %s: NaN at image %q, column %d", in.Name, ref.File.IDs[x/cols], x%cols)
-			}
-		}
 		wk := w[k] / sum
+		if x := firstNaN(m2.Data); x >= 0 {
+			return nil, fmt.Errorf("ensemble: %s: NaN at image %q, column %d", in.Name, ref.File.IDs[x/cols], x%cols)
+		}
 		switch m {
 		case Mean, Weighted:
-			for x, v := range m2.Data {
-				acc[x] += wk * float64(v)
-			}
+			parallel(len(acc), func(lo, hi int) {
+				for x, v := range m2.Data[lo:hi] {
+					acc[lo+x] += wk * float64(v)
+				}
+			})
 		case GeoMean:
-			for x, v := range m2.Data {
-				acc[x] += wk * math.Log(math.Min(math.Max(float64(v), 1e-7), 1))
+			if product {
+				parallel(len(acc), func(lo, hi int) {
+					for x, v := range m2.Data[lo:hi] {
+						acc[lo+x] *= clamp(v)
+					}
+				})
+				break
 			}
+			parallel(len(acc), func(lo, hi int) {
+				for x, v := range m2.Data[lo:hi] {
+					acc[lo+x] += wk * math.Log(clamp(v))
+				}
+			})
 		case Rank:
 			addRanks(acc, m2, wk)
 		}
 	}
 	out := &probs.File{Matrix: probs.NewMatrix(rows, cols), IDs: slices.Clone(ref.File.IDs), Labels: slices.Clone(labels)}
-	for x, v := range acc {
-		if m == GeoMean {
-			v = math.Exp(v)
+	n := len(inputs)
+	parallel(len(acc), func(lo, hi int) {
+		for x, v := range acc[lo:hi] {
+			switch {
+			case product && n == 1:
+			case product && n == 2:
+				v = math.Sqrt(v)
+			case product && n == 4:
+				v = math.Sqrt(math.Sqrt(v))
+			case product:
+				v = math.Pow(v, 1/float64(n))
+			case m == GeoMean:
+				v = math.Exp(v)
+			}
+			out.Data[lo+x] = float32(v)
 		}
-		out.Data[x] = float32(v)
-	}
+	})
 	return out, nil
 }
 
-// addRanks adds w·rank/rows of each value within its column to acc.
-func addRanks(acc []float64, m *probs.Matrix, w float64) {
+// workers is how many goroutines the element-wise loops use.
+const workers = 2
+
+// parallel runs fn over [0, n) cut into one contiguous range per worker.
+func parallel(n int, fn func(lo, hi int)) {
 	var wg sync.WaitGroup
-	next := make(chan int, m.Cols)
-	for j := range m.Cols {
-		next <- j
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(n*w/workers, n*(w+1)/workers)
+		}()
+	}
+	wg.Wait()
+}
+
+// clamp limits a probability to [1e-7, 1] for the geometric mean (NaN
+// was refused before).
+func clamp(v float32) float64 {
+	switch {
+	case v < 1e-7:
+		return 1e-7
+	case v > 1:
+		return 1
+	}
+	return float64(v)
+}
+
+// firstNaN returns the index of the first NaN in data, or -1.
+func firstNaN(data []float32) int {
+	for x, v := range data {
+		if v != v {
+			return x
+		}
+	}
+	return -1
+}
+
+// addRanks adds w·rank/rows of each value within its column to acc.
+// Columns are handled in blocks copied out column-major, because walking a
+// row-major matrix down a column misses the cache on every value.
+func addRanks(acc []float64, m *probs.Matrix, w float64) {
+	const block = 32
+	var wg sync.WaitGroup
+	next := make(chan int, m.Cols/block+1)
+	for j0 := 0; j0 < m.Cols; j0 += block {
+		next <- j0
 	}
 	close(next)
 	for range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			idx := make([]int32, m.Rows)
-			for j := range next {
-				for i := range idx {
-					idx[i] = int32(i)
+			keys := make([]uint64, m.Rows)
+			tmp := make([]uint64, m.Rows)
+			vals := make([]uint32, block*m.Rows)
+			ranks := make([]float64, block*m.Rows)
+			for j0 := range next {
+				nb := min(block, m.Cols-j0)
+				for i := range m.Rows {
+					row := m.Data[i*m.Cols+j0 : i*m.Cols+j0+nb]
+					for c, v := range row {
+						vals[c*m.Rows+i] = orderedBits(v)
+					}
 				}
-				sort.Slice(idx, func(a, b int) bool {
-					return m.Data[int(idx[a])*m.Cols+j] < m.Data[int(idx[b])*m.Cols+j]
-				})
-				// Ties share the mean of the ranks they span (1-based), as
-				// scipy.stats.rankdata does.
-				for a := 0; a < len(idx); {
-					b := a + 1
-					v := m.Data[int(idx[a])*m.Cols+j]
-					for b < len(idx) && m.Data[int(idx[b])*m.Cols+j] == v {
-						b++
+				for c := range nb {
+					col := vals[c*m.Rows : (c+1)*m.Rows]
+					rk := ranks[c*m.Rows : (c+1)*m.Rows]
+					for i, v := range col {
+						keys[i] = uint64(v)<<32 | uint64(i)
 					}
-					r := (float64(a+1) + float64(b)) / 2 / float64(m.Rows)
-					for _, i := range idx[a:b] {
-						acc[int(i)*m.Cols+j] += w * r
+					sorted := radixSortHigh(keys, tmp)
+					// Ties share the mean of the ranks they span (1-based), as
+					// scipy.stats.rankdata does.
+					for a := 0; a < len(sorted); {
+						b := a + 1
+						for b < len(sorted) && sorted[b]>>32 == sorted[a]>>32 {
+							b++
+						}
+						r := (float64(a+1) + float64(b)) / 2 / float64(m.Rows)
+						for _, k := range sorted[a:b] {
+							rk[uint32(k)] = r
+						}
+						a = b
 					}
-					a = b
+				}
+				for i := range m.Rows {
+					dst := acc[i*m.Cols+j0 : i*m.Cols+j0+nb]
+					for c := range dst {
+						dst[c] += w * ranks[c*m.Rows+i]
+					}
 				}
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// radixSortHigh sorts keys by their high 32 bits (a value's ordered bits;
+// the low half holds its row), in three passes of 11 bits, skipping passes
+// where every key has the same digit. It is linear in the rows, where a
+// comparison sort was most of the rank method's time. The result is in
+// keys or tmp.
+func radixSortHigh(keys, tmp []uint64) []uint64 {
+	for shift := 32; shift < 64; shift += 11 {
+		var cnt [2048]int
+		for _, k := range keys {
+			cnt[(k>>shift)&2047]++
+		}
+		if cnt[(keys[0]>>shift)&2047] == len(keys) {
+			continue
+		}
+		sum := 0
+		for d, c := range cnt {
+			cnt[d] = sum
+			sum += c
+		}
+		for _, k := range keys {
+			d := (k >> shift) & 2047
+			tmp[cnt[d]] = k
+			cnt[d]++
+		}
+		keys, tmp = tmp, keys
+	}
+	return keys
+}
+
+// orderedBits maps a float32 to a uint32 with the same order (negative
+// values included, -0 equal to +0), so that scores such as logits rank
+// correctly too.
+func orderedBits(v float32) uint32 {
+	if v == 0 {
+		v = 0
+	}
+	b := math.Float32bits(v)
+	if b&0x80000000 != 0 {
+		return ^b
+	}
+	return b | 0x80000000
 }
 
 // Concat stacks files that hold disjoint images with the same columns,

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -147,5 +149,65 @@ func TestConcat(t *testing.T) {
 	}
 	if _, err := Concat([]Input{{"a", a}, {"a2", a}}); err == nil || !strings.Contains(err.Error(), `"x" is in both a and a2`) {
 		t.Fatalf("overlap: %v", err)
+	}
+}
+
+// TestRankNegativeAndTies: ranks follow value order across signs, and
+// -0 ties with +0.
+func TestRankNegativeAndTies(t *testing.T) {
+	negZero := float32(math.Copysign(0, -1))
+	a := file([][]float32{{-2}, {negZero}, {0}, {-0.5}, {3}}, nil, nil)
+	out, err := Combine([]Input{{"a", a}}, Rank, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{1.0 / 5, 3.5 / 5, 3.5 / 5, 2.0 / 5, 5.0 / 5}
+	for i, w := range want {
+		if out.Data[i] != w {
+			t.Fatalf("rank of row %d = %v, want %v (all %v)", i, out.Data[i], w, out.Data)
+		}
+	}
+}
+
+func TestRadixSortHigh(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 2, 17, 5000} {
+		keys := make([]uint64, n)
+		for i := range keys {
+			v := orderedBits(float32(r.NormFloat64()))
+			if i%7 == 0 {
+				v = orderedBits(0.5) // ties
+			}
+			keys[i] = uint64(v)<<32 | uint64(i)
+		}
+		want := slices.Clone(keys)
+		slices.Sort(want)
+		got := radixSortHigh(slices.Clone(keys), make([]uint64, n))
+		if !slices.Equal(got, want) {
+			t.Fatalf("n=%d: radix order differs from sort", n)
+		}
+	}
+}
+
+// TestGeoMeanPaths: the product-and-root path (equal weights) and the
+// logarithm path (unequal weights) agree, for 1, 2, 3 and 4 files.
+func TestGeoMeanPaths(t *testing.T) {
+	_, in := loadGolden(t)
+	in = append(in, in[0])
+	for n := 1; n <= 4; n++ {
+		eq, err := Combine(in[:n], GeoMean, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := make([]float64, n)
+		for i := range w {
+			w[i] = 1 + 1e-12*float64(i) // unequal: forces the log path
+		}
+		lg, _ := Combine(in[:n], GeoMean, w)
+		for x := range eq.Data {
+			if d := math.Abs(float64(eq.Data[x] - lg.Data[x])); d > 1e-6*float64(eq.Data[x])+1e-12 {
+				t.Fatalf("%d files, value %d: product %v, logs %v", n, x, eq.Data[x], lg.Data[x])
+			}
+		}
 	}
 }

@@ -64,10 +64,24 @@ func ParseBothEmpty(s string) (BothEmpty, error) {
 	return 0, fmt.Errorf("fbeta: unknown empty-row rule %q (want zero, one or skip)", s)
 }
 
+// MarshalText writes the rule's name, so configs and files say "zero",
+// "one" or "skip".
+func (b BothEmpty) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// UnmarshalText reads a rule's name.
+func (b *BothEmpty) UnmarshalText(text []byte) error {
+	v, err := ParseBothEmpty(string(text))
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
 // Options are the scoring parameters.
 type Options struct {
 	Beta      float64   `yaml:"beta" doc:"Weight of recall against precision; the iMet metric uses 2."`
-	BothEmpty BothEmpty `yaml:"-" doc:"Score of a row whose true and predicted sets are both empty."`
+	BothEmpty BothEmpty `yaml:"empty_rows" doc:"Score of an image with no true and no predicted label: zero (scikit-learn's default), one, or skip."`
 }
 
 // Default returns the iMet metric: β = 2, empty rows scored as scikit-learn does.

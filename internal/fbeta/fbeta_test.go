@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"testing"
+
+	"imet/internal/config"
 )
 
 type goldenCase struct {
@@ -131,4 +134,18 @@ func ExampleSamples() {
 	f, _ := Samples(truth, pred, Default())
 	fmt.Printf("%.4f\n", f)
 	// Output: 0.6944
+}
+
+func TestOptionsFromYAML(t *testing.T) {
+	o := Default()
+	if err := config.Decode("score.yaml", []byte("beta: 1\nempty_rows: skip\n"), &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Beta != 1 || o.BothEmpty != BothEmptySkip {
+		t.Fatalf("decoded %+v", o)
+	}
+	err := config.Decode("score.yaml", []byte("empty_rows: never\n"), &o)
+	if err == nil || !strings.Contains(err.Error(), "never") {
+		t.Fatalf("bad rule: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -185,13 +186,33 @@ func TestReducedScaleDecode(t *testing.T) {
 	}
 }
 
+func TestHintSlack(t *testing.T) {
+	if !Turbo() {
+		t.Skip("reduced-scale decoding needs libjpeg-turbo")
+	}
+	data := writeJPEG(t, 800, 600)
+	// 1/2 gives 400x300: 6% short of 320, inside a 10% slack, outside 5%.
+	for _, tc := range []struct {
+		slack float64
+		w     int
+	}{{0, 800}, {0.05, 800}, {0.1, 400}} {
+		m, err := DecodeBytes("a.jpg", data, Hint{MinShort: 320, Slack: tc.slack})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.W != tc.w {
+			t.Errorf("slack %v: decoded %dx%d, want width %d", tc.slack, m.W, m.H, tc.w)
+		}
+	}
+}
+
 // TestTurboMatchesStd checks the two JPEG decoders against each other.
 func TestTurboMatchesStd(t *testing.T) {
 	if !Turbo() {
 		t.Skip("built without libjpeg-turbo (noturbo tag or no cgo)")
 	}
 	data := writeJPEG(t, 97, 61)
-	a, err := decodeJPEG(data, Hint{})
+	a, err := decodeJPEG(data, Hint{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,5 +266,72 @@ func TestOrientAll(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPNGDecodersAgree checks libpng against image/png on every 8-bit
+// colour type, transparency included: the two builds must see the same
+// pixels.
+func TestPNGDecodersAgree(t *testing.T) {
+	const w, h = 37, 23
+	rgb := image.NewRGBA(image.Rect(0, 0, w, h))
+	nrgba := image.NewNRGBA(image.Rect(0, 0, w, h))
+	gray := image.NewGray(image.Rect(0, 0, w, h))
+	pal := image.NewPaletted(image.Rect(0, 0, w, h), color.Palette{
+		color.NRGBA{255, 0, 0, 255}, color.NRGBA{0, 200, 50, 0}, color.NRGBA{10, 20, 30, 128}})
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			rgb.Set(x, y, color.RGBA{uint8(7 * x), uint8(11 * y), uint8(x * y), 255})
+			nrgba.SetNRGBA(x, y, color.NRGBA{uint8(7 * x), uint8(11 * y), uint8(x * y), uint8(x * 6)})
+			gray.SetGray(x, y, color.Gray{uint8(x * y)})
+			pal.SetColorIndex(x, y, uint8((x+y)%3))
+		}
+	}
+	for name, m := range map[string]image.Image{"rgb": rgb, "nrgba": nrgba, "gray": gray, "palette": pal} {
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+		a, err := DecodeBytes(name, buf.Bytes(), Hint{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := decodeStd(buf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a.Pix, b.Pix) {
+			t.Errorf("%s: decoders differ", name)
+		}
+	}
+}
+
+func TestDecoderReuse(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i, size := range [][2]int{{64, 48}, {16, 16}, {97, 61}} {
+		p := filepath.Join(dir, fmt.Sprintf("%d.jpg", i))
+		os.WriteFile(p, writeJPEG(t, size[0], size[1]), 0o644)
+		paths = append(paths, p)
+	}
+	paths = append(paths, "testdata/alpha.png", "testdata/exif6.jpg", "testdata/gray16.png")
+	var d Decoder
+	for _, p := range paths {
+		got, err := d.Decode(p, Hint{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Decode(p, Hint{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.W != want.W || got.H != want.H || !bytes.Equal(got.Pix, want.Pix) {
+			t.Errorf("%s: reusing decoder differs (%dx%d vs %dx%d)", p, got.W, got.H, want.W, want.H)
+		}
+	}
+	empty := filepath.Join(dir, "empty.jpg")
+	os.WriteFile(empty, nil, 0o644)
+	if _, err := d.Decode(empty, Hint{}); err == nil || !strings.Contains(err.Error(), empty) {
+		t.Errorf("empty file: %v", err)
 	}
 }

@@ -53,16 +53,18 @@ func scaled(dim int, sf C.tjscalingfactor) int {
 	return (dim*int(sf.num) + int(sf.denom) - 1) / int(sf.denom)
 }
 
-// pickScale chooses the smallest reduction (num/denom <= 1) whose output
-// still satisfies the hint.
+// pickScale chooses the smallest reduction whose output still satisfies
+// the hint, among 1/2, 1/4 and 1/8 only: libjpeg-turbo's other factors
+// (3/8, 5/8, ...) run a scalar IDCT that is slower than the SIMD full-size
+// one (measured: 5/8 of an 800x600 costs 2.3 ms, full size 2.0, 1/2 1.7).
 func pickScale(w, h int, hint Hint) C.tjscalingfactor {
 	best := C.tjscalingfactor{num: 1, denom: 1}
-	if hint.zero() {
+	if hint.Zero() {
 		return best
 	}
 	bestW := w
 	for _, sf := range scalingFactors {
-		if int(sf.num) > int(sf.denom) {
+		if sf.num != 1 || (sf.denom != 2 && sf.denom != 4 && sf.denom != 8) {
 			continue
 		}
 		sw, sh := scaled(w, sf), scaled(h, sf)
@@ -73,7 +75,7 @@ func pickScale(w, h int, hint Hint) C.tjscalingfactor {
 	return best
 }
 
-func decodeJPEG(data []byte, hint Hint) (*Image, error) {
+func decodeJPEG(data []byte, hint Hint, dst *Image) (*Image, error) {
 	h, err := getHandle()
 	if err != nil {
 		return nil, err
@@ -96,7 +98,7 @@ func decodeJPEG(data []byte, hint Hint) (*Image, error) {
 	}
 	sf := pickScale(int(w), int(hh), hint)
 	ow, oh := scaled(int(w), sf), scaled(int(hh), sf)
-	out := New(ow, oh)
+	out := newImage(dst, ow, oh)
 	cpix := unsafe.Pointer(&out.Pix[0])
 	rc := C.tjDecompress2(h, (*C.uchar)(buf), C.ulong(len(data)), (*C.uchar)(cpix),
 		C.int(ow), C.int(3*ow), C.int(oh), C.TJPF_RGB, 0)

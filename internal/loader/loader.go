@@ -38,33 +38,37 @@ type Item struct {
 }
 
 // Options configure a Loader. The zero value of every field but BatchSize
-// is usable.
+// is usable. The yaml tags let a run configuration embed them.
 type Options struct {
-	BatchSize int // samples per batch (required)
-	Workers   int // decoding goroutines; 0 = GOMAXPROCS
-	Prefetch  int // batches prepared ahead of the consumer; 0 = 2
-	Seed      uint64
-	Shuffle   bool // a new permutation each epoch (training)
-	DropLast  bool // drop the final short batch
+	BatchSize int    `yaml:"batch_size" doc:"Samples per batch."`
+	Workers   int    `yaml:"workers" doc:"Decoding goroutines; 0 uses every core."`
+	Prefetch  int    `yaml:"prefetch" doc:"Batches prepared ahead of the consumer; 0 means 2. Memory grows with it."`
+	Seed      uint64 `yaml:"seed" doc:"Seed of the order, the augmentation draws and the batch mixing."`
+	Shuffle   bool   `yaml:"shuffle" doc:"A new random order each epoch (training)."`
+	DropLast  bool   `yaml:"drop_last" doc:"Drop the final short batch of an epoch."`
 	// Stream separates independent random streams over the same items,
 	// e.g. the draws of stochastic TTA; NewTTA sets it.
-	Stream uint64
+	Stream uint64 `yaml:"-"`
 	// CacheBytes bounds an in-memory cache of decoded images (0 = none).
 	// It fills until full and then stays fixed, which beats LRU on a
 	// dataset larger than the cache read in random order.
-	CacheBytes int64
+	CacheBytes int64 `yaml:"cache_bytes" doc:"Memory for a cache of decoded images, in bytes; 0 turns it off."`
 	// CacheSide, when positive, downsizes cached images so their short side
 	// is at most CacheSide, to fit more of them. Below what the pipeline
 	// needs it costs detail, and it changes the samples (not the
 	// determinism), so use the same value when comparing runs.
-	CacheSide int
+	CacheSide int `yaml:"cache_side" doc:"Cached images are shrunk so their short side is at most this (0 keeps the decoded size)."`
 	// SkipBroken drops samples whose image cannot be decoded from their
 	// batch (which gets shorter) instead of failing the epoch; each is
 	// reported to OnSkip, if set, and listed by Skipped.
-	SkipBroken bool
-	OnSkip     func(path string, err error)
+	SkipBroken bool                         `yaml:"skip_broken" doc:"Leave broken images out of their batch (and report them) instead of stopping."`
+	OnSkip     func(path string, err error) `yaml:"-"`
 	// Mix mixes samples within each batch (Mixup/CutMix), targets too.
-	Mix mixup.Config
+	Mix mixup.Config `yaml:"mix" doc:"Batch-level Mixup or CutMix."`
+	// FullDecode turns off reduced-scale JPEG decoding (see
+	// augment.Chain.DecodeHint): slower, bit-for-bit what a full-size
+	// decode gives.
+	FullDecode bool `yaml:"full_decode" doc:"Decode JPEGs at full size even when the pipeline resizes them much smaller."`
 }
 
 // Batch is one batch of samples, NCHW.
@@ -146,6 +150,9 @@ func New(items []Item, chain *augment.Chain, opt Options) (*Loader, error) {
 		}
 	}
 	ld := &Loader{items: items, chain: chain, opt: opt, w: w, h: h, l: l, hint: chain.DecodeHint(), skippedSet: map[int]bool{}}
+	if opt.FullDecode {
+		ld.hint = imageio.Hint{}
+	}
 	ld.pool = &pool{free: make(chan *Batch, opt.Prefetch+4), n: opt.BatchSize, c: 3, h: h, w: w, l: l}
 	if opt.CacheBytes > 0 {
 		ld.cache = &cache{limit: opt.CacheBytes, m: map[int]*imageio.Image{}}
@@ -171,9 +178,12 @@ func NewTTA(items []Item, p *pipeline.Pipeline, opt Options) ([]*Loader, error) 
 		out = append(out, l)
 	}
 	if opt.CacheBytes > 0 && len(out) > 1 {
-		// Variants decode the same files: share one cache.
+		// Variants decode the same files: share one cache, between
+		// variants that decode alike (the same hint).
 		for _, l := range out[1:] {
-			l.cache = out[0].cache
+			if l.hint == out[0].hint {
+				l.cache = out[0].cache
+			}
 		}
 	}
 	return out, nil
@@ -253,7 +263,9 @@ type pending struct {
 // Epoch returns the batches of an epoch from batch number startBatch on,
 // in order. Stop early by breaking out of the loop. An error (a broken
 // image without SkipBroken, or ctx cancelled) is yielded once, and ends the
-// epoch.
+// epoch. With SkipBroken a batch may be short, and one whose samples were
+// all broken is not yielded at all (Batch.Number tells which batch is
+// which).
 //
 //	for b, err := range l.Epoch(ctx, epoch, 0) {
 //		if err != nil { return err }
@@ -284,13 +296,14 @@ func (l *Loader) Epoch(ctx context.Context, epoch, startBatch int) iter.Seq2[*Ba
 		}()
 		for range l.opt.Workers {
 			wg.Go(func() {
+				var dec imageio.Decoder // this worker's reusable buffers
 				for j := range jobs {
 					if ctx.Err() != nil {
 						j.p.errs[j.slot] = ctx.Err()
 						l.finishSlot(j.p)
 						continue
 					}
-					j.p.errs[j.slot] = l.fill(j.p.b, j.slot, epoch)
+					j.p.errs[j.slot] = l.fill(j.p.b, j.slot, epoch, &dec)
 					l.finishSlot(j.p)
 				}
 			})
@@ -331,6 +344,10 @@ func (l *Loader) Epoch(ctx context.Context, epoch, startBatch int) iter.Seq2[*Ba
 				p.b.Release()
 				yield(nil, p.err)
 				return
+			}
+			if p.b.N == 0 { // every sample broken and skipped
+				p.b.Release()
+				continue
 			}
 			if !yield(p.b, nil) {
 				return
@@ -396,10 +413,10 @@ func (l *Loader) reportSkip(idx int, err error) {
 }
 
 // fill decodes and augments one sample into its slot.
-func (l *Loader) fill(b *Batch, slot, epoch int) error {
+func (l *Loader) fill(b *Batch, slot, epoch int, dec *imageio.Decoder) error {
 	idx := b.Indices[slot]
 	it := l.items[idx]
-	img, err := l.image(idx)
+	img, err := l.image(idx, dec)
 	if err != nil {
 		return err
 	}
@@ -416,12 +433,14 @@ func (l *Loader) fill(b *Batch, slot, epoch int) error {
 	return nil
 }
 
-// Image returns the decoded image of item idx, through the cache.
-func (l *Loader) image(idx int) (*imageio.Image, error) {
-	if l.cache != nil {
-		if img := l.cache.get(idx); img != nil {
-			return img, nil
-		}
+// image returns the decoded image of item idx, through the cache. Without
+// a cache it decodes into dec's reused buffers.
+func (l *Loader) image(idx int, dec *imageio.Decoder) (*imageio.Image, error) {
+	if l.cache == nil {
+		return dec.Decode(l.items[idx].Path, l.hint)
+	}
+	if img := l.cache.get(idx); img != nil {
+		return img, nil
 	}
 	img, err := imageio.Decode(l.items[idx].Path, l.hint)
 	if err != nil {

@@ -162,6 +162,21 @@ func TestBrokenFiles(t *testing.T) {
 	if len(reported) != 1 || reported[0] != bad || len(lenient.Skipped()) != 1 {
 		t.Errorf("reported %v, Skipped %v", reported, lenient.Skipped())
 	}
+	// A batch whose samples are all broken is not yielded.
+	allBad := slices.Clone(its)
+	allBad[4].Path, allBad[5].Path, allBad[6].Path = bad, bad, bad
+	l3, _ := New(allBad, c, Options{BatchSize: 4, Seed: 1, SkipBroken: true})
+	var numbers []int
+	for b, err := range l3.Epoch(context.Background(), 0, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		numbers = append(numbers, b.Number)
+		b.Release()
+	}
+	if !slices.Equal(numbers, []int{0}) {
+		t.Errorf("yielded batches %v, want only [0]", numbers)
+	}
 	// The surviving samples are exactly as without the broken one.
 	ok := collect(t, strictFree(t, its, c), 0, 0)
 	if !slices.Equal(ok[0].images[:len(got[0].images)], got[0].images) {
@@ -290,5 +305,43 @@ func TestNewRejects(t *testing.T) {
 	free := augment.MustChain(&augment.SmallestMaxSize{SizeLimit: augment.SizeLimit{MaxSize: 10, P: 1}})
 	if _, err := New(nil, free, Options{BatchSize: 1}); err == nil {
 		t.Error("variable-size chain accepted")
+	}
+}
+
+// TestMemoryStaysBounded runs a long epoch (many samples, images reused)
+// and checks that the heap after the first batches does not grow with the
+// number of samples read.
+func TestMemoryStaysBounded(t *testing.T) {
+	base := items(t, 8)
+	var its []Item
+	for i := 0; i < 2400; i++ {
+		its = append(its, base[i%len(base)])
+	}
+	c := augment.MustChain(&augment.Resize{Height: 16, Width: 16, P: 1}, &augment.HorizontalFlip{P: 0.5})
+	l, _ := New(its, c, Options{BatchSize: 16, Workers: 2, Prefetch: 2, Seed: 1, Shuffle: true})
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	var early, late uint64
+	for b, err := range l.Epoch(context.Background(), 0, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		num := b.Number
+		b.Release() // b must not be touched after this
+		switch num {
+		case 10:
+			early = heap()
+		case l.NumBatches() - 1:
+			late = heap()
+		}
+	}
+	// 140 batches later the heap may differ by noise, not by what was read
+	// (2400 decoded images of ~6 KB each would be 15 MB).
+	if late > early+2<<20 {
+		t.Errorf("heap grew from %d to %d bytes over the epoch", early, late)
 	}
 }

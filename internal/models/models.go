@@ -141,7 +141,8 @@ func New(name string, o Options) (Model, error) {
 // Backbone is an architecture without its head: it maps images to the
 // feature maps of its last two stages.
 type Backbone interface {
-	// Features returns the penultimate and the last stage's feature maps.
+	// Features returns the penultimate and the last stage's feature maps,
+	// as fresh tensors: the head frees both once it has pooled them.
 	Features(x *torch.Tensor) (penultimate, last *torch.Tensor)
 	// Channels is the channel count of those two maps.
 	Channels() (penultimate, last int)
@@ -187,8 +188,11 @@ func (m *classifier) pool(x *torch.Tensor) *torch.Tensor {
 	case "max":
 		return torch.AdaptiveMaxPool2d(x, 1, 1).Flatten(1, -1)
 	case "concat":
-		return torch.Cat(1, torch.AdaptiveAvgPool2d(x, 1, 1).Flatten(1, -1),
-			torch.AdaptiveMaxPool2d(x, 1, 1).Flatten(1, -1))
+		a := nn.Then(nn.Flatten, torch.AdaptiveAvgPool2d(x, 1, 1))
+		m := nn.Then(nn.Flatten, torch.AdaptiveMaxPool2d(x, 1, 1))
+		defer a.Free()
+		defer m.Free()
+		return torch.Cat(1, a, m)
 	}
 	return torch.AdaptiveAvgPool2d(x, 1, 1).Flatten(1, -1)
 }
@@ -196,8 +200,14 @@ func (m *classifier) pool(x *torch.Tensor) *torch.Tensor {
 func (m *classifier) Forward(x *torch.Tensor) *torch.Tensor {
 	f3, f4 := m.bb.Features(x)
 	h := m.pool(f4)
+	f4.Free()
 	if m.o.Features == "last2" {
-		h = torch.Cat(1, m.pool(f3), h)
+		h3 := m.pool(f3)
+		h = nn.Then(nn.Func(func(h4 *torch.Tensor) *torch.Tensor { return torch.Cat(1, h3, h4) }), h)
+		h3.Free()
 	}
-	return m.fc.Forward(m.drop.Forward(h))
+	if f3 != x {
+		f3.Free()
+	}
+	return nn.Then(m.fc, nn.Then(m.drop, h))
 }

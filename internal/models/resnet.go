@@ -51,19 +51,27 @@ type resBlock struct {
 }
 
 func (r *resBlock) Forward(x *torch.Tensor) *torch.Tensor {
-	out := x
+	out := r.convs[0].Forward(x)
 	last := len(r.convs) - 1
 	for i := range r.convs {
-		out = r.bns[i].Forward(r.convs[i].Forward(out))
+		if i > 0 {
+			out = nn.Then(r.convs[i], out)
+		}
+		out = nn.Then(r.bns[i], out)
 		if i < last {
-			out = out.Relu_()
+			out = nn.Then(nn.ReLU, out)
 		}
 	}
 	id := x
 	if r.down != nil {
 		id = r.down.Forward(x)
 	}
-	return out.Add(id).Relu_()
+	sum := out.Add(id)
+	out.Free()
+	if id != x {
+		id.Free()
+	}
+	return nn.Then(nn.ReLU, sum)
 }
 
 type resnet struct {

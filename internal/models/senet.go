@@ -58,16 +58,27 @@ type seBlock struct {
 }
 
 func (r *seBlock) Forward(x *torch.Tensor) *torch.Tensor {
-	out := r.bns[0].Forward(r.convs[0].Forward(x)).Relu_()
-	out = r.bns[1].Forward(r.convs[1].Forward(out)).Relu_()
-	out = r.bns[2].Forward(r.convs[2].Forward(out))
+	out := nn.Then(r.bns[0], r.convs[0].Forward(x))
+	out = nn.Then(nn.ReLU, out)
+	out = nn.Then(r.convs[1], out)
+	out = nn.Then(nn.ReLU, nn.Then(r.bns[1], out))
+	out = nn.Then(r.bns[2], nn.Then(r.convs[2], out))
 	se := torch.AdaptiveAvgPool2d(out, 1, 1)
-	se = r.fc2.Forward(r.fc1.Forward(se).Relu_()).Sigmoid()
+	se = nn.Then(nn.ReLU, nn.Then(r.fc1, se))
+	se = nn.Then(nn.Func((*torch.Tensor).Sigmoid), nn.Then(r.fc2, se))
+	scaled := out.Mul(se)
+	out.Free()
+	se.Free()
 	id := x
 	if r.down != nil {
 		id = r.down.Forward(x)
 	}
-	return out.Mul(se).Add(id).Relu_()
+	sum := scaled.Add(id)
+	scaled.Free()
+	if id != x {
+		id.Free()
+	}
+	return nn.Then(nn.ReLU, sum)
 }
 
 type senet struct {

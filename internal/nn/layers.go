@@ -21,12 +21,30 @@ func (f Func) Forward(x *torch.Tensor) *torch.Tensor { return f(x) }
 // children with Builder.SubIndex to get its names).
 type Sequential []Layer
 
-// Forward runs the chain.
+// Forward runs the chain. Intermediate results are freed as soon as the
+// next layer has consumed them: autograd keeps its own references to what
+// backward needs, so this only lowers peak memory (inference holds one
+// activation at a time instead of all of them until the scope closes).
 func (s Sequential) Forward(x *torch.Tensor) *torch.Tensor {
+	in := x
 	for _, l := range s {
-		x = l.Forward(x)
+		y := l.Forward(x)
+		if x != in && y != x {
+			x.Free()
+		}
+		x = y
 	}
 	return x
+}
+
+// Then applies l to x and frees x (unless l returned it): the building
+// block for blocks that chain layers by hand.
+func Then(l Layer, x *torch.Tensor) *torch.Tensor {
+	y := l.Forward(x)
+	if y != x {
+		x.Free()
+	}
+	return y
 }
 
 // ReLU is the rectifier as a Layer. It works in place on its input, as

@@ -23,7 +23,7 @@ type Problem struct {
 // Generate draws rows images over len(groupOf) labels. Each image gets
 // about meanLabels true labels (at least one), spread over groups in
 // proportion to their sizes, labels within a group drawn with Zipf-like
-// frequencies. A true label's logit is drawn around +1, a false one's
+// frequencies. A true label's logit is drawn around +0.2, a false one's
 // around −8 with a tail of hard negatives, so F2-optimal thresholds land
 // near iMet's (0.1–0.3). The same seed gives the same problem.
 func Generate(rows int, groupOf []int, meanLabels float64, seed uint64) *Problem {
@@ -74,10 +74,10 @@ func Generate(rows int, groupOf []int, meanLabels float64, seed uint64) *Problem
 					for j := range row {
 						var z float64
 						if mark[j] {
-							z = 1 + 1.6*r.NormFloat64()
+							z = 0.2 + 1.8*r.NormFloat64()
 						} else {
 							z = -8 + 1.5*r.NormFloat64()
-							if r.Float64() < 0.01 {
+							if r.Float64() < 0.02 {
 								z += 5.5 // hard negatives: plausible but wrong labels
 							}
 						}

@@ -54,7 +54,7 @@ type Config struct {
 // to generate in seconds and train on 2 cores in minutes.
 func Default() Config {
 	return Config{
-		Seed: 1, Train: 1200, Test: 300, Cultures: 10, Tags: 30,
+		Seed: 1, Train: 1200, Test: 300, Cultures: 10, Tags: 24,
 		MinSize: 80, MaxSize: 160, Extreme: 0.1,
 		MissRate: 0.2, SpuriousRate: 0.1, WrongStyleRate: 0.05,
 	}
@@ -140,7 +140,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 	p := &Plan{Config: cfg, Labels: labels}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5e17))
 	cultureW := cumulative(cfg.Cultures, 0.5)
-	tagW := weights(cfg.Tags, 0.7)
+	tagW := weights(cfg.Tags, 0.5)
 	seen := map[string]bool{}
 	for i := 0; i < cfg.Train+cfg.Test; i++ {
 		im := Image{Test: i >= cfg.Train, seed: rng.Uint64()}
@@ -259,7 +259,7 @@ func layout(rng *rand.Rand, w, h int, tags []int) []Placed {
 	short := float64(min(w, h))
 	area := float64(w * h)
 	// Motifs share the image: radius shrinks with their number.
-	r0 := math.Min(short*0.36, math.Sqrt(area/float64(len(tags))/math.Pi)*0.62)
+	r0 := math.Min(short*0.4, math.Sqrt(area/float64(len(tags))/math.Pi)*0.7)
 	order := rng.Perm(len(tags))
 	var out []Placed
 	for _, k := range order {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -114,7 +115,27 @@ func WriteFile(path string, f *File) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteBytes(path, append(data, '\n'), 0o644)
+	return atomicfile.WriteBytes(path, append(flattenArrays(data), '\n'), 0o644)
+}
+
+var (
+	scalarArray = regexp.MustCompile(`\[[^\[\]{}]*\]`)
+	lineBreak   = regexp.MustCompile(`\n\s*`)
+)
+
+// flattenArrays puts each array of numbers or strings on one line, so that a
+// file with a thousand thresholds per rule stays readable (and diffable
+// rule by rule). Raw newlines occur in JSON only between tokens, never
+// inside strings, so only layout changes.
+func flattenArrays(data []byte) []byte {
+	return scalarArray.ReplaceAllFunc(data, func(a []byte) []byte {
+		a = lineBreak.ReplaceAll(a, []byte(" "))
+		a = bytes.Replace(a, []byte("[ "), []byte("["), 1)
+		if bytes.HasSuffix(a, []byte(" ]")) {
+			a = append(a[:len(a)-2], ']')
+		}
+		return a
+	})
 }
 
 // ReadFile reads and validates a threshold file; unknown fields are errors.

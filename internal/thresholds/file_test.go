@@ -91,3 +91,25 @@ func TestReadFileRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestFileLayout: arrays are written on one line, and flattening them
+// leaves strings with spaces and brackets intact.
+func TestFileLayout(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "t.json")
+	f := sampleFile()
+	f.Groups = []string{"two  spaced [words]", "tag"}
+	if err := WriteFile(p, f); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	if !strings.Contains(string(raw), `"labels": ["10", "11", "12"],`) || !strings.Contains(string(raw), `"thresholds": [0.1, 0.2, 0.3],`) {
+		t.Fatalf("arrays not on one line:\n%s", raw)
+	}
+	g, err := ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f, g) {
+		t.Fatalf("layout changed the content: %q", g.Groups)
+	}
+}

@@ -31,7 +31,11 @@
 // global threshold whose mean label count per image is closest to a target.
 // Sweeps are sort- and histogram-based: each costs O(entries + grid), not
 // O(entries × grid), where entries are the probabilities at or above the
-// lowest candidate.
+// lowest candidate. CrossValidate searches on all folds but one and scores
+// the one left out, which shows how much of a rule's gain is overfitting.
+//
+// A File stores the searched rules with the label ids and groups they were
+// searched for; File.Check refuses to apply them to other labels.
 package thresholds
 
 import (
@@ -41,9 +45,9 @@ import (
 
 // Bounds limits how many labels of one group an image receives.
 type Bounds struct {
-	Min int `json:"min"`
+	Min int `json:"min" yaml:"min" doc:"Fewest labels of the group per image."`
 	// Max 0 means no upper limit.
-	Max int `json:"max"`
+	Max int `json:"max" yaml:"max" doc:"Most labels of the group per image; 0 means no limit."`
 }
 
 // Rule is a decision rule over label columns; see the package comment.
@@ -67,7 +71,8 @@ type Predictor struct {
 	groupOf []int
 	nGroups int
 	byGroup [][]int
-	pass    []bool
+	top     []int
+	bar     float32
 }
 
 // NewPredictor prepares rule for columns whose groups are groupOf (group
@@ -79,7 +84,6 @@ func NewPredictor(rule *Rule, groupOf []int, nGroups int) *Predictor {
 		p.thr[j] = float32(t)
 	}
 	p.byGroup = make([][]int, nGroups)
-	p.pass = make([]bool, len(groupOf))
 	return p
 }
 
@@ -97,6 +101,7 @@ func (p *Predictor) Predict(row []float32, dst []int) []int {
 	if p.rel > 0 {
 		bar = p.rel * row[best]
 	}
+	p.bar = bar
 	if p.rule.Bounds == nil {
 		for j, v := range row {
 			if v >= p.thr[j] && (p.rel <= 0 || v >= bar) {
@@ -104,40 +109,35 @@ func (p *Predictor) Predict(row []float32, dst []int) []int {
 			}
 		}
 	} else {
+		// Only the passing labels are sorted, and only the Min best others
+		// are looked for: sorting whole groups per image was most of the
+		// cost of scoring a top-k rule.
 		for g := range p.byGroup {
 			p.byGroup[g] = p.byGroup[g][:0]
 		}
 		for j, v := range row {
-			p.pass[j] = v >= p.thr[j] && (p.rel <= 0 || v >= bar)
-			p.byGroup[p.groupOf[j]] = append(p.byGroup[p.groupOf[j]], j)
-		}
-		for g, cols := range p.byGroup {
-			b := p.rule.Bounds[g]
-			// Most probable first; stable sort keeps the lower index first on ties.
-			slices.SortStableFunc(cols, func(a, c int) int {
-				switch {
-				case row[a] > row[c]:
-					return -1
-				case row[a] < row[c]:
-					return 1
-				}
-				return 0
-			})
-			kept := 0
-			for _, j := range cols {
-				if p.pass[j] && (b.Max == 0 || kept < b.Max) {
-					dst = append(dst, j)
-					kept++
-				}
+			if v >= p.thr[j] && (p.rel <= 0 || v >= bar) {
+				p.byGroup[p.groupOf[j]] = append(p.byGroup[p.groupOf[j]], j)
 			}
-			for _, j := range cols {
-				if kept >= b.Min {
-					break
-				}
-				if !p.pass[j] {
-					dst = append(dst, j)
-					kept++
-				}
+		}
+		byProb := func(a, c int) int {
+			switch {
+			case row[a] > row[c]:
+				return -1
+			case row[a] < row[c]:
+				return 1
+			}
+			return a - c
+		}
+		for g, pass := range p.byGroup {
+			b := p.rule.Bounds[g]
+			if b.Max > 0 && len(pass) > b.Max {
+				slices.SortFunc(pass, byProb)
+				pass = pass[:b.Max]
+			}
+			dst = append(dst, pass...)
+			if need := b.Min - len(pass); need > 0 {
+				dst = p.bestOthers(row, g, need, dst, byProb)
 			}
 		}
 		slices.Sort(dst[start:])
@@ -146,6 +146,30 @@ func (p *Predictor) Predict(row []float32, dst []int) []int {
 		dst = append(dst, best)
 	}
 	return dst
+}
+
+// bestOthers appends the need most probable labels of group g that do not
+// pass the rule.
+func (p *Predictor) bestOthers(row []float32, g, need int, dst []int, byProb func(a, c int) int) []int {
+	top := p.top[:0]
+	for j, v := range row {
+		if p.groupOf[j] != g || (v >= p.thr[j] && (p.rel <= 0 || v >= p.bar)) {
+			continue
+		}
+		if len(top) == need && byProb(j, top[need-1]) >= 0 {
+			continue
+		}
+		if len(top) < need {
+			top = append(top, j)
+		} else {
+			top[need-1] = j
+		}
+		for x := len(top) - 1; x > 0 && byProb(top[x], top[x-1]) < 0; x-- {
+			top[x], top[x-1] = top[x-1], top[x]
+		}
+	}
+	p.top = top
+	return append(dst, top...)
 }
 
 // round6 keeps thresholds to six decimals, so that files stay readable and a

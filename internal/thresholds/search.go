@@ -55,26 +55,30 @@ func (p *Problem) check() error {
 type Options struct {
 	// Grid lists the candidate thresholds, ascending, in (0, 1]. Use
 	// LinearGrid to build one.
-	Grid []float64
+	Grid []float64 `yaml:"grid" doc:"Candidate thresholds, ascending, in (0, 1]."`
 	// Score is the metric being maximised.
-	Score fbeta.Options
+	Score fbeta.Options `yaml:"score" doc:"The metric maximised: beta and the empty-row rule."`
 	// AtLeastOne evaluates every rule as submit applies it: an image with
 	// nothing predicted gets its best label.
-	AtLeastOne bool
+	AtLeastOne bool `yaml:"at_least_one" doc:"Score rules with the best label added to rows left empty, as submit does."`
 	// Shrink pulls a label's threshold toward its group's:
 	// t = (n·t_label + Shrink·t_group) / (n + Shrink), n the label's
 	// positives. 0 disables it.
-	Shrink float64
+	Shrink float64 `yaml:"shrink" doc:"Pull of the group threshold on a label's, in pseudo-positives; 0 disables it."`
 	// Rounds is the number of coordinate-ascent passes for the group, label
 	// and top-k searches.
-	Rounds int
+	Rounds int `yaml:"rounds" doc:"Coordinate-ascent passes of the group, label and top-k searches."`
 	// MaxK and MinK cap the top-k bounds tried per group.
-	MaxK, MinK int
+	MaxK int `yaml:"max_k" doc:"Largest per-group maximum the top-k search tries."`
+	MinK int `yaml:"min_k" doc:"Largest per-group minimum the top-k search tries."`
+	// Bounds, when set (one per group), fixes the top-k rule's bounds
+	// instead of searching them.
+	Bounds []Bounds `yaml:"bounds" doc:"Fixed per-group bounds for the top-k rule, one per group; empty means search them."`
 	// TargetMean is the mean number of labels per image the "target" rule
 	// aims at; 0 means the mean of the truth.
-	TargetMean float64
+	TargetMean float64 `yaml:"target_mean" doc:"Mean labels per image of the target rule; 0 means the truth's mean."`
 	// Workers is the number of goroutines; 0 means GOMAXPROCS.
-	Workers int
+	Workers int `yaml:"workers" doc:"Goroutines used; 0 means GOMAXPROCS."`
 }
 
 // LinearGrid returns the candidates step, 2·step, ... up to at most hi.
@@ -155,6 +159,7 @@ type searcher struct {
 	argTrue []bool
 	nPos    []int
 	rowMax  []float32
+	lut     []uint16 // lut[b]: bins of b/lutSize, a lower bound for values in bucket b
 	workers int
 }
 
@@ -168,6 +173,16 @@ func newSearcher(pr *Problem, o Options) (*searcher, error) {
 	for k, v := range o.Grid {
 		if v <= 0 || v > 1 || (k > 0 && v <= o.Grid[k-1]) {
 			return nil, errors.New("thresholds: grid must be ascending values in (0, 1]")
+		}
+	}
+	if o.Bounds != nil {
+		if len(o.Bounds) != len(pr.Groups) {
+			return nil, fmt.Errorf("thresholds: %d fixed bounds for %d groups", len(o.Bounds), len(pr.Groups))
+		}
+		for g, b := range o.Bounds {
+			if b.Min < 0 || b.Max < 0 || (b.Max > 0 && b.Min > b.Max) {
+				return nil, fmt.Errorf("thresholds: bounds of group %s are min %d, max %d", pr.Groups[g], b.Min, b.Max)
+			}
 		}
 	}
 	if o.Score.Beta <= 0 {
@@ -191,26 +206,44 @@ func newSearcher(pr *Problem, o Options) (*searcher, error) {
 			s.nPos[j]++
 		}
 	}
-	// Build the row-sparse view in parallel chunks, then stitch.
+	// Build the row-sparse view in two parallel passes: count each row's
+	// entries, then fill them in place. Sizing the array exactly avoids
+	// growing it by copies, and the garbage collector work that caused.
 	lo := s.grid32[0]
 	chunks := s.split(pr.Rows)
-	parts := make([][]entry, len(chunks))
-	counts := make([][]int, len(chunks))
+	s.rowOff = make([]int, pr.Rows+1)
 	var wg sync.WaitGroup
-	for c, ch := range chunks {
+	for _, ch := range chunks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := ch[0]; i < ch[1]; i++ {
+				n := 0
+				for _, v := range pr.Probs[i*pr.Cols : (i+1)*pr.Cols] {
+					if v >= lo {
+						n++
+					}
+				}
+				s.rowOff[i+1] = n
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range pr.Rows {
+		s.rowOff[i+1] += s.rowOff[i]
+	}
+	s.ents = make([]entry, s.rowOff[pr.Rows])
+	s.lut = make([]uint16, lutSize+1)
+	for b := range s.lut {
+		s.lut[b] = uint16(s.binSearch(float32(b) / lutSize))
+	}
+	for _, ch := range chunks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			mark := make([]bool, pr.Cols)
-			var out []entry
 			var keys []uint64
-			cnt := make([]int, 0, ch[1]-ch[0])
 			for i := ch[0]; i < ch[1]; i++ {
-				if i == ch[0]+256 && cap(out) < len(out)*(ch[1]-ch[0])/256 {
-					// Size the chunk's entries from its first rows, with room
-					// to spare, instead of growing by copies.
-					out = slices.Grow(out, len(out)*(ch[1]-ch[0])/256*5/4)
-				}
 				for _, j := range pr.Truth[i] {
 					mark[j] = true
 				}
@@ -225,8 +258,7 @@ func newSearcher(pr *Problem, o Options) (*searcher, error) {
 						// Bins descending, then columns ascending, as one
 						// integer key: sorting it is several times faster than
 						// sorting structs with a comparison function.
-						b := s.bin(v)
-						keys = append(keys, uint64(s.G-b)<<32|uint64(j))
+						keys = append(keys, uint64(s.G-s.bin(v))<<32|uint64(j))
 					}
 				}
 				if len(row) > 0 {
@@ -234,32 +266,18 @@ func newSearcher(pr *Problem, o Options) (*searcher, error) {
 					s.rowMax[i] = mx
 				}
 				slices.Sort(keys)
-				for _, k := range keys {
+				out := s.ents[s.rowOff[i]:s.rowOff[i+1]]
+				for x, k := range keys {
 					j := int(uint32(k))
-					out = append(out, entry{col: int32(j), p: row[j], bin: uint16(s.G - int(k>>32)), grp: uint8(pr.GroupOf[j]), tru: mark[j]})
+					out[x] = entry{col: int32(j), p: row[j], bin: uint16(s.G - int(k>>32)), grp: uint8(pr.GroupOf[j]), tru: mark[j]}
 				}
-				cnt = append(cnt, len(keys))
 				for _, j := range pr.Truth[i] {
 					mark[j] = false
 				}
 			}
-			parts[c], counts[c] = out, cnt
 		}()
 	}
 	wg.Wait()
-	total := 0
-	for _, p := range parts {
-		total += len(p)
-	}
-	s.ents = make([]entry, 0, total)
-	s.rowOff = make([]int, 1, pr.Rows+1)
-	for c := range parts {
-		s.ents = append(s.ents, parts[c]...)
-		for _, n := range counts[c] {
-			s.rowOff = append(s.rowOff, s.rowOff[len(s.rowOff)-1]+n)
-		}
-		parts[c] = nil
-	}
 	// Column view for the per-label sweep, by counting sort.
 	s.colOff = make([]int, pr.Cols+1)
 	for _, e := range s.ents {
@@ -279,8 +297,25 @@ func newSearcher(pr *Problem, o Options) (*searcher, error) {
 	return s, nil
 }
 
-// bin returns the number of grid values <= v.
+// lutSize is the number of buckets of [0, 1] in the bin lookup table.
+const lutSize = 4096
+
+// bin returns the number of grid values <= v, for v >= grid[0]: a table
+// lookup gives a lower bound, a short scan the rest.
 func (s *searcher) bin(v float32) int {
+	b := int(v * lutSize)
+	if b > lutSize {
+		b = lutSize
+	}
+	k := int(s.lut[b])
+	for k < s.G && s.grid32[k] <= v {
+		k++
+	}
+	return k
+}
+
+// binSearch is bin by binary search, used to build the table.
+func (s *searcher) binSearch(v float32) int {
 	lo, hi := 0, s.G
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)

@@ -267,3 +267,76 @@ func TestProblemErrors(t *testing.T) {
 		t.Error("descending grid accepted")
 	}
 }
+
+// TestBinLookup holds the table lookup to binary search, on grid values,
+// their neighbours and random values, for coarse and fine grids.
+func TestBinLookup(t *testing.T) {
+	for _, step := range []float64{0.05, 0.005, 0.0001} {
+		pr := smallProblem(5, 1)
+		o := DefaultOptions()
+		o.Grid = LinearGrid(step, 1)
+		s, err := newSearcher(pr, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals := []float32{1, 0.99999994}
+		for _, g := range s.grid32 {
+			vals = append(vals, g, math.Nextafter32(g, 0), math.Nextafter32(g, 2))
+		}
+		for i := range 10000 {
+			vals = append(vals, float32(i)/10000+1e-5)
+		}
+		for _, v := range vals {
+			if v < s.grid32[0] {
+				continue
+			}
+			if got, want := s.bin(v), s.binSearch(v); got != want {
+				t.Fatalf("step %v: bin(%v) = %d, binary search %d", step, v, got, want)
+			}
+		}
+	}
+}
+
+func TestCrossValidate(t *testing.T) {
+	pr := smallProblem(300, 8)
+	o := smallOptions(true, fbeta.BothEmptyZero)
+	fold := make([]int, pr.Rows)
+	for i := range fold {
+		fold[i] = i % 3
+	}
+	cv, err := CrossValidate(pr, fold, 3, []string{Global, Label}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cv) != 2 || cv[0].Name != Global || len(cv[0].PerFold) != 3 {
+		t.Fatalf("got %+v", cv)
+	}
+	// Fold 1 by hand: search on folds 0 and 2, score on fold 1.
+	var in, held []int
+	for i, f := range fold {
+		if f == 1 {
+			held = append(held, i)
+		} else {
+			in = append(in, i)
+		}
+	}
+	res, _ := Search(pr.subset(in), []string{Global, Label}, o)
+	for r := range res {
+		want, _, _ := Evaluate(pr.subset(held), &res[r].Rule, o.Score, 2)
+		if cv[r].PerFold[1] != want {
+			t.Errorf("%s fold 1: %v, by hand %v", res[r].Name, cv[r].PerFold[1], want)
+		}
+		// Held-out scores are not above the in-sample ones on average.
+		if cv[r].Mean > res[r].Score+0.05 {
+			t.Errorf("%s: held-out mean %.3f far above in-sample %.3f", res[r].Name, cv[r].Mean, res[r].Score)
+		}
+	}
+	if _, err := CrossValidate(pr, fold[:10], 3, []string{Global}, o); err == nil {
+		t.Error("short fold list accepted")
+	}
+	bad := slices.Clone(fold)
+	bad[0] = 5
+	if _, err := CrossValidate(pr, bad, 3, []string{Global}, o); err == nil {
+		t.Error("fold index out of range accepted")
+	}
+}

@@ -41,6 +41,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	_ "imet/internal/torch/shim" // compiles and links the C++ side
@@ -288,13 +289,15 @@ func Keep(t *Tensor) *Tensor {
 // ---- thread-local state ----
 
 // LockThread pins the calling goroutine to its OS thread and sets
-// libtorch's intra-op thread count there (n <= 0 keeps libtorch's choice).
+// libtorch's intra-op thread count there; n <= 0 means one per core, since
+// Debian's libtorch otherwise runs a new OS thread with a single thread.
 // The returned function unpins. Call it at the top of a training loop.
 func LockThread(n int) (unlock func()) {
 	runtime.LockOSThread()
-	if n > 0 {
-		SetNumThreads(n)
+	if n <= 0 {
+		n = runtime.NumCPU()
 	}
+	SetNumThreads(n)
 	return runtime.UnlockOSThread
 }
 
@@ -325,13 +328,36 @@ func NoGrad(f func()) {
 // Autocast runs f with CPU (and CUDA) autocast to bfloat16: convolutions and
 // matmuls run in bfloat16, reductions and losses stay float32. Wrap forward
 // and loss only; backward and the optimiser run outside.
+// Nested calls on one thread are fine: only the outermost switches.
 func Autocast(f func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	check("autocast", C.tt_autocast(1))
-	defer func() { check("autocast", C.tt_autocast(0)) }()
+	tid := syscall.Gettid()
+	autocastMu.Lock()
+	outer := autocastDepth[tid] == 0
+	autocastDepth[tid]++
+	autocastMu.Unlock()
+	defer func() {
+		autocastMu.Lock()
+		autocastDepth[tid]--
+		if autocastDepth[tid] == 0 {
+			delete(autocastDepth, tid)
+		}
+		autocastMu.Unlock()
+	}()
+	if outer {
+		check("autocast", C.tt_autocast(1))
+		defer func() { check("autocast", C.tt_autocast(0)) }()
+	}
 	f()
 }
+
+// autocastDepth counts Autocast nesting per OS thread, where libtorch keeps
+// the switch.
+var (
+	autocastMu    sync.Mutex
+	autocastDepth = map[int]int{}
+)
 
 // InferenceMode runs f in libtorch's inference mode, cheaper than NoGrad;
 // tensors it creates can never take part in autograd.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"imet/internal/torch"
@@ -141,8 +140,9 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 // The steady-state memory test: thousands of forward/backward steps inside
 // scopes must neither leak handles nor grow the process.
 func TestScopesKeepMemoryFlat(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// One intra-op thread: the tensors are tiny, and on a loaded machine
+	// OpenMP's spinning barriers would make each op cost milliseconds.
+	defer torch.LockThread(1)()
 	w := torch.Randn(torch.Float32, torch.CPU, 16, 3, 3, 3).SetRequiresGrad(true)
 	fc := torch.Randn(torch.Float32, torch.CPU, 5, 16).SetRequiresGrad(true)
 	x := torch.Randn(torch.Float32, torch.CPU, 4, 3, 16, 16)

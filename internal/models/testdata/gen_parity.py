@@ -168,13 +168,13 @@ class TorchvisionTrunk(nn.Module):
 class Classifier(nn.Module):
     """imet's shared head (models.Assemble) on a trunk."""
 
-    def __init__(self, trunk, head, pool, features):
+    def __init__(self, trunk, head, pool, features, num_classes=NUM_CLASSES):
         super().__init__()
         self.trunk, self.pool, self.features, self.head = trunk, pool, features, head
         c3, c4 = trunk.channels
         fin = c4 + (c3 if features == "last2" else 0)
         fin *= 2 if pool == "concat" else 1
-        setattr(self, head, nn.Linear(fin, NUM_CLASSES))
+        setattr(self, head, nn.Linear(fin, num_classes))
 
     def _pool(self, x):
         if self.pool == "max":

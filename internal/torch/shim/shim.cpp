@@ -9,6 +9,7 @@
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/variable.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
 #include <cstdlib>
 #include <cstring>
@@ -328,17 +329,42 @@ terr tt_manual_seed(uint64_t seed) {
 int tt_grad_enabled(void) { return c10::GradMode::is_enabled() ? 1 : 0; }
 void tt_set_grad_enabled(int on) { c10::GradMode::set_enabled(on != 0); }
 
-// Autocast to bfloat16 on CPU. Calls that differ in libtorch 2.x are kept
-// here and listed in docs/engine.md.
+// compat:begin -- every call whose spelling differs between libtorch 1.13
+// and 2.x lives here, behind a version test (docs/engine.md lists them;
+// compat_test.go checks that none appears elsewhere).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define IMET_AUTOCAST_DEVICE_API 1
+#endif
+
+static void autocastEnable(bool on, bool cuda) {
+#ifdef IMET_AUTOCAST_DEVICE_API
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, on);
+  if (cuda) {
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, on);
+  }
+#else
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_cpu_enabled(on);
+  if (cuda) {
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(on);
+  }
+#endif
+}
+// compat:end
+
+// Autocast to bfloat16 on CPU, and on CUDA where a device is present.
 terr tt_autocast(int enter) {
   TRY({
+    bool cuda = torch::cuda::is_available();
     if (enter) {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
+      autocastEnable(true, cuda);
       at::autocast::increment_nesting();
     } else {
       if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-      at::autocast::set_cpu_enabled(false);
+      autocastEnable(false, cuda);
     }
   })
 }
@@ -354,7 +380,7 @@ terr tt_inference_mode(int enter, void **guard) {
 
 int tt_cuda_device_count(void) {
   try {
-    return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0;
+    return static_cast<int>(torch::cuda::device_count());
   } catch (...) {
     return 0;
   }

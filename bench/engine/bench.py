@@ -1,0 +1,75 @@
+#!/usr/bin/python3
+"""Python side of bench/engine: one configuration per process, the same
+work main.go's worker does, printed as one JSON line.
+
+  /usr/bin/python3 bench/engine/bench.py MODEL MODE VARIANT STEPS THREADS
+MODE is train|infer, VARIANT fp32|bf16|cl (channels-last fp32)|bf16cl.
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "models", "testdata"))
+from gen_parity import Classifier, SENetTrunk  # noqa: E402  (Cadene-named SE-ResNeXt)
+
+BATCH, SIZE, CLASSES = 32, 128, 1103
+
+
+def build(name):
+    if name == "se_resnext50_32x4d":
+        return Classifier(SENetTrunk([3, 4, 6, 3]), "last_linear", "avg", "last", num_classes=CLASSES)
+    return getattr(torchvision.models, name)(num_classes=CLASSES)
+
+
+def peak_rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main():
+    name, mode, variant, steps, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build(name)
+    x = torch.randn(BATCH, 3, SIZE, SIZE)
+    y = (torch.rand(BATCH, CLASSES) < 0.01).float()
+    cl = variant in ("cl", "bf16cl")
+    bf16 = variant in ("bf16", "bf16cl")
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if mode == "train":
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=False)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = F.binary_cross_entropy_with_logits(model(x), y)
+            loss.backward()
+            opt.step()
+    else:
+        model.eval()
+
+        def step():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                model(x).float().sum().item()
+    step()
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dt = time.perf_counter() - t0
+    print(json.dumps({"images_per_s": BATCH * steps / dt, "peak_rss_kb": peak_rss_kb(),
+                      "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()

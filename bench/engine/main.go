@@ -1,0 +1,281 @@
+// Command engine benchmarks imet's libtorch engine against Python PyTorch
+// on the same machine: training and inference images/s and peak memory for
+// resnet18 and se_resnext50_32x4d at 128 px, batch 32, in float32, bfloat16
+// autocast and channels-last. Every measurement runs in a fresh process
+// (so peak RSS is that configuration's own) and Go and Python alternate,
+// configuration by configuration, so machine noise hits both alike.
+//
+//	go run ./bench/engine                  # all configurations, one round
+//	go run ./bench/engine -models resnet18 -modes train -variants fp32 -rounds 3
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"imet/internal/models"
+	"imet/internal/optim"
+	"imet/internal/torch"
+)
+
+const (
+	batch   = 32
+	size    = 128
+	classes = 1103
+)
+
+type result struct {
+	ImagesPerS float64 `json:"images_per_s"`
+	PeakRSSKB  int     `json:"peak_rss_kb"`
+	Threads    int     `json:"threads"`
+}
+
+func main() {
+	worker := flag.Bool("worker", false, "internal: run one configuration and print JSON")
+	model := flag.String("model", "resnet18", "internal: worker's model")
+	mode := flag.String("mode", "train", "internal: worker's mode")
+	variant := flag.String("variant", "fp32", "internal: worker's variant")
+	modelsF := flag.String("models", "resnet18,se_resnext50_32x4d", "models to run")
+	modesF := flag.String("modes", "train,infer", "train and/or infer")
+	variantsF := flag.String("variants", "fp32,bf16,cl", "fp32, bf16 (autocast), cl (channels-last fp32), bf16cl")
+	steps := flag.Int("steps", 0, "timed steps per measurement (0: 5 for resnet18, 3 otherwise; inference x2)")
+	threads := flag.Int("threads", runtime.NumCPU(), "libtorch intra-op threads, both sides")
+	rounds := flag.Int("rounds", 1, "repetitions of the whole interleaved sweep")
+	python := flag.String("python", "/usr/bin/python3", "Python with torch and torchvision")
+	flag.Parse()
+	if *worker {
+		r, err := runWorker(*model, *mode, *variant, *steps, *threads)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		json.NewEncoder(os.Stdout).Encode(r)
+		return
+	}
+	if err := drive(strings.Split(*modelsF, ","), strings.Split(*modesF, ","), strings.Split(*variantsF, ","),
+		*steps, *threads, *rounds, *python); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func stepsFor(model, mode string, steps int) int {
+	if steps > 0 {
+		return steps
+	}
+	n := 3
+	if model == "resnet18" {
+		n = 5
+	}
+	if mode == "infer" {
+		n *= 2
+	}
+	return n
+}
+
+func drive(ms, modes, variants []string, steps, threads, rounds int, python string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	script := filepath.Join(repoRoot(), "bench", "engine", "bench.py")
+	env := os.Environ()
+	// The glibc settings the Makefile exports, for both sides alike.
+	for k, v := range map[string]string{"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "268435456",
+		"MALLOC_TOP_PAD_": "268435456"} {
+		if os.Getenv(k) == "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	type key struct{ model, mode, variant string }
+	goRes, pyRes := map[key][]result{}, map[key][]result{}
+	var order []key
+	fmt.Printf("libtorch %s, %d threads, batch %d, %dpx, %d classes, %d round(s)\n", torch.Version(), threads, batch,
+		size, classes, rounds)
+	for r := 0; r < rounds; r++ {
+		for _, m := range ms {
+			for _, mo := range modes {
+				for _, v := range variants {
+					k := key{m, mo, v}
+					if r == 0 {
+						order = append(order, k)
+					}
+					n := stepsFor(m, mo, steps)
+					// Alternate who goes first, round by round, so a drift in
+					// machine load favours neither side.
+					var g, p result
+					goRun := func() (err error) {
+						g, err = run(env, self, "-worker", "-model", m, "-mode", mo, "-variant", v, "-steps",
+							strconv.Itoa(n), "-threads", strconv.Itoa(threads))
+						if err != nil {
+							err = fmt.Errorf("go %v: %w", k, err)
+						}
+						return err
+					}
+					pyRun := func() (err error) {
+						p, err = run(env, python, script, m, mo, v, strconv.Itoa(n), strconv.Itoa(threads))
+						if err != nil {
+							err = fmt.Errorf("python %v: %w", k, err)
+						}
+						return err
+					}
+					first, second := goRun, pyRun
+					if r%2 == 1 {
+						first, second = pyRun, goRun
+					}
+					if err := first(); err != nil {
+						return err
+					}
+					if err := second(); err != nil {
+						return err
+					}
+					goRes[k], pyRes[k] = append(goRes[k], g), append(pyRes[k], p)
+					fmt.Fprintf(os.Stderr, "round %d %-20s %-5s %-6s go %6.1f img/s %5d MB | py %6.1f img/s %5d MB\n",
+						r+1, m, mo, v, g.ImagesPerS, g.PeakRSSKB/1024, p.ImagesPerS, p.PeakRSSKB/1024)
+				}
+			}
+		}
+	}
+	fmt.Println()
+	fmt.Println("| model | mode | variant | Go img/s | Python img/s | Go/Python speed | Go peak RSS MB | Python peak RSS MB | RSS ratio |")
+	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|")
+	for _, k := range order {
+		g, p := median(goRes[k]), median(pyRes[k])
+		fmt.Printf("| %s | %s | %s | %.1f | %.1f | %.2fx | %d | %d | %.2fx |\n", k.model, k.mode, k.variant,
+			g.ImagesPerS, p.ImagesPerS, g.ImagesPerS/p.ImagesPerS, g.PeakRSSKB/1024, p.PeakRSSKB/1024,
+			float64(g.PeakRSSKB)/float64(p.PeakRSSKB))
+	}
+	return nil
+}
+
+// median takes the median speed and the largest peak memory over rounds.
+func median(rs []result) result {
+	s := make([]float64, len(rs))
+	o := result{}
+	for i, r := range rs {
+		s[i] = r.ImagesPerS
+		if r.PeakRSSKB > o.PeakRSSKB {
+			o.PeakRSSKB = r.PeakRSSKB
+		}
+	}
+	sort.Float64s(s)
+	o.ImagesPerS = s[len(s)/2]
+	return o
+}
+
+func run(env []string, name string, args ...string) (result, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("%v: %s", err, errb.String())
+	}
+	var r result
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+		return result{}, fmt.Errorf("bad output %q: %w", out.String(), err)
+	}
+	return r, nil
+}
+
+func repoRoot() string {
+	d, _ := os.Getwd()
+	for p := d; p != "/"; p = filepath.Dir(p) {
+		if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
+			return p
+		}
+	}
+	return d
+}
+
+func runWorker(name, mode, variant string, steps, threads int) (result, error) {
+	unlock := torch.LockThread(threads)
+	defer unlock()
+	torch.ManualSeed(0)
+	m, err := models.New(name, models.Options{NumClasses: classes})
+	if err != nil {
+		return result{}, err
+	}
+	s := m.Store()
+	cl := variant == "cl" || variant == "bf16cl"
+	bf16 := variant == "bf16" || variant == "bf16cl"
+	x := torch.Randn(torch.Float32, torch.CPU, batch, 3, size, size)
+	y := torch.Rand(torch.Float32, torch.CPU, batch, classes).LtScalar(0.01).To(torch.Float32)
+	if cl {
+		if err := s.ChannelsLast(); err != nil {
+			return result{}, err
+		}
+		x = x.ChannelsLast()
+	}
+	var step func()
+	if mode == "train" {
+		s.Train(true)
+		opt := optim.NewSGD([]*optim.Group{{Params: s.Params(), LR: 0.01}}, optim.SGDOptions{Momentum: 0.9})
+		step = func() {
+			opt.ZeroGrad()
+			var loss *torch.Tensor
+			fwd := func() { loss = torch.BCEWithLogits(m.Forward(x), y, nil, nil, torch.ReduceMean) }
+			if bf16 {
+				torch.Autocast(fwd)
+			} else {
+				fwd()
+			}
+			loss.Backward()
+			if err := opt.Step(); err != nil {
+				panic(err)
+			}
+		}
+	} else {
+		s.Train(false)
+		step = func() {
+			torch.InferenceMode(func() {
+				fwd := func() { m.Forward(x).To(torch.Float32).Sum().Item() }
+				if bf16 {
+					torch.Autocast(fwd)
+				} else {
+					fwd()
+				}
+			})
+		}
+	}
+	one := func() error { return torch.Run(step) }
+	for i := 0; i < 2; i++ {
+		if err := one(); err != nil {
+			return result{}, err
+		}
+	}
+	t0 := time.Now()
+	for i := 0; i < steps; i++ {
+		if err := one(); err != nil {
+			return result{}, err
+		}
+	}
+	dt := time.Since(t0).Seconds()
+	return result{ImagesPerS: float64(batch*steps) / dt, PeakRSSKB: peakRSS(), Threads: torch.NumThreads()}, nil
+}
+
+func peakRSS() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			f := strings.Fields(l)
+			v, _ := strconv.Atoi(f[1])
+			return v
+		}
+	}
+	return 0
+}
