@@ -14,14 +14,17 @@ epochs=${1:-4}
 seed=${2:-1}
 # Both stacks' libtorch uses GNU OpenMP. Its default busy-waiting makes two
 # intra-op threads ~5x slower when the cores are shared with other work (see
-# docs/benchmarks.md); passive waiting costs little when they are not.
+# docs/benchmarks.md); imet sets these itself (internal/procenv), the
+# PyTorch script gets them here so both run in the same environment.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # glibc malloc settings the Makefile uses for libtorch.
 export MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0}
 export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-268435456}
 export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}
 
-[ -x bin/imet ] || make build
+# Always rebuild (incremental, seconds when nothing changed): a stale
+# binary would time old code. Same flags as `make build`.
+go build -ldflags='-extldflags "-Wl,--disable-new-dtags,-rpath,$ORIGIN/lib"' -o bin/imet ./cmd/imet
 [ -f out/emoji/folds.csv ] || bin/imet datasets emoji --out out/emoji
 out=out/bench-quality
 rm -rf "$out" && mkdir -p "$out"
