@@ -26,7 +26,7 @@ export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}
 # binary would time old code. Same flags as `make build`.
 go build -ldflags='-extldflags "-Wl,--disable-new-dtags,-rpath,$ORIGIN/lib"' -o bin/imet ./cmd/imet
 [ -f out/emoji/folds.csv ] || bin/imet datasets emoji --out out/emoji
-out=out/bench-quality
+out=out/bench-quality/seed$seed
 rm -rf "$out" && mkdir -p "$out"
 cfg=$out/recipe.yaml
 sed -e "s/^    epochs: .*/    epochs: $epochs/" -e "s/^seed: .*/seed: $seed/" bench/quality/emoji-resnet18.yaml >"$cfg"
