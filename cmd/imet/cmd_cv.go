@@ -7,13 +7,16 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"imet/internal/crossval"
 	"imet/internal/ensemble"
 	"imet/internal/registry"
+	"imet/internal/thresholds"
 	"imet/internal/train"
 )
 
@@ -43,10 +46,16 @@ func (c *cvCmd) Run(g *Globals) error {
 		r := c.TimeBudget - time.Since(start)
 		return r, r > 0
 	}
-	again := fmt.Sprintf("imet cv --config %s", c.Config)
-	if c.Out != "" {
-		again += " --out " + c.Out
+	// Misspelt options must fail before hours of training, not after.
+	for _, r := range c.Rules {
+		if !slices.Contains(thresholds.AllRules, r) {
+			return fmt.Errorf("--rules: unknown rule %q (known: %s)", r, strings.Join(thresholds.AllRules, ", "))
+		}
 	}
+	if m := ensemble.Method(c.Ensemble); m != ensemble.Mean && m != ensemble.Rank && m != ensemble.GeoMean {
+		return fmt.Errorf("--ensemble: unknown method %q (known: mean, rank, geomean)", c.Ensemble)
+	}
+	again := c.continueCommand()
 	o := crossval.Options{ConfigPath: c.Config, Out: c.Out, Folds: c.Folds, Parallel: c.Parallel, Rules: c.Rules,
 		Ensemble: ensemble.Method(c.Ensemble)}
 	if !g.Quiet {
@@ -106,6 +115,35 @@ func (c *cvCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.Stdout, "  %s\n", res.Submission)
 	}
 	return nil
+}
+
+// continueCommand is the command line that continues this run with the same
+// choices: every flag that changes what is trained or produced is repeated.
+func (c *cvCmd) continueCommand() string {
+	args := []string{"imet", "cv", "--config", c.Config}
+	if c.Out != "" {
+		args = append(args, "--out", c.Out)
+	}
+	if len(c.Folds) > 0 {
+		fs := make([]string, len(c.Folds))
+		for i, f := range c.Folds {
+			fs[i] = strconv.Itoa(f)
+		}
+		args = append(args, "--folds", strings.Join(fs, ","))
+	}
+	if c.Parallel > 1 {
+		args = append(args, "--parallel", strconv.Itoa(c.Parallel))
+	}
+	if c.TimeBudget > 0 {
+		args = append(args, "--time-budget", c.TimeBudget.String())
+	}
+	args = append(args, "--rules", strings.Join(c.Rules, ","), "--ensemble", c.Ensemble)
+	if c.NoRegistry {
+		args = append(args, "--no-registry")
+	} else if c.Registry != "" && c.Registry != "runs/registry.db" {
+		args = append(args, "--registry", c.Registry)
+	}
+	return strings.Join(args, " ")
 }
 
 // trainChild trains one fold in a child imet process (libtorch scopes are

@@ -166,3 +166,29 @@ func TestTrainIsRecordedInRegistry(t *testing.T) {
 		}
 	}
 }
+
+func TestCVRefusesUnknownRulesBeforeTraining(t *testing.T) {
+	cfg := tinyRun(t)
+	out := filepath.Join(t.TempDir(), "cv")
+	code, _, errs := runCLI(t, "cv", "--config", cfg, "--out", out, "--rules", "globl")
+	if code == 0 || !strings.Contains(errs, `unknown rule "globl"`) {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(out, "fold0")); err == nil {
+		t.Fatal("a fold was trained before the options were checked")
+	}
+}
+
+func TestCVContinueCommandKeepsChoices(t *testing.T) {
+	cfg := tinyRun(t)
+	out := filepath.Join(t.TempDir(), "cv")
+	code, stdout, errs := runCLI(t, "cv", "--config", cfg, "--out", out, "--folds", "0,2", "--rules", "global", "--ensemble", "rank", "--time-budget", "1ns")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"--folds 0,2", "--rules global", "--ensemble rank", "--out " + out} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("continue command lacks %q:\n%s", want, stdout)
+		}
+	}
+}
