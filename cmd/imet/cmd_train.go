@@ -68,7 +68,11 @@ func (c *trainCmd) Run(g *Globals) error {
 // report tells how a fold's session ended.
 func report(w io.Writer, res train.Result, runDir string) {
 	if !res.Completed {
-		fmt.Fprintf(w, "stopped at step %d (%s), best F2 %.4f; continue with:\n  imet train --resume %s\n", res.GlobalStep, res.Stopped, res.BestF2, runDir)
+		best := "none yet"
+		if res.BestF2 >= 0 {
+			best = fmt.Sprintf("%.4f", res.BestF2)
+		}
+		fmt.Fprintf(w, "stopped at step %d (%s), best F2 %s; continue with:\n  imet train --resume %s\n", res.GlobalStep, res.Stopped, best, runDir)
 		return
 	}
 	fmt.Fprintf(w, "%s done at step %d: best F2 %.4f\n", runDir, res.GlobalStep, res.BestF2)

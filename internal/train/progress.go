@@ -98,7 +98,12 @@ func (p *Progress) OnFinish(e FinishEvent) {
 		fmt.Fprintf(p.W, "event=finish step=%d best_f2=%.5f outputs=%s\n", e.GlobalStep, e.BestF2, strings.Join(e.Outputs, ","))
 		return
 	}
-	fmt.Fprintf(p.W, "event=stopped step=%d best_f2=%.5f reason=time-budget\nresume with: %s\n", e.GlobalStep, e.BestF2, e.Resume)
+	// Before the first validation there is no best F2 (it is -1 inside).
+	best := "none"
+	if e.BestF2 >= 0 {
+		best = fmt.Sprintf("%.5f", e.BestF2)
+	}
+	fmt.Fprintf(p.W, "event=stopped step=%d best_f2=%s reason=time-budget\nresume with: %s\n", e.GlobalStep, best, e.Resume)
 }
 
 func (p *Progress) OnFail(err error) {
