@@ -546,7 +546,7 @@ func (u *unpickler) load() (any, error) {
 				return nil, u.fail(op, "non-string global")
 			}
 			u.push(pyGlobal{ms, ns})
-		case 'R': // REDUCE
+		case 'R', 0x81: // REDUCE: fn(*args); NEWOBJ: cls.__new__(cls, *args), the same to us
 			args, err := u.pop()
 			if err != nil {
 				return nil, err
@@ -557,21 +557,6 @@ func (u *unpickler) load() (any, error) {
 			}
 			t, _ := args.(pyTuple)
 			v, err := u.call(fn, t)
-			if err != nil {
-				return nil, err
-			}
-			u.push(v)
-		case 0x81: // NEWOBJ
-			args, err := u.pop()
-			if err != nil {
-				return nil, err
-			}
-			cls, err := u.pop()
-			if err != nil {
-				return nil, err
-			}
-			t, _ := args.(pyTuple)
-			v, err := u.call(cls, t)
 			if err != nil {
 				return nil, err
 			}
