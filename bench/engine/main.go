@@ -107,7 +107,7 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 	env := os.Environ()
 	// The glibc settings the Makefile exports, for both sides alike.
 	for k, v := range map[string]string{"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "268435456",
-		"MALLOC_TOP_PAD_": "268435456"} {
+		"MALLOC_TOP_PAD_": "268435456", "OMP_WAIT_POLICY": "PASSIVE"} {
 		if os.Getenv(k) == "" {
 			env = append(env, k+"="+v)
 		}
