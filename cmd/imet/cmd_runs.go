@@ -19,6 +19,21 @@ type registryFlag struct {
 
 func (f registryFlag) open() (*registry.DB, error) { return registry.Open(f.Registry) }
 
+// openRun opens the registry and resolves ref (an id or a run name); the
+// caller closes the registry.
+func (f registryFlag) openRun(ref string) (*registry.DB, int64, error) {
+	db, err := f.open()
+	if err != nil {
+		return nil, 0, err
+	}
+	id, err := db.Resolve(ref)
+	if err != nil {
+		db.Close()
+		return nil, 0, err
+	}
+	return db, id, nil
+}
+
 type runsCmd struct {
 	List    runsListCmd    `cmd:"" default:"withargs" help:"List runs, newest first."`
 	Show    runsShowCmd    `cmd:"" help:"Show one run: provenance, scores, metrics, artifacts, errors."`
@@ -87,15 +102,11 @@ type runsShowCmd struct {
 }
 
 func (c *runsShowCmd) Run(g *Globals) error {
-	db, err := c.open()
+	db, id, err := c.openRun(c.Ref)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	id, err := db.Resolve(c.Ref)
-	if err != nil {
-		return err
-	}
 	r, err := db.Get(id)
 	if err != nil {
 		return err
@@ -249,15 +260,11 @@ type runsTagCmd struct {
 }
 
 func (c *runsTagCmd) Run(g *Globals) error {
-	db, err := c.open()
+	db, id, err := c.openRun(c.Ref)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	id, err := db.Resolve(c.Ref)
-	if err != nil {
-		return err
-	}
 	if c.Remove {
 		err = db.Untag(id, c.Tags...)
 	} else {
@@ -286,15 +293,11 @@ func (c *runsLbCmd) Run(g *Globals) error {
 	if c.Score < 0 || c.Score > 1 {
 		return fmt.Errorf("leaderboard score %v is outside [0, 1]", c.Score)
 	}
-	db, err := c.open()
+	db, id, err := c.openRun(c.Ref)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	id, err := db.Resolve(c.Ref)
-	if err != nil {
-		return err
-	}
 	if err := db.SetLB(id, c.Score); err != nil {
 		return err
 	}

@@ -62,9 +62,17 @@ func (r *resBlock) Forward(x *torch.Tensor) *torch.Tensor {
 			out = nn.Then(nn.ReLU, out)
 		}
 	}
+	return addShortcut(out, x, r.down)
+}
+
+// addShortcut ends a residual block: relu(out + shortcut(x)), where the
+// shortcut is x itself or its downsampling. out is freed, and so is the
+// downsampled tensor, as soon as the sum exists, so a block holds at most
+// one activation beyond its input.
+func addShortcut(out, x *torch.Tensor, down nn.Layer) *torch.Tensor {
 	id := x
-	if r.down != nil {
-		id = r.down.Forward(x)
+	if down != nil {
+		id = down.Forward(x)
 	}
 	sum := out.Add(id)
 	out.Free()

@@ -69,16 +69,7 @@ func (r *seBlock) Forward(x *torch.Tensor) *torch.Tensor {
 	scaled := out.Mul(se)
 	out.Free()
 	se.Free()
-	id := x
-	if r.down != nil {
-		id = r.down.Forward(x)
-	}
-	sum := scaled.Add(id)
-	scaled.Free()
-	if id != x {
-		id.Free()
-	}
-	return nn.Then(nn.ReLU, sum)
+	return addShortcut(scaled, x, r.down)
 }
 
 type senet struct {

@@ -547,38 +547,16 @@ func (u *unpickler) load() (any, error) {
 			}
 			u.push(pyGlobal{ms, ns})
 		case 'R', 0x81: // REDUCE: fn(*args); NEWOBJ: cls.__new__(cls, *args), the same to us
-			args, err := u.pop()
-			if err != nil {
+			if err := u.callTop(); err != nil {
 				return nil, err
 			}
-			fn, err := u.pop()
-			if err != nil {
+		case 0x92: // NEWOBJ_EX: as NEWOBJ, with keyword arguments we ignore
+			if _, err := u.pop(); err != nil {
 				return nil, err
 			}
-			t, _ := args.(pyTuple)
-			v, err := u.call(fn, t)
-			if err != nil {
+			if err := u.callTop(); err != nil {
 				return nil, err
 			}
-			u.push(v)
-		case 0x92: // NEWOBJ_EX
-			if _, err := u.pop(); err != nil { // kwargs
-				return nil, err
-			}
-			args, err := u.pop()
-			if err != nil {
-				return nil, err
-			}
-			cls, err := u.pop()
-			if err != nil {
-				return nil, err
-			}
-			t, _ := args.(pyTuple)
-			v, err := u.call(cls, t)
-			if err != nil {
-				return nil, err
-			}
-			u.push(v)
 		case 'b': // BUILD
 			state, err := u.pop()
 			if err != nil {
@@ -618,6 +596,26 @@ func (u *unpickler) load() (any, error) {
 			return nil, u.fail(op, "unsupported opcode")
 		}
 	}
+}
+
+// callTop pops an argument tuple and a callable, calls it and pushes the
+// result (REDUCE, NEWOBJ and NEWOBJ_EX all come down to this).
+func (u *unpickler) callTop() error {
+	args, err := u.pop()
+	if err != nil {
+		return err
+	}
+	fn, err := u.pop()
+	if err != nil {
+		return err
+	}
+	t, _ := args.(pyTuple)
+	v, err := u.call(fn, t)
+	if err != nil {
+		return err
+	}
+	u.push(v)
+	return nil
 }
 
 func (u *unpickler) call(fn any, args pyTuple) (any, error) {
