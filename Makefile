@@ -7,7 +7,7 @@ export MALLOC_MMAP_MAX_ ?= 0
 export MALLOC_TRIM_THRESHOLD_ ?= 268435456
 export MALLOC_TOP_PAD_ ?= 268435456
 # libgomp threads must not spin while the image loader needs the cores
-# (internal/procenv; imet sets these itself, the tests get them here).
+# (internal/base/procenv; imet sets these itself, the tests get them here).
 export OMP_WAIT_POLICY ?= PASSIVE
 # Tests keep screenshots and figures here for CI to collect (docs/registry.md).
 export IMET_ARTIFACTS ?= $(CURDIR)/out/artifacts

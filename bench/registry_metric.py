@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference for BenchmarkMetric (internal/registry): one metric row per
+"""Reference for BenchmarkMetric (internal/experiments/registry): one metric row per
 committed transaction into a WAL-mode SQLite file with synchronous=NORMAL,
 using CPython's sqlite3 (the C SQLite library). Prints ns per insert.
 

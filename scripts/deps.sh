@@ -10,7 +10,7 @@
 #   python3-pil             the Python image stack the loader is compared with
 #   chromium                renders the dashboard in its browser test
 #   patchelf                gives a bundled binary its $ORIGIN/lib run path
-#                           when it was not linked with one (internal/bundle)
+#                           when it was not linked with one (internal/ship/bundle)
 set -euo pipefail
 pkgs=(libtorch-dev libopenblas0-pthread libturbojpeg0-dev libpng-dev
       python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil

@@ -3,9 +3,9 @@
 # Debian's: a CUDA build of libtorch, or the one inside a PyTorch wheel.
 #   eval "$(scripts/torchenv.sh /path/to/libtorch)"               # unpacked libtorch zip
 #   eval "$(scripts/torchenv.sh "$(python -c 'import torch,os;print(os.path.dirname(torch.__file__))')")"
-#   go build ./cmd/imet && go test ./internal/torch/
+#   go build ./cmd/imet && go test ./internal/engine/torch/
 # It sets GOFLAGS=-tags=customtorch (which drops the Debian defaults in
-# internal/torch/shim/flags_debian.go) and CGO_CXXFLAGS / CGO_LDFLAGS.
+# internal/engine/torch/shim/flags_debian.go) and CGO_CXXFLAGS / CGO_LDFLAGS.
 set -euo pipefail
 dir="${1:?usage: torchenv.sh <libtorch dir containing include/ and lib/>}"
 dir="$(cd "$dir" && pwd)"

@@ -24,9 +24,9 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/models"
-	"imet/internal/optim"
-	"imet/internal/torch"
+	"imet/internal/zoo/models"
+	"imet/internal/engine/optim"
+	"imet/internal/engine/torch"
 )
 
 const (

@@ -16,9 +16,9 @@ import (
 	"runtime"
 	"time"
 
-	"imet/internal/ensemble"
-	"imet/internal/probs"
-	"imet/internal/simprobs"
+	"imet/internal/postprocess/ensemble"
+	"imet/internal/postprocess/probs"
+	"imet/internal/data/simprobs"
 )
 
 func main() {

@@ -30,8 +30,8 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/loader"
-	"imet/internal/pipeline"
+	"imet/internal/vision/loader"
+	"imet/internal/vision/pipeline"
 )
 
 func main() {

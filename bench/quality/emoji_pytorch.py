@@ -13,7 +13,7 @@ It does what `imet cv --folds 0 --rules global` does with that recipe:
 - one stage of EPOCHS epochs, batch 32, last short batch dropped; AdamW
   (lr 2e-3, weight decay 1e-4 on every parameter, betas 0.9/0.999, eps 1e-8);
   rate factor = linear warm-up from 0.1 over 20 steps, then cosine to 0 over
-  the remaining steps (imet's internal/schedule formula, via LambdaLR);
+  the remaining steps (imet's internal/training/schedule formula, via LambdaLR);
   mean BCE with logits;
 - validation every epoch: samples-averaged F2 at the best threshold on the
   0.01 grid; the best epoch's weights are kept (as imet's best checkpoint);

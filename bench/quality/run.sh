@@ -14,7 +14,7 @@ epochs=${1:-4}
 seed=${2:-1}
 # Both stacks' libtorch uses GNU OpenMP. Its default busy-waiting makes two
 # intra-op threads ~5x slower when the cores are shared with other work (see
-# docs/benchmarks.md); imet sets these itself (internal/procenv), the
+# docs/benchmarks.md); imet sets these itself (internal/base/procenv), the
 # PyTorch script gets them here so both run in the same environment.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # glibc malloc settings the Makefile uses for libtorch.

@@ -22,9 +22,9 @@ import (
 	"strings"
 	"time"
 
-	"imet/internal/probs"
-	"imet/internal/simprobs"
-	"imet/internal/thresholds"
+	"imet/internal/postprocess/probs"
+	"imet/internal/data/simprobs"
+	"imet/internal/postprocess/thresholds"
 )
 
 func main() {

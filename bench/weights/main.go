@@ -1,5 +1,5 @@
 // Command weights times reading pretrained-weight files: imet's pure-Go
-// readers (internal/weights) against torch.load in Debian's Python torch,
+// readers (internal/zoo/weights) against torch.load in Debian's Python torch,
 // on the same files, alternating, and prints the ratios. The files are a
 // seeded torchvision state dict in both torch.save formats, written by
 // load.py into a temporary directory.
@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"imet/internal/weights"
+	"imet/internal/zoo/weights"
 )
 
 func main() {

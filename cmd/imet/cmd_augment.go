@@ -9,9 +9,9 @@ import (
 	"sort"
 	"strings"
 
-	"imet/internal/atomicfile"
-	"imet/internal/imageio"
-	"imet/internal/pipeline"
+	"imet/internal/base/atomicfile"
+	"imet/internal/vision/imageio"
+	"imet/internal/vision/pipeline"
 )
 
 type augmentCmd struct {

@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 
-	"imet/internal/config"
-	"imet/internal/notify"
-	"imet/internal/trainconfig"
+	"imet/internal/base/config"
+	"imet/internal/experiments/notify"
+	"imet/internal/training/trainconfig"
 )
 
 type configCmd struct {

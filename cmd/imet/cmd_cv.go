@@ -13,11 +13,11 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/crossval"
-	"imet/internal/ensemble"
-	"imet/internal/registry"
-	"imet/internal/thresholds"
-	"imet/internal/train"
+	"imet/internal/training/crossval"
+	"imet/internal/postprocess/ensemble"
+	"imet/internal/experiments/registry"
+	"imet/internal/postprocess/thresholds"
+	"imet/internal/training/train"
 )
 
 type cvCmd struct {

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/dashboard"
+	"imet/internal/experiments/dashboard"
 )
 
 type dashboardCmd struct {

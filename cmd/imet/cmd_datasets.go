@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"time"
 
-	"imet/internal/dataset"
-	"imet/internal/emojiset"
-	"imet/internal/synth"
+	"imet/internal/data/dataset"
+	"imet/internal/data/emojiset"
+	"imet/internal/data/synth"
 )
 
 // datasetsCmd groups the commands that check and make data sets.

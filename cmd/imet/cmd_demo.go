@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"imet/internal/demo"
-	"imet/internal/synth"
+	"imet/internal/jobs/demo"
+	"imet/internal/data/synth"
 )
 
 type demoCmd struct {

@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 
-	"imet/internal/ensemble"
-	"imet/internal/probs"
+	"imet/internal/postprocess/ensemble"
+	"imet/internal/postprocess/probs"
 )
 
 type ensembleCmd struct {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/probs"
+	"imet/internal/postprocess/probs"
 )
 
 func TestEnsemble(t *testing.T) {

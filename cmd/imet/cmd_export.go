@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"imet/internal/inference"
+	"imet/internal/ship/inference"
 )
 
 type exportCmd struct {

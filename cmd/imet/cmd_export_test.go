@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/bundle"
+	"imet/internal/ship/bundle"
 )
 
 // TestExportedBundleRunsWithoutSystemLibtorch is the offline-bundle test:

@@ -5,8 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"imet/internal/dataset"
-	"imet/internal/folds"
+	"imet/internal/data/dataset"
+	"imet/internal/data/folds"
 )
 
 type foldsCmd struct {

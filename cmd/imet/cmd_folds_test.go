@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/folds"
+	"imet/internal/data/folds"
 )
 
 func TestFolds(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"imet/internal/plots"
-	"imet/internal/registry"
+	"imet/internal/experiments/plots"
+	"imet/internal/experiments/registry"
 )
 
 type plotsCmd struct {

@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/inference"
-	"imet/internal/probs"
+	"imet/internal/ship/inference"
+	"imet/internal/postprocess/probs"
 )
 
 type predictCmd struct {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/probs"
+	"imet/internal/postprocess/probs"
 )
 
 func tinyTrained(t *testing.T) (run, data string) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"imet/internal/registry"
+	"imet/internal/experiments/registry"
 )
 
 // registryFlag is shared by every command that reads or writes the run

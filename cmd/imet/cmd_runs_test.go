@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"imet/internal/registry"
+	"imet/internal/experiments/registry"
 )
 
 // seedRegistry records runs the way the training command does.

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"strings"
 
-	"imet/internal/dataset"
-	"imet/internal/probs"
-	"imet/internal/submission"
-	"imet/internal/thresholds"
+	"imet/internal/data/dataset"
+	"imet/internal/postprocess/probs"
+	"imet/internal/postprocess/submission"
+	"imet/internal/postprocess/thresholds"
 )
 
 type submitCmd struct {

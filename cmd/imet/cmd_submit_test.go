@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/probs"
+	"imet/internal/postprocess/probs"
 )
 
 func TestSubmit(t *testing.T) {

@@ -10,12 +10,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"imet/internal/atomicfile"
-	"imet/internal/dataset"
-	"imet/internal/fbeta"
-	"imet/internal/folds"
-	"imet/internal/probs"
-	"imet/internal/thresholds"
+	"imet/internal/base/atomicfile"
+	"imet/internal/data/dataset"
+	"imet/internal/postprocess/fbeta"
+	"imet/internal/data/folds"
+	"imet/internal/postprocess/probs"
+	"imet/internal/postprocess/thresholds"
 )
 
 type thresholdsCmd struct {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/probs"
-	"imet/internal/thresholds"
+	"imet/internal/postprocess/probs"
+	"imet/internal/postprocess/thresholds"
 )
 
 func TestThresholds(t *testing.T) {

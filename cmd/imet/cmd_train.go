@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/registry"
-	"imet/internal/train"
+	"imet/internal/experiments/registry"
+	"imet/internal/training/train"
 )
 
 type trainCmd struct {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/probs"
+	"imet/internal/postprocess/probs"
 )
 
 // tinyRun writes a synthetic data set, its folds, a 32-pixel pipeline and a

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"imet/internal/buildinfo"
+	"imet/internal/base/buildinfo"
 )
 
 type versionCmd struct{}

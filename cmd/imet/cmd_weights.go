@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"imet/internal/models"
-	"imet/internal/weights"
+	"imet/internal/zoo/models"
+	"imet/internal/zoo/weights"
 )
 
 // weightsCmd groups what imet can tell about a pretrained-weight file

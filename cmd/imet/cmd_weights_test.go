@@ -8,7 +8,7 @@ import (
 )
 
 func TestWeightsInspect(t *testing.T) {
-	legacy := filepath.Join("..", "..", "internal", "weights", "testdata", "plain_legacy.pth")
+	legacy := filepath.Join("..", "..", "internal", "zoo", "weights", "testdata", "plain_legacy.pth")
 	code, out, errs := runCLI(t, "weights", "inspect", "--names", legacy)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)

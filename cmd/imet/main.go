@@ -15,7 +15,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"imet/internal/procenv"
+	"imet/internal/base/procenv"
 )
 
 // Globals are the flags every command accepts.

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/dataset"
-	"imet/internal/probs"
-	"imet/internal/simprobs"
+	"imet/internal/data/dataset"
+	"imet/internal/postprocess/probs"
+	"imet/internal/data/simprobs"
 )
 
 // ppData is a generated iMet-layout set for the post-processing commands:

@@ -6,12 +6,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"imet/internal/config"
-	"imet/internal/notify"
-	"imet/internal/registry"
-	"imet/internal/tracking"
-	"imet/internal/train"
-	"imet/internal/trainconfig"
+	"imet/internal/base/config"
+	"imet/internal/experiments/notify"
+	"imet/internal/experiments/registry"
+	"imet/internal/experiments/tracking"
+	"imet/internal/training/train"
+	"imet/internal/training/trainconfig"
 )
 
 // trackFlags are the flags of commands whose runs are recorded in the

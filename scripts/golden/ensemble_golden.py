@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Golden values for internal/ensemble, from NumPy and SciPy.
+"""Golden values for internal/postprocess/ensemble, from NumPy and SciPy.
 
-    /usr/bin/python3 scripts/golden/ensemble_golden.py > internal/ensemble/testdata/golden.json
+    /usr/bin/python3 scripts/golden/ensemble_golden.py > internal/postprocess/ensemble/testdata/golden.json
 
 Three small float32 matrices (with tied values, to exercise average ranks)
 and their mean, rank average (scipy.stats.rankdata per column / rows),

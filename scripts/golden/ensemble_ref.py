@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """NumPy/SciPy side of bench/ensemble: the same combinations as imet's
-internal/ensemble, timed on the same files.
+internal/postprocess/ensemble, timed on the same files.
 
     /usr/bin/python3 scripts/golden/ensemble_ref.py REPS a.npy b.npy ...
 

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Golden F-beta values for internal/fbeta, from scikit-learn.
+"""Golden F-beta values for internal/postprocess/fbeta, from scikit-learn.
 
 Run with Debian's Python (python3-sklearn, python3-numpy):
-    /usr/bin/python3 scripts/golden/fbeta_golden.py > internal/fbeta/testdata/golden.json
+    /usr/bin/python3 scripts/golden/fbeta_golden.py > internal/postprocess/fbeta/testdata/golden.json
 Random small fixtures, seeded, with rows whose truth and/or prediction are
 empty so that the zero_division rule is exercised.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""NumPy side of internal/probs' round-trip test.
+"""NumPy side of internal/postprocess/probs' round-trip test.
 
     /usr/bin/python3 scripts/golden/npy_roundtrip.py DIR
 

@@ -1,4 +1,4 @@
-// Writes internal/models/testdata/nsfwjs_expected.json (MobileNetV2) or,
+// Writes internal/zoo/models/testdata/nsfwjs_expected.json (MobileNetV2) or,
 // with MODEL=InceptionV3, nsfwjs_inception_expected.json: what the nsfwjs
 // model (npm nsfwjs@4.4.0, TensorFlow.js CPU backend) predicts for a few
 // real emoji images from emoji-datasource-google, through nsfwjs's own
@@ -18,7 +18,7 @@ import zlib from "node:zlib";
 const assets = process.argv[2] || process.env.IMET_ASSETS || path.resolve(".cache/npm/node_modules");
 const modelName = process.env.MODEL || "MobileNetV2";
 const out = process.argv[3] ||
-  (modelName === "InceptionV3" ? "internal/models/testdata/nsfwjs_inception_expected.json" : "internal/models/testdata/nsfwjs_expected.json");
+  (modelName === "InceptionV3" ? "internal/zoo/models/testdata/nsfwjs_inception_expected.json" : "internal/zoo/models/testdata/nsfwjs_expected.json");
 const require = createRequire(path.join(assets, "nsfwjs", "package.json"));
 const tf = require("@tensorflow/tfjs");
 const nsfwjs = require("nsfwjs");

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""NumPy implementation of imet's threshold search (internal/thresholds).
+"""NumPy implementation of imet's threshold search (internal/postprocess/thresholds).
 
 The same search as the Go code — same candidate grid, same float32
 comparisons, same tie rule, same coordinate-ascent order and shrinkage — so

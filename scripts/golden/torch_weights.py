@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Writes the weight-file fixtures internal/weights tests read.
+"""Writes the weight-file fixtures internal/zoo/weights tests read.
 
 Run with Debian's torch (/usr/bin/python3, torch 1.13):
-    /usr/bin/python3 scripts/golden/torch_weights.py internal/weights/testdata
+    /usr/bin/python3 scripts/golden/torch_weights.py internal/zoo/weights/testdata
 
 Each checkpoint is written twice, in torch.save's zip format and in the
 legacy format (_use_new_zipfile_serialization=False, as Cadene's
@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-out = sys.argv[1] if len(sys.argv) > 1 else "internal/weights/testdata"
+out = sys.argv[1] if len(sys.argv) > 1 else "internal/zoo/weights/testdata"
 os.makedirs(out, exist_ok=True)
 torch.manual_seed(0)
 

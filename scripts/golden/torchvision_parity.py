@@ -6,7 +6,7 @@
 ARCH is mobilenet_v2, densenet121, densenet161 or inception_v3. Builds the
 torchvision 0.14 model with seeded random weights (BatchNorm statistics and
 affine parameters randomised too, so evaluation mode is a real test),
-and writes, in formats internal/weights reads:
+and writes, in formats internal/zoo/weights reads:
 
   OUTDIR/weights.pth   the state dict. densenet121 uses the legacy
                        'norm.1'-style keys of torchvision's published files;

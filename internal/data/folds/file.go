@@ -1,0 +1,188 @@
+package folds
+
+import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"imet/internal/base/atomicfile"
+)
+
+// Header is the header of folds.csv.
+var Header = []string{"id", "fold"}
+
+// Assignment is a split read from or written to folds.csv.
+type Assignment struct {
+	IDs  []string
+	Fold []int
+	K    int // number of folds: the largest fold index + 1
+}
+
+// Write writes folds.csv atomically, one "id,fold" row per image.
+func Write(path string, ids []string, fold []int) error {
+	if len(ids) != len(fold) {
+		return fmt.Errorf("folds: %d ids but %d folds", len(ids), len(fold))
+	}
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		cw.Write(Header)
+		for i, id := range ids {
+			cw.Write([]string{id, strconv.Itoa(fold[i])})
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+// Read reads folds.csv. Errors name the file, line and value: a bad header,
+// a fold that is not a non-negative integer, a duplicate id, or a fold
+// left empty between 0 and the largest index.
+func Read(path string) (*Assignment, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("folds: %w", err)
+	}
+	name := filepath.Base(path)
+	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = -1
+	a := &Assignment{}
+	seen := map[string]int{}
+	sizes := map[int]int{}
+	for first := true; ; first = false {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: malformed CSV: %w", name, err)
+		}
+		line, _ := r.FieldPos(0)
+		if first {
+			if len(rec) != 2 || rec[0] != Header[0] || rec[1] != Header[1] {
+				return nil, fmt.Errorf("%s:%d: header is not \"id,fold\": %q", name, line, strings.Join(rec, ","))
+			}
+			continue
+		}
+		if len(rec) != 2 {
+			return nil, fmt.Errorf("%s:%d: want 2 fields, got %d: %q", name, line, len(rec), strings.Join(rec, ","))
+		}
+		id := strings.TrimSpace(rec[0])
+		f, err := strconv.Atoi(strings.TrimSpace(rec[1]))
+		if err != nil || f < 0 {
+			return nil, fmt.Errorf("%s:%d: fold is not a non-negative integer: %q", name, line, rec[1])
+		}
+		if prev, dup := seen[id]; dup {
+			return nil, fmt.Errorf("%s:%d: duplicate id (first on line %d): %q", name, line, prev, id)
+		}
+		seen[id] = line
+		a.IDs = append(a.IDs, id)
+		a.Fold = append(a.Fold, f)
+		sizes[f]++
+		a.K = max(a.K, f+1)
+	}
+	if len(a.IDs) == 0 {
+		return nil, fmt.Errorf("%s: no rows", name)
+	}
+	for f := 0; f < a.K; f++ {
+		if sizes[f] == 0 {
+			return nil, fmt.Errorf("%s: fold %d has no rows (folds run 0..%d)", name, f, a.K-1)
+		}
+	}
+	return a, nil
+}
+
+// For returns the fold of each of ids (normally train.csv's ids in file
+// order). Every id must be in the assignment and every assigned id among
+// ids: a split made for another version of train.csv is refused, naming
+// an id that differs, rather than silently dropping or defaulting rows.
+func (a *Assignment) For(ids []string) ([]int, error) {
+	pos := make(map[string]int, len(a.IDs))
+	for i, id := range a.IDs {
+		pos[id] = i
+	}
+	out := make([]int, len(ids))
+	for i, id := range ids {
+		j, ok := pos[id]
+		if !ok {
+			return nil, fmt.Errorf("folds: id %q (row %d of the data) has no fold in folds.csv", id, i+1)
+		}
+		out[i] = a.Fold[j]
+	}
+	if len(ids) != len(a.IDs) {
+		want := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			want[id] = true
+		}
+		for _, id := range a.IDs {
+			if !want[id] {
+				return nil, fmt.Errorf("folds: folds.csv assigns id %q, which is not in the data", id)
+			}
+		}
+	}
+	return out, nil
+}
+
+// GroupsHeader is the header of a groups file: rows with the same group
+// value are kept in one fold.
+var GroupsHeader = []string{"id", "group"}
+
+// ReadGroups reads a groups file (id,group) and returns the group of each
+// of ids, in order. Every id must have a group.
+func ReadGroups(path string, ids []string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("folds: %w", err)
+	}
+	name := filepath.Base(path)
+	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})))
+	r.FieldsPerRecord = 2
+	group := map[string]string{}
+	for first := true; ; first = false {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: malformed CSV: %w", name, err)
+		}
+		line, _ := r.FieldPos(0)
+		if first {
+			if rec[0] != GroupsHeader[0] || rec[1] != GroupsHeader[1] {
+				return nil, fmt.Errorf("%s:%d: header is not \"id,group\": %q", name, line, strings.Join(rec, ","))
+			}
+			continue
+		}
+		if _, dup := group[rec[0]]; dup {
+			return nil, fmt.Errorf("%s:%d: duplicate id: %q", name, line, rec[0])
+		}
+		group[rec[0]] = rec[1]
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		g, ok := group[id]
+		if !ok {
+			return nil, fmt.Errorf("%s: id %q has no group", name, id)
+		}
+		out[i] = g
+	}
+	return out, nil
+}
+
+// WriteGroups writes a groups file atomically.
+func WriteGroups(path string, ids, groups []string) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		cw.Write(GroupsHeader)
+		for i, id := range ids {
+			cw.Write([]string{id, groups[i]})
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}

@@ -1,0 +1,297 @@
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"image/png"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"imet/internal/experiments/registry"
+)
+
+// seed fills a registry with a finished, a failed and a running run.
+func seed(t *testing.T) (*registry.DB, *registry.Run) {
+	t.Helper()
+	db, err := registry.Open(filepath.Join(t.TempDir(), "registry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cfgs := []string{
+		"model:\n  arch: resnet50\noptim:\n  lr: 0.001\n  batch: 64\n",
+		"model:\n  arch: seresnext50\noptim:\n  lr: 0.0005\n  batch: 64\n",
+	}
+	for i, name := range []string{"resnet50-f0", "seresnext50-f0"} {
+		r, err := db.Start(registry.RunInfo{Name: name, Kind: registry.KindTrain, Config: cfgs[i], Args: []string{"imet", "train"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s := 0; s <= 60; s++ {
+			x := float64(s)
+			r.Metric(s, x/20, "train_loss", 0.02+math.Exp(-x/(15+5*float64(i))))
+			r.Metric(s, x/20, "lr", 1e-3*0.5*(1+math.Cos(math.Pi*x/60)))
+			if s%10 == 0 {
+				r.Metric(s, x/20, "val_f2", (0.58+0.03*float64(i))*(1-math.Exp(-x/20)))
+			}
+		}
+		r.Finish(registry.Summary{CVF2: 0.58 + 0.03*float64(i), GroupF2: map[string]float64{"culture": 0.45, "tag": 0.62}})
+		db.SetLB(r.ID(), 0.6+0.01*float64(i))
+	}
+	f, _ := db.Start(registry.RunInfo{Name: "effnet-b3", Kind: registry.KindCV})
+	f.Fail(errors.New("CUDA out of memory"), []string{"epoch 1", "RuntimeError: CUDA out of memory"})
+	live, _ := db.Start(registry.RunInfo{Name: "resnet101-live", Kind: registry.KindTrain})
+	for s := 0; s < 20; s++ {
+		live.Metric(s, float64(s)/20, "train_loss", 1/float64(s+1))
+	}
+	t.Cleanup(func() { live.Finish(registry.Summary{}) })
+	db.Tag(2, "best")
+	return db, live
+}
+
+// serve starts the dashboard on a real listener and returns its base URL.
+func serve(t *testing.T, addr string, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, h) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func get(t *testing.T, url string, hdr map[string]string) (int, string, *http.Response) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp
+}
+
+func TestPages(t *testing.T) {
+	db, live := seed(t)
+	base := serve(t, "127.0.0.1:0", New(db, Options{Refresh: 3 * time.Second}))
+	for _, tc := range []struct {
+		path   string
+		code   int
+		want   []string
+		banned []string
+	}{
+		{"/", 200, []string{"resnet50-f0", "seresnext50-f0", "effnet-b3", `class="status failed"`, `class="status running"`,
+			`http-equiv="refresh" content="3"`, "0.6100", "<svg", "CV against leaderboard", `<span class="tag">best</span>`}, nil},
+		{"/runs/1", 200, []string{"resnet50-f0", "<svg", "train_loss", "val_f2", "culture", "0.5800", "Resolved configuration"}, []string{`http-equiv="refresh"`}},
+		{"/runs/3", 200, []string{"CUDA out of memory", "RuntimeError", `class="status failed"`}, nil},
+		{"/runs/" + strconv.FormatInt(live.ID(), 10), 200, []string{`http-equiv="refresh"`, `class="status running"`, "<svg"}, nil},
+		{"/compare?id=1&id=2", 200, []string{"model.arch", "seresnext50", "optim.lr", "0.0005", "0.6100", "<svg"}, []string{"optim.batch"}},
+		{"/compare?id=1", 400, nil, nil},
+		{"/runs/999", 404, nil, nil},
+		{"/static/style.css", 200, []string{".status.failed"}, nil},
+	} {
+		code, body, _ := get(t, base+tc.path, nil)
+		if code != tc.code {
+			t.Errorf("%s: status %d, want %d\n%s", tc.path, code, tc.code, body)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s lacks %q", tc.path, w)
+			}
+		}
+		for _, b := range tc.banned {
+			if strings.Contains(body, b) {
+				t.Errorf("%s contains %q", tc.path, b)
+			}
+		}
+	}
+}
+
+func TestTokenOnEveryRequest(t *testing.T) {
+	db, _ := seed(t)
+	const tok = "s3cret-token"
+	base := serve(t, "127.0.0.1:0", New(db, Options{Token: tok}))
+	for _, tc := range []struct {
+		name string
+		url  string
+		hdr  map[string]string
+		code int
+	}{
+		{"no token", base + "/", nil, 401},
+		{"no token, static", base + "/static/style.css", nil, 401},
+		{"no token, run", base + "/runs/1", nil, 401},
+		{"wrong bearer", base + "/", map[string]string{"Authorization": "Bearer nope"}, 401},
+		{"wrong query", base + "/?token=s3cret", nil, 401},
+		{"bearer", base + "/", map[string]string{"Authorization": "Bearer " + tok}, 200},
+		{"header", base + "/runs/1", map[string]string{"X-Imet-Token": tok}, 200},
+		{"cookie", base + "/runs/1", map[string]string{"Cookie": TokenCookie + "=" + tok}, 200},
+	} {
+		if code, body, _ := get(t, tc.url, tc.hdr); code != tc.code {
+			t.Errorf("%s: %d, want %d: %s", tc.name, code, tc.code, body)
+		} else if code == 401 && strings.Contains(body, "resnet50") {
+			t.Errorf("%s: refused page leaks data", tc.name)
+		}
+	}
+	code, _, resp := get(t, base+"/?token="+tok, nil)
+	if code != 200 {
+		t.Fatalf("query token: %d", code)
+	}
+	var c *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == TokenCookie {
+			c = ck
+		}
+	}
+	if c == nil || !c.HttpOnly || c.Value != tok {
+		t.Errorf("query token did not set an HttpOnly cookie: %+v", c)
+	}
+}
+
+// TestRemoteBindRefusesWithoutToken binds a non-loopback address of this
+// machine, so the request arrives as it would from another host.
+func TestRemoteBindRefusesWithoutToken(t *testing.T) {
+	var ip string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			ip = n.IP.String()
+			break
+		}
+	}
+	if ip == "" {
+		t.Skip("no non-loopback IPv4 address on this machine")
+	}
+	addr := net.JoinHostPort(ip, "0")
+	if err := CheckBind(addr, ""); err == nil {
+		t.Fatalf("CheckBind(%s) without token accepted", addr)
+	}
+	db, _ := seed(t)
+	base := serve(t, addr, New(db, Options{Token: "tok"}))
+	if code, _, _ := get(t, base+"/", nil); code != 401 {
+		t.Errorf("remote request without token: %d, want 401", code)
+	}
+	if code, _, _ := get(t, base+"/", map[string]string{"Authorization": "Bearer tok"}); code != 200 {
+		t.Errorf("remote request with token: %d", code)
+	}
+}
+
+func TestCheckBind(t *testing.T) {
+	for _, tc := range []struct {
+		addr, token string
+		ok          bool
+	}{
+		{"127.0.0.1:8080", "", true},
+		{"localhost:8080", "", true},
+		{"[::1]:8080", "", true},
+		{"0.0.0.0:8080", "", false},
+		{":8080", "", false},
+		{"192.168.1.5:8080", "", false},
+		{"0.0.0.0:8080", "t", true},
+		{"nonsense", "t", false},
+	} {
+		if err := CheckBind(tc.addr, tc.token); (err == nil) != tc.ok {
+			t.Errorf("CheckBind(%q, %q) = %v", tc.addr, tc.token, err)
+		}
+	}
+}
+
+// TestChromiumScreenshot renders the dashboard in headless Chromium. The
+// screenshot goes to $IMET_ARTIFACTS/dashboard/ when set (CI keeps it),
+// else to the test's temp dir.
+func TestChromiumScreenshot(t *testing.T) {
+	bin := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		t.Skip("chromium not installed (scripts/deps.sh installs it)")
+	}
+	db, _ := seed(t)
+	base := serve(t, "127.0.0.1:0", New(db, Options{Token: "tok"}))
+	dir := t.TempDir()
+	if a := os.Getenv("IMET_ARTIFACTS"); a != "" {
+		dir = filepath.Join(a, "dashboard")
+		os.MkdirAll(dir, 0o755)
+	}
+	for _, pg := range []struct{ name, path, want string }{
+		{"index", "/", "seresnext50-f0"},
+		{"run", "/runs/2", "train_loss"},
+		{"compare", "/compare?id=1&id=2", "model.arch"},
+	} {
+		shot := filepath.Join(dir, "dashboard-"+pg.name+".png")
+		url := base + pg.path
+		if strings.Contains(url, "?") {
+			url += "&token=tok"
+		} else {
+			url += "?token=tok"
+		}
+		flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--user-data-dir=" + t.TempDir(), "--window-size=1280,900"}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		dom, err := exec.CommandContext(ctx, bin, append(flags, "--dump-dom", url)...).Output()
+		if err != nil {
+			cancel()
+			t.Fatalf("chromium --dump-dom: %v", err)
+		}
+		if !strings.Contains(string(dom), pg.want) || !strings.Contains(string(dom), "<svg") {
+			t.Errorf("%s: rendered DOM lacks %q or the figure", pg.name, pg.want)
+		}
+		out, err := exec.CommandContext(ctx, bin, append(flags, "--screenshot="+shot, url)...).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("chromium --screenshot: %v\n%s", err, out)
+		}
+		f, err := os.Open(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := img.Bounds()
+		if b.Dx() != 1280 || b.Dy() != 900 {
+			t.Errorf("%s: screenshot %dx%d", pg.name, b.Dx(), b.Dy())
+		}
+		// Count distinct colours in a sample: an error page or a blank
+		// render has a handful, a table with statuses and a figure many.
+		colours := map[uint32]bool{}
+		for y := 0; y < b.Dy(); y += 3 {
+			for x := 0; x < b.Dx(); x += 3 {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				colours[(r>>11)<<10|(g>>11)<<5|bl>>11] = true
+			}
+		}
+		if len(colours) < 20 {
+			t.Errorf("%s: only %d colours in the screenshot; page blank?", pg.name, len(colours))
+		}
+		t.Logf("screenshot: %s", shot)
+	}
+}

@@ -1,0 +1,218 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"path/filepath"
+	"strconv"
+
+	"imet/internal/data/dataset"
+	"imet/internal/data/folds"
+	"imet/internal/vision/loader"
+	"imet/internal/vision/mixup"
+	"imet/internal/zoo/models"
+	"imet/internal/vision/pipeline"
+	"imet/internal/engine/torch"
+	"imet/internal/training/trainconfig"
+)
+
+// FoldData is one fold of an iMet-layout data set, ready for Run: the
+// training rows of the other folds, this fold's validation rows and the
+// test images, each behind a Source over the image loader.
+type FoldData struct {
+	Dataset    *dataset.Dataset
+	Train, Val *ImageSource
+	Test       *ImageSource // nil when the data set lists no test images
+	ValIDs     []string
+	TestIDs    []string
+	ValTruth   [][]int
+	// LabelIDs are the attribute ids of the columns, as strings.
+	LabelIDs []string
+}
+
+// OpenFold reads the data set and folds.csv named by cfg and splits off
+// fold k.
+func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
+	ds, err := dataset.Open(cfg.Data.Root, dataset.Options{SkipImages: true})
+	if err != nil {
+		return nil, err
+	}
+	rows := ds.Train
+	if cfg.Data.Limit > 0 && cfg.Data.Limit < len(rows) {
+		rows = rows[:cfg.Data.Limit]
+	}
+	fp := cfg.Data.Folds
+	if !filepath.IsAbs(fp) {
+		fp = filepath.Join(cfg.Data.Root, fp)
+	}
+	asg, err := folds.Read(fp)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ds.Train))
+	for i, r := range ds.Train {
+		ids[i] = r.ID
+	}
+	fold, err := asg.For(ids)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fp, err)
+	}
+	if k < 0 || k >= asg.K {
+		return nil, fmt.Errorf("fold %d: %s has folds 0..%d", k, fp, asg.K-1)
+	}
+	var pcfg *pipeline.Config
+	if cfg.Data.PipelinesFile != "" {
+		if pcfg, err = pipeline.LoadConfig(cfg.Data.PipelinesFile); err != nil {
+			return nil, err
+		}
+	}
+	p, err := pipeline.Get(cfg.Data.Pipeline, pcfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Data.TTA == "none" {
+		p.TTA = p.TTA[:1]
+	}
+	L := ds.Labels.Len()
+	fd := &FoldData{Dataset: ds}
+	for _, id := range ds.Labels.IDs {
+		fd.LabelIDs = append(fd.LabelIDs, strconv.Itoa(id))
+	}
+	var trainItems, valItems, testItems []loader.Item
+	for i, r := range rows {
+		t := make([]float32, L)
+		for _, c := range r.Labels {
+			t[c] = 1
+		}
+		it := loader.Item{Path: ds.TrainImage(r.ID), Target: t}
+		if fold[i] == k {
+			valItems = append(valItems, it)
+			fd.ValIDs = append(fd.ValIDs, r.ID)
+			fd.ValTruth = append(fd.ValTruth, r.Labels)
+		} else {
+			trainItems = append(trainItems, it)
+		}
+	}
+	if len(valItems) == 0 || len(trainItems) == 0 {
+		return nil, fmt.Errorf("fold %d leaves %d training and %d validation rows", k, len(trainItems), len(valItems))
+	}
+	for _, id := range ds.TestIDs {
+		testItems = append(testItems, loader.Item{Path: ds.TestImage(id), Target: make([]float32, L)})
+	}
+	fd.TestIDs = ds.TestIDs
+	opt := loader.Options{Workers: cfg.Data.Workers, Seed: uint64(cfg.Seed), CacheBytes: int64(cfg.Data.CacheMB) << 20}
+	fd.Train = &ImageSource{items: trainItems, pipe: p, opt: opt, classes: L}
+	fd.Val = &ImageSource{items: valItems, pipe: p, opt: opt, classes: L}
+	if len(testItems) > 0 {
+		fd.Test = &ImageSource{items: testItems, pipe: p, opt: opt, classes: L}
+	}
+	return fd, nil
+}
+
+// ImageSource is a Source over image files through internal/vision/loader.
+type ImageSource struct {
+	items   []loader.Item
+	pipe    *pipeline.Pipeline
+	opt     loader.Options
+	classes int
+	tta     []*loader.Loader
+	ttaBS   int
+}
+
+// Len implements Source.
+func (s *ImageSource) Len() int { return len(s.items) }
+
+// Classes implements Source.
+func (s *ImageSource) Classes() int { return s.classes }
+
+// Views implements Source: the pipeline's TTA variants.
+func (s *ImageSource) Views() int { return len(s.pipe.TTA) }
+
+// Train implements Source. The loader is built over the items in the
+// epoch's order (shuffling off), with its seed derived from the epoch key,
+// so augmentation draws depend only on (seed, epoch, position).
+func (s *ImageSource) Train(ctx context.Context, key EpochKey, order []int, batchSize, start int, mix MixConfig) iter.Seq2[*Batch, error] {
+	return func(yield func(*Batch, error) bool) {
+		items := make([]loader.Item, len(order))
+		for i, j := range order {
+			items[i] = s.items[j]
+		}
+		o := s.opt
+		o.BatchSize, o.Shuffle, o.DropLast = batchSize, false, true
+		o.Seed = mixSeed(uint64(key.Seed), uint64(key.Global))
+		o.CacheBytes = 0 // a new loader every epoch: a cache would never be reused
+		switch {
+		case mix.MixupAlpha > 0:
+			o.Mix = mixup.Config{Mode: "mixup", Alpha: mix.MixupAlpha, P: mix.MixupProb}
+		case mix.CutMixAlpha > 0:
+			o.Mix = mixup.Config{Mode: "cutmix", Alpha: mix.CutMixAlpha, P: mix.CutMixProb}
+		}
+		l, err := loader.New(items, s.pipe.Train, o)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for b, err := range l.Epoch(ctx, 0, start) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			idx := make([]int, len(b.Indices))
+			for i, p := range b.Indices {
+				idx[i] = order[p]
+			}
+			out := &Batch{Images: b.Images, N: b.N, C: b.C, H: b.H, W: b.W, Targets: b.Targets, L: b.L, Indices: idx, Release: b.Release}
+			if !yield(out, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Eval implements Source.
+func (s *ImageSource) Eval(ctx context.Context, batchSize, variant int) iter.Seq2[*Batch, error] {
+	return func(yield func(*Batch, error) bool) {
+		if s.tta == nil || s.ttaBS != batchSize {
+			o := s.opt
+			o.BatchSize = batchSize
+			l, err := loader.NewTTA(s.items, s.pipe, o)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			s.tta, s.ttaBS = l, batchSize
+		}
+		for b, err := range s.tta[variant].Epoch(ctx, 0, 0) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			out := &Batch{Images: b.Images, N: b.N, C: b.C, H: b.H, W: b.W, Targets: b.Targets, L: b.L, Indices: b.Indices, Release: b.Release}
+			if !yield(out, nil) {
+				return
+			}
+		}
+	}
+}
+
+// BuildModel creates the configured network for classes outputs, its
+// initial weights drawn from the run's seed, and loads the pretrained
+// weights file when one is named. The report says what was loaded (nil
+// without a file).
+func BuildModel(cfg *trainconfig.Run, classes int) (Model, string, error) {
+	torch.ManualSeed(uint64(cfg.Seed))
+	m, err := models.New(cfg.Model.Arch, models.Options{NumClasses: classes, Pool: cfg.Model.Pool,
+		Features: cfg.Model.Features, Dropout: cfg.Model.Dropout})
+	if err != nil {
+		return nil, "", err
+	}
+	if cfg.Model.Pretrained == "" {
+		return m, "", nil
+	}
+	r, err := models.LoadPretrained(m, cfg.Model.Arch, cfg.Model.Pretrained, models.LoadConfig{})
+	if err != nil {
+		return nil, "", err
+	}
+	return m, r.String(), nil
+}

@@ -1,0 +1,484 @@
+// Package train runs a training recipe (internal/training/trainconfig) on one fold:
+// stages in order, per-group learning rates and schedules, accumulation,
+// optional bf16 autocast, EMA of weights, hard-example resampling,
+// validation with F2 at the best global threshold, checkpoints, a time
+// budget that stops cleanly, and exact resume.
+//
+// # Exact resume
+//
+// Nothing random in a run keeps hidden running state. The data order of an
+// epoch is a function of (seed, stage, epoch); augmentation and mixing
+// draws are functions of the epoch key and the position in the epoch (see
+// Source); libtorch's generator, which dropout uses, is re-seeded before
+// every optimizer step from (seed, global step); the learning rate is a
+// pure function of the step (internal/training/schedule). What does change as the
+// run proceeds — weights and BatchNorm statistics, optimizer moments, EMA
+// weights, the plateau state, per-sample losses for hard mining, the best
+// F2 — is all in the checkpoint. A resumed run therefore recomputes the
+// same batches with the same rates on the same weights; on CPU, with the
+// same thread count, its weights are bit-identical to an uninterrupted
+// run's.
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"imet/internal/training/checkpoint"
+	"imet/internal/training/losses"
+	"imet/internal/engine/nn"
+	"imet/internal/training/schedule"
+	"imet/internal/engine/torch"
+	"imet/internal/training/trainconfig"
+)
+
+// Model is a network whose tensors live in a Store.
+type Model interface {
+	Store() *nn.Store
+	Forward(x *torch.Tensor) *torch.Tensor
+}
+
+// Options are what a training session needs besides the recipe.
+type Options struct {
+	Config trainconfig.Run
+	Fold   int
+	RunDir string // checkpoints, config.yaml and outputs go here
+	// Resume continues from the newest checkpoint in RunDir; without it,
+	// a RunDir that already holds checkpoints is refused.
+	Resume bool
+	// TimeBudget stops the session cleanly (checkpoint, then return with
+	// Result.Completed false) before this much wall time has passed; 0:
+	// no limit.
+	TimeBudget time.Duration
+	// ResumeHint is the command line that continues the run, shown when
+	// the budget stops it.
+	ResumeHint string
+	Observer   Observer
+	Model      Model
+	Train, Val Source
+	// Test, when set, is predicted at the end with every TTA view.
+	Test Source
+	// ValTruth holds each validation row's positive columns (for F2).
+	ValTruth [][]int
+	// Outputs writes OOF and test probabilities at the end; nil: none.
+	Outputs func(oof, test []float32, cols int) ([]string, error)
+}
+
+// Result summarises a session.
+type Result struct {
+	Completed  bool
+	Stopped    string // why a session ended early: "budget" or "signal"
+	GlobalStep int64
+	BestF2     float64
+	Outputs    []string
+}
+
+// trainer is one session's state.
+type trainer struct {
+	Options
+	cfg     *trainconfig.Run
+	store   *nn.Store
+	dir     checkpoint.Dir
+	st      checkpoint.State
+	opt     *optimizer
+	sched   *schedule.Schedule
+	loss    losses.Loss
+	ema     map[string]*torch.Tensor
+	mining  []float32 // per-sample loss in the current epoch (NaN: not seen)
+	prev    []float32 // the previous epoch's, ranked by Hardest
+	start   time.Time
+	images  int64
+	lastDur time.Duration
+	groups  []string
+	// pendingOptim holds a restored checkpoint's optimizer moments until
+	// the stage's optimizer exists to receive them.
+	pendingOptim map[string]checkpoint.Tensor
+	optStage     int
+	elapsed0     float64 // ElapsedS at session start
+	// stageBest is the F2 of a validation at the end of a stage's last
+	// epoch when it was a new best (NaN otherwise), for the stage-end save.
+	stageBest float64
+}
+
+// Run trains (or resumes) one fold. It must be called on the goroutine that
+// will run every step; it pins that goroutine to its OS thread.
+func Run(ctx context.Context, o Options) (res Result, err error) {
+	t := &trainer{Options: o, cfg: &o.Config, store: o.Model.Store(), start: time.Now(), stageBest: math.NaN()}
+	if t.Observer == nil {
+		t.Observer = Observers{}
+	}
+	defer func() {
+		if err != nil {
+			t.Observer.OnFail(err)
+		}
+	}()
+	if d := t.cfg.Engine.Device; d != "" && d != "cpu" {
+		return res, fmt.Errorf("engine.device %q: this trainer keeps tensors on the CPU so far; use cpu", d)
+	}
+	unlock := torch.LockThread(t.cfg.Engine.Threads)
+	defer unlock()
+	t.groups = t.store.Groups()
+	t.dir = checkpoint.Dir{Path: filepath.Join(o.RunDir, "checkpoints"), Keep: t.cfg.Checkpoint.Keep}
+	n := o.Train.Len()
+	t.mining = nanSlice(n)
+	resumed := false
+	if err := os.MkdirAll(o.RunDir, 0o755); err != nil {
+		return res, err
+	}
+	latest, err := t.dir.Latest()
+	if err != nil {
+		return res, err
+	}
+	switch {
+	case latest != "" && !o.Resume:
+		return res, fmt.Errorf("%s already holds checkpoints (%s): resume it with --resume, or choose another run directory", o.RunDir, latest)
+	case latest != "":
+		if err := t.restore(latest); err != nil {
+			return res, err
+		}
+		resumed = true
+	case o.Resume:
+		return res, fmt.Errorf("--resume %s: no checkpoint there to resume from", o.RunDir)
+	default:
+		fp := t.cfg.Fingerprint()
+		t.st = checkpoint.State{Fingerprint: fp, ConfigHash: trainconfig.Hash(fp), Fold: o.Fold, BestF2: -1, LastF2: -1}
+	}
+	t.st.Sessions++
+	t.elapsed0 = t.st.ElapsedS
+	if t.cfg.EMA.Enabled && t.ema == nil {
+		t.initEMA()
+	}
+	t.Observer.OnStart(StartEvent{RunDir: o.RunDir, Fold: o.Fold, Resumed: resumed, GlobalStep: t.st.GlobalStep,
+		Stages: len(t.cfg.Stages), TrainRows: n, ValRows: o.Val.Len(), Device: t.cfg.Engine.Device, Threads: torch.NumThreads()})
+
+	stopped, err := t.loop(ctx)
+	if err != nil {
+		return res, err
+	}
+	res = Result{GlobalStep: t.st.GlobalStep, BestF2: t.st.BestF2}
+	if stopped != "" {
+		if _, err := t.save(math.NaN(), stopped); err != nil {
+			return res, err
+		}
+		res.Stopped = stopped
+		t.Observer.OnFinish(FinishEvent{Completed: false, Resume: o.ResumeHint, BestF2: t.st.BestF2, GlobalStep: t.st.GlobalStep})
+		return res, nil
+	}
+	res.Completed = true
+	if o.Outputs != nil {
+		res.Outputs, err = t.predictOutputs(ctx)
+		if err != nil {
+			return res, err
+		}
+	}
+	t.Observer.OnFinish(FinishEvent{Completed: true, BestF2: t.st.BestF2, GlobalStep: t.st.GlobalStep, Outputs: res.Outputs})
+	return res, nil
+}
+
+func nanSlice(n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(math.NaN())
+	}
+	return s
+}
+
+// stageLength resolves a stage's optimizer steps per epoch and in total.
+func (t *trainer) stageLength(s *trainconfig.Stage) (batchesPerEpoch, stepsPerEpoch, total int) {
+	n := t.Train.Len()
+	stepsPerEpoch = n / (s.BatchSize * s.Accumulate)
+	if stepsPerEpoch < 1 {
+		stepsPerEpoch = 1
+	}
+	batchesPerEpoch = stepsPerEpoch * s.Accumulate
+	if s.Steps > 0 {
+		return batchesPerEpoch, stepsPerEpoch, s.Steps
+	}
+	return batchesPerEpoch, stepsPerEpoch, s.Epochs * stepsPerEpoch
+}
+
+// enterStage freezes groups, builds the optimizer, schedule and loss.
+func (t *trainer) enterStage(i int) error {
+	s := &t.cfg.Stages[i]
+	for _, g := range t.groups {
+		if err := t.store.Freeze(g, contains(s.Frozen, g)); err != nil {
+			return err
+		}
+	}
+	rates, err := s.GroupRates(t.groups)
+	if err != nil {
+		return err
+	}
+	if t.opt, err = newOptimizer(s.Optimizer, t.store, rates); err != nil {
+		return fmt.Errorf("stage %s: %w", s.Name, err)
+	}
+	_, spe, total := t.stageLength(s)
+	if t.sched, err = schedule.New(s.Schedule, total, spe); err != nil {
+		return fmt.Errorf("stage %s: %w", s.Name, err)
+	}
+	t.loss, err = losses.New(s.Loss)
+	return err
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// loop runs stages from the state's position. It returns a non-empty
+// reason ("budget", "signal") when it stopped early.
+func (t *trainer) loop(ctx context.Context) (string, error) {
+	entered := -1
+	for t.st.Stage < len(t.cfg.Stages) {
+		si := t.st.Stage
+		s := &t.cfg.Stages[si]
+		if entered != si {
+			if err := t.enterStage(si); err != nil {
+				return "", err
+			}
+			if t.pendingOptim != nil {
+				if err := t.opt.load(t.pendingOptim); err != nil {
+					return "", fmt.Errorf("resume: %w", err)
+				}
+				t.pendingOptim = nil
+			}
+			entered = si
+			t.optStage = si
+		}
+		bpe, _, total := t.stageLength(s)
+		for t.st.StageStep < total {
+			key := EpochKey{Seed: t.cfg.Seed, Stage: si, Epoch: t.st.Epoch, Global: t.globalEpoch()}
+			order := EpochOrder(t.cfg.Seed, si, t.st.Epoch, t.Train.Len(), Hardest(t.prev, t.cfg.HardMining.Fraction))
+			order = order[:t.Train.Len()]
+			mix := MixConfig{MixupAlpha: s.Mixup.Alpha, MixupProb: s.Mixup.Prob, CutMixAlpha: s.CutMix.Alpha, CutMixProb: s.CutMix.Prob}
+			stop, err := t.epoch(ctx, s, key, order, bpe, total, mix)
+			if err != nil || stop != "" {
+				return stop, err
+			}
+		}
+		// Stage complete: the checkpoint already points at the next stage,
+		// whose optimizer starts fresh.
+		t.st.Stage++
+		t.st.StageStep, t.st.Epoch, t.st.Batch = 0, 0, 0
+		t.st.Schedule = schedule.State{}
+		f2 := t.stageBest
+		t.stageBest = math.NaN()
+		if _, err := t.save(f2, "stage"); err != nil {
+			return "", err
+		}
+	}
+	t.st.Done = true
+	return "", nil
+}
+
+// globalEpoch counts epochs over all stages, so each has its own
+// augmentation stream.
+func (t *trainer) globalEpoch() int {
+	g := 0
+	for i := 0; i < t.st.Stage; i++ {
+		s := &t.cfg.Stages[i]
+		_, spe, total := t.stageLength(s)
+		g += (total + spe - 1) / spe
+	}
+	return g + t.st.Epoch
+}
+
+// epoch runs the rest of the current epoch, validating at its end.
+func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey, order []int, bpe, total int, mix MixConfig) (string, error) {
+	var sumLoss float64
+	var nLoss int
+	micro := 0
+	var stepLoss float64
+	// The source never sees cancellation: a session stops only between
+	// optimizer steps (shouldStop), where the state is consistent.
+	batches := t.Train.Train(context.WithoutCancel(ctx), key, order, s.BatchSize, t.st.Batch, mix)
+	var scope *torch.Scope
+	defer func() {
+		if scope != nil {
+			scope.Close()
+		}
+	}()
+	for b, err := range batches {
+		if err != nil {
+			return "", err
+		}
+		if t.st.Batch >= bpe || t.st.StageStep >= total {
+			if b.Release != nil {
+				b.Release()
+			}
+			break
+		}
+		stepStart := time.Now()
+		if micro == 0 {
+			scope = torch.NewScope()
+			torch.ManualSeed(mixSeed(uint64(t.cfg.Seed), uint64(t.st.GlobalStep)))
+		}
+		var lossVal float64
+		err = torch.Catch(func() { lossVal = t.forwardBackward(b, s.Accumulate) })
+		if b.Release != nil {
+			b.Release()
+		}
+		if err != nil {
+			return "", fmt.Errorf("stage %s step %d: %w", s.Name, t.st.GlobalStep, err)
+		}
+		stepLoss += lossVal
+		t.images += int64(b.N)
+		t.st.Samples += int64(b.N)
+		micro++
+		t.st.Batch++
+		if micro < s.Accumulate {
+			continue
+		}
+		factor := t.sched.Factor(t.st.StageStep, &t.st.Schedule)
+		var stepErr error
+		err = torch.Catch(func() {
+			if stepErr = t.opt.step(factor); stepErr != nil {
+				return
+			}
+			t.opt.zeroGrad()
+			if t.ema != nil {
+				t.updateEMA()
+			}
+		})
+		if err == nil {
+			err = stepErr
+		}
+		scope.Close()
+		scope = nil
+		if err != nil {
+			return "", fmt.Errorf("stage %s step %d: %w", s.Name, t.st.GlobalStep, err)
+		}
+		micro = 0
+		t.st.StageStep++
+		t.st.GlobalStep++
+		sumLoss += stepLoss / float64(s.Accumulate)
+		nLoss++
+		t.lastDur = time.Since(stepStart) * time.Duration(s.Accumulate)
+		el := time.Since(t.start)
+		t.Observer.OnStep(StepEvent{Stage: t.st.Stage, Epoch: t.st.Epoch, StageName: s.Name, Batch: t.st.Batch, Batches: bpe,
+			GlobalStep: t.st.GlobalStep, Loss: stepLoss / float64(s.Accumulate), LR: factor * s.LR[len(s.LR)-1],
+			ImagesPerSec: float64(t.images) / el.Seconds(), Elapsed: el})
+		stepLoss = 0
+		endOfEpoch := t.st.Batch >= bpe || t.st.StageStep >= total
+		if endOfEpoch {
+			break
+		}
+		f2 := math.NaN()
+		if v := t.cfg.Validation.EverySteps; v > 0 && t.st.GlobalStep%int64(v) == 0 {
+			var best bool
+			if f2, best, err = t.validate(ctx, s, sumLoss/float64(nLoss)); err != nil {
+				return "", err
+			}
+			if !best {
+				f2 = math.NaN()
+			}
+		}
+		if c := t.cfg.Checkpoint.EverySteps; !math.IsNaN(f2) || (c > 0 && t.st.GlobalStep%int64(c) == 0) {
+			if _, err := t.save(f2, "every"); err != nil {
+				return "", err
+			}
+		}
+		if reason := t.shouldStop(ctx); reason != "" {
+			return reason, nil
+		}
+	}
+	if t.st.Batch < bpe && t.st.StageStep < total {
+		return "", fmt.Errorf("stage %s epoch %d: the data ended after %d of %d batches", s.Name, t.st.Epoch+1, t.st.Batch, bpe)
+	}
+	// Epoch complete: validate, roll the mining losses, move on.
+	lastEpoch := t.st.StageStep >= total
+	every := t.cfg.Validation.EveryEpochs
+	trainLoss := math.NaN()
+	if nLoss > 0 {
+		trainLoss = sumLoss / float64(nLoss)
+	}
+	f2, best := math.NaN(), false
+	if lastEpoch || (every > 0 && (t.st.Epoch+1)%every == 0) {
+		var err error
+		if f2, best, err = t.validate(ctx, s, trainLoss); err != nil {
+			return "", err
+		}
+	}
+	if lastEpoch && best {
+		t.stageBest = f2
+	}
+	t.prev, t.mining = t.mining, nanSlice(t.Train.Len())
+	t.st.Epoch++
+	t.st.Batch = 0
+	if !lastEpoch {
+		// A new best is saved now, once the position is past the epoch,
+		// so that resuming from it does not validate the epoch twice.
+		c := t.cfg.Checkpoint.EverySteps
+		if best || (c > 0 && t.st.GlobalStep%int64(c) == 0) {
+			if !best {
+				f2 = math.NaN()
+			}
+			if _, err := t.save(f2, "every"); err != nil {
+				return "", err
+			}
+		}
+		if reason := t.shouldStop(ctx); reason != "" {
+			return reason, nil
+		}
+	}
+	return "", nil
+}
+
+func (t *trainer) shouldStop(ctx context.Context) string {
+	if ctx.Err() != nil {
+		return "signal"
+	}
+	if t.TimeBudget > 0 && time.Since(t.start)+t.lastDur >= t.TimeBudget {
+		return "budget"
+	}
+	return ""
+}
+
+// forwardBackward runs one micro-batch and returns its loss.
+func (t *trainer) forwardBackward(b *Batch, accumulate int) float64 {
+	t.store.Train(true)
+	x := torch.FromFloat32(b.Images, b.N, b.C, b.H, b.W)
+	y := torch.FromFloat32(b.Targets, b.N, b.L)
+	var logits, loss *torch.Tensor
+	fwd := func() {
+		logits = t.Model.Forward(x)
+		loss = t.loss.Forward(logits, y)
+	}
+	if t.cfg.Engine.BF16 {
+		torch.Autocast(fwd)
+		logits = logits.To(torch.Float32)
+		loss = loss.To(torch.Float32)
+	} else {
+		fwd()
+	}
+	v := loss.Item()
+	if accumulate > 1 {
+		loss = loss.DivScalar(float64(accumulate))
+	}
+	loss.Backward()
+	if t.cfg.HardMining.Fraction > 0 {
+		for i, l := range losses.PerSample(logits, y) {
+			t.mining[b.Indices[i]] = l
+		}
+	}
+	return v
+}
+
+// mixSeed derives a 64-bit seed from two values (SplitMix64 finaliser).
+func mixSeed(a, b uint64) uint64 {
+	x := a*0x9e3779b97f4a7c15 ^ (b + 0x632be59bd9b4e019)
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x & (1<<63 - 1)
+}

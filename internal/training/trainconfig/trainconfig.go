@@ -1,0 +1,365 @@
+// Package trainconfig is a training run's configuration: the data and model
+// it uses and the ordered list of stages that make up the fine-tuning
+// recipe. Gradual unfreezing, discriminative learning rates, a change of
+// loss or optimizer halfway: each is a stage, so a recipe is configuration,
+// not code.
+//
+// A run's configuration also decides whether a checkpoint may be resumed:
+// Fingerprint flattens every field that shapes the computation into
+// "path = value" lines, and Diff names the ones that changed, so a refused
+// resume says exactly why.
+package trainconfig
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strings"
+
+	"imet/internal/base/config"
+	"imet/internal/training/schedule"
+)
+
+// Run is the whole configuration of a training run.
+type Run struct {
+	Name       string     `yaml:"name" doc:"Run name, used in the run directory and logs."`
+	Seed       int64      `yaml:"seed" doc:"Seed for data order, augmentation, initialisation and dropout."`
+	Data       Data       `yaml:"data" doc:"Where the images and labels are, and how they are prepared."`
+	Model      Model      `yaml:"model" doc:"Architecture and head."`
+	Stages     []Stage    `yaml:"stages" doc:"Training stages, run in order; gradual unfreezing is a list of stages."`
+	Validation Validation `yaml:"validation" doc:"When and how to validate."`
+	Checkpoint Checkpoint `yaml:"checkpoint" doc:"When to write checkpoints and how many to keep." resume:"free"`
+	EMA        EMA        `yaml:"ema" doc:"Exponential moving average of the weights."`
+	HardMining HardMining `yaml:"hard_mining" doc:"Resampling of the previous epoch's hardest samples."`
+	Engine     Engine     `yaml:"engine" doc:"Device, threads and precision."`
+}
+
+// Data says where a run's samples come from and how they are prepared.
+type Data struct {
+	Root          string `yaml:"root" doc:"Data set directory in iMet layout (labels.csv, train.csv, sample_submission.csv, train/, test/)."`
+	Folds         string `yaml:"folds" doc:"folds.csv assigning each training image to a fold; a relative path is under root."`
+	Pipeline      string `yaml:"pipeline" doc:"Augmentation pipeline: aggressive256, resize320, or one defined in pipelines_file."`
+	PipelinesFile string `yaml:"pipelines_file" doc:"YAML file with a pipelines: section of user-defined pipelines."`
+	TTA           string `yaml:"tta" doc:"Test-time augmentation: empty keeps the pipeline's own, none uses only the plain eval transform."`
+	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core)." resume:"free"`
+	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none)." resume:"free"`
+	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all); for smoke tests."`
+}
+
+// Model names the network and its head.
+type Model struct {
+	Arch       string  `yaml:"arch" doc:"Architecture from the model zoo, e.g. resnet50, se_resnext50_32x4d."`
+	Pretrained string  `yaml:"pretrained" doc:"Weights file (.pth, .pt, .safetensors) to start from; empty: random initialisation."`
+	Pool       string  `yaml:"pool" doc:"Head pooling: avg, max or concat."`
+	Features   string  `yaml:"features" doc:"Features fed to the head: last (last stage) or last2 (last two stages concatenated)."`
+	Dropout    float64 `yaml:"dropout" doc:"Dropout before the classifier."`
+}
+
+// Stage is one phase of the recipe.
+type Stage struct {
+	Name       string          `yaml:"name" doc:"Stage name, shown in logs and checkpoints."`
+	Epochs     int             `yaml:"epochs" doc:"Length in epochs (either epochs or steps)."`
+	Steps      int             `yaml:"steps" doc:"Length in optimizer steps (either epochs or steps)."`
+	Frozen     []string        `yaml:"frozen" doc:"Layer groups whose weights do not train; their BatchNorm stays in eval mode."`
+	LR         []float64       `yaml:"lr" doc:"Learning rates: one for all groups, or one per entry of lr_groups (default split: the last rate for the head, the others over the body in order)."`
+	LRGroups   [][]string      `yaml:"lr_groups" doc:"Which layer groups each rate in lr applies to; empty: the default split."`
+	Optimizer  Optimizer       `yaml:"optimizer" doc:"Optimizer for this stage."`
+	Schedule   schedule.Config `yaml:"schedule" doc:"Learning-rate schedule for this stage."`
+	Loss       []LossTerm      `yaml:"loss" doc:"Loss: a weighted sum of terms."`
+	Mixup      Mix             `yaml:"mixup" doc:"Mixup at batch level."`
+	CutMix     Mix             `yaml:"cutmix" doc:"CutMix at batch level."`
+	BatchSize  int             `yaml:"batch_size" doc:"Images per forward pass."`
+	Accumulate int             `yaml:"accumulate" doc:"Forward passes whose gradients are summed before each optimizer step."`
+}
+
+// Optimizer configures AdamW or SGD.
+type Optimizer struct {
+	Name        string     `yaml:"name" doc:"adamw or sgd."`
+	WeightDecay float64    `yaml:"weight_decay" doc:"Decoupled weight decay (AdamW) or L2 penalty (SGD)."`
+	Betas       [2]float64 `yaml:"betas" doc:"AdamW betas."`
+	Eps         float64    `yaml:"eps" doc:"AdamW epsilon."`
+	Momentum    float64    `yaml:"momentum" doc:"SGD momentum."`
+	Nesterov    bool       `yaml:"nesterov" doc:"SGD Nesterov momentum."`
+}
+
+// LossTerm is one term of the loss sum.
+type LossTerm struct {
+	Name           string  `yaml:"name" doc:"bce, focal, fbeta (soft, differentiable F-beta) or asl (asymmetric loss)."`
+	Weight         float64 `yaml:"weight" doc:"Weight of this term in the sum."`
+	LabelSmoothing float64 `yaml:"label_smoothing" doc:"bce/focal: targets become t*(1-s) + s/2."`
+	PosWeight      float64 `yaml:"pos_weight" doc:"bce: weight of positive targets (0 or 1: unweighted)."`
+	Gamma          float64 `yaml:"gamma" doc:"focal: focusing parameter."`
+	Alpha          float64 `yaml:"alpha" doc:"focal: weight of positives, negatives get 1-alpha (0: unweighted)."`
+	Beta           float64 `yaml:"beta" doc:"fbeta: beta (2 for the iMet metric)."`
+	GammaPos       float64 `yaml:"gamma_pos" doc:"asl: focusing parameter for positives."`
+	GammaNeg       float64 `yaml:"gamma_neg" doc:"asl: focusing parameter for negatives."`
+	Clip           float64 `yaml:"clip" doc:"asl: probability margin shifted off negatives."`
+}
+
+// Mix configures Mixup or CutMix.
+type Mix struct {
+	Alpha float64 `yaml:"alpha" doc:"Beta(alpha, alpha) mixing distribution; 0 disables."`
+	Prob  float64 `yaml:"prob" doc:"Probability a batch is mixed."`
+}
+
+// Validation says when to validate.
+type Validation struct {
+	EveryEpochs int `yaml:"every_epochs" doc:"Validate every N epochs (and at the end of every stage)."`
+	EverySteps  int `yaml:"every_steps" doc:"Also validate every N optimizer steps (0: never mid-epoch)."`
+	BatchSize   int `yaml:"batch_size" doc:"Images per forward pass at validation and test time." resume:"free"`
+}
+
+// Checkpoint controls how often state is saved and how much is kept.
+type Checkpoint struct {
+	EverySteps int `yaml:"every_steps" doc:"Write a checkpoint every N optimizer steps (0: only at stage ends and on stop)."`
+	Keep       int `yaml:"keep" doc:"Most recent checkpoints kept (the best by validation F2 is kept besides)."`
+}
+
+// EMA configures the moving average of weights.
+type EMA struct {
+	Enabled bool    `yaml:"enabled" doc:"Keep an exponential moving average of the weights and validate with it."`
+	Decay   float64 `yaml:"decay" doc:"Decay per optimizer step."`
+}
+
+// HardMining configures hard-example resampling.
+type HardMining struct {
+	Fraction float64 `yaml:"fraction" doc:"Share of an epoch drawn again from the previous epoch's highest-loss samples (0: off)."`
+}
+
+// Engine chooses where and how the network runs.
+type Engine struct {
+	Device  string `yaml:"device" doc:"cpu or cuda." resume:"free"`
+	Threads int    `yaml:"threads" doc:"Intra-op threads for libtorch (0: one per core). Changing it may change float rounding." resume:"free"`
+	BF16    bool   `yaml:"bf16" doc:"Autocast forward and loss to bfloat16."`
+}
+
+// Default is the default recipe: the seed's three-stage fine-tuning of a
+// ResNet-50 (head only, then the top of the body, then everything with
+// discriminative rates).
+func Default() Run {
+	return Run{
+		Name:  "run",
+		Seed:  42,
+		Data:  Data{Folds: "folds.csv", Pipeline: "aggressive256"},
+		Model: Model{Arch: "resnet50", Pool: "avg", Features: "last"},
+		Stages: []Stage{
+			withDefaults(Stage{Name: "head", Epochs: 1, Frozen: []string{"stem", "stage1", "stage2", "stage3", "stage4"}, LR: []float64{1e-3}}),
+			withDefaults(Stage{Name: "top", Epochs: 2, Frozen: []string{"stem", "stage1", "stage2"}, LR: []float64{1e-4, 5e-4}}),
+			withDefaults(Stage{Name: "all", Epochs: 10, LR: []float64{1e-5, 8e-5, 5e-4}, Schedule: schedule.Config{Name: schedule.Cosine, WarmupEpochs: 0.5}}),
+		},
+		Validation: Validation{EveryEpochs: 1, BatchSize: 64},
+		Checkpoint: Checkpoint{EverySteps: 500, Keep: 2},
+		EMA:        EMA{Decay: 0.999},
+		Engine:     Engine{Device: "cpu"},
+	}
+}
+
+// DefaultStage is a stage with every default filled in.
+func DefaultStage() Stage { return withDefaults(Stage{}) }
+
+// withDefaults fills zero fields of s. Schedule parameters other than the
+// name keep PyTorch's defaults unless set.
+func withDefaults(s Stage) Stage {
+	if s.Optimizer.Name == "" {
+		s.Optimizer = Optimizer{Name: "adamw", WeightDecay: 1e-2, Betas: [2]float64{0.9, 0.999}, Eps: 1e-8, Momentum: 0.9}
+	}
+	sc := schedule.Default()
+	if s.Schedule.Name != "" {
+		sc.Name = s.Schedule.Name
+		sc.WarmupEpochs = s.Schedule.WarmupEpochs
+		sc.WarmupSteps = s.Schedule.WarmupSteps
+	}
+	s.Schedule = sc
+	if len(s.Loss) == 0 {
+		l := DefaultLossTerm()
+		l.Name = "bce"
+		s.Loss = []LossTerm{l}
+	}
+	if s.LR == nil {
+		s.LR = []float64{1e-4}
+	}
+	if s.BatchSize == 0 {
+		s.BatchSize = 32
+	}
+	if s.Accumulate == 0 {
+		s.Accumulate = 1
+	}
+	s.Mixup.Prob, s.CutMix.Prob = 1, 1
+	return s
+}
+
+// Load reads a run configuration from path on top of Default. Stages in the
+// file replace the default stages; fields a stage leaves out take stage
+// defaults (AdamW, constant schedule, BCE, batch 32).
+func Load(path string) (Run, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Run{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for a configuration already in memory; name is used in
+// error messages.
+func Parse(name string, data []byte) (Run, error) {
+	r := Default()
+	if err := config.Decode(name, data, &r); err != nil {
+		return Run{}, err
+	}
+	if err := r.Validate(); err != nil {
+		return Run{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
+}
+
+// UnmarshalYAML starts every stage in a file from DefaultStage, so that a
+// stage naming only its epochs and rates is still complete.
+func (s *Stage) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain Stage // without this method, to avoid recursion
+	d := plain(DefaultStage())
+	if err := unmarshal(&d); err != nil {
+		return err
+	}
+	*s = Stage(d)
+	return nil
+}
+
+// DefaultLossTerm is a loss term with the usual parameters of every kind:
+// weight 1, focal gamma 2, F-beta beta 2, ASL gamma_neg 4 and clip 0.05.
+func DefaultLossTerm() LossTerm {
+	return LossTerm{Weight: 1, Gamma: 2, Beta: 2, GammaNeg: 4, Clip: 0.05}
+}
+
+// UnmarshalYAML starts every loss term from DefaultLossTerm.
+func (l *LossTerm) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain LossTerm
+	d := plain(DefaultLossTerm())
+	if err := unmarshal(&d); err != nil {
+		return err
+	}
+	*l = LossTerm(d)
+	return nil
+}
+
+// Validate checks what the types cannot.
+func (r *Run) Validate() error {
+	if len(r.Stages) == 0 {
+		return fmt.Errorf("no stages")
+	}
+	if r.Data.TTA != "" && r.Data.TTA != "none" {
+		return fmt.Errorf("data.tta %q: want empty (the pipeline's own) or none", r.Data.TTA)
+	}
+	for i, s := range r.Stages {
+		at := fmt.Sprintf("stages[%d] (%s)", i, s.Name)
+		switch {
+		case (s.Epochs > 0) == (s.Steps > 0):
+			return fmt.Errorf("%s: set exactly one of epochs and steps", at)
+		case s.BatchSize < 1 || s.Accumulate < 1:
+			return fmt.Errorf("%s: batch_size and accumulate must be at least 1", at)
+		case len(s.LR) == 0:
+			return fmt.Errorf("%s: lr is empty", at)
+		case len(s.LRGroups) > 0 && len(s.LRGroups) != len(s.LR):
+			return fmt.Errorf("%s: %d rates for %d lr_groups", at, len(s.LR), len(s.LRGroups))
+		case s.Optimizer.Name != "adamw" && s.Optimizer.Name != "sgd":
+			return fmt.Errorf("%s: optimizer %q (want adamw or sgd)", at, s.Optimizer.Name)
+		case s.Mixup.Alpha < 0 || s.CutMix.Alpha < 0:
+			return fmt.Errorf("%s: mixing alpha must not be negative", at)
+		case s.Mixup.Alpha > 0 && s.CutMix.Alpha > 0:
+			return fmt.Errorf("%s: choose Mixup or CutMix, not both", at)
+		case s.Mixup.Prob < 0 || s.Mixup.Prob > 1 || s.CutMix.Prob < 0 || s.CutMix.Prob > 1:
+			return fmt.Errorf("%s: mixing prob outside [0, 1]", at)
+		}
+		for _, lr := range s.LR {
+			if !(lr >= 0) || math.IsInf(lr, 0) {
+				return fmt.Errorf("%s: learning rate %g", at, lr)
+			}
+		}
+		if err := s.Schedule.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", at, err)
+		}
+		if len(s.Loss) == 0 {
+			return fmt.Errorf("%s: loss is empty", at)
+		}
+		for j, l := range s.Loss {
+			switch l.Name {
+			case "bce", "focal", "fbeta", "asl":
+			default:
+				return fmt.Errorf("%s: loss[%d] %q (want bce, focal, fbeta or asl)", at, j, l.Name)
+			}
+		}
+	}
+	if r.EMA.Enabled && (r.EMA.Decay <= 0 || r.EMA.Decay >= 1) {
+		return fmt.Errorf("ema.decay %g outside (0, 1)", r.EMA.Decay)
+	}
+	if r.HardMining.Fraction < 0 || r.HardMining.Fraction >= 1 {
+		return fmt.Errorf("hard_mining.fraction %g outside [0, 1)", r.HardMining.Fraction)
+	}
+	return nil
+}
+
+// GroupRates resolves a stage's learning rates onto the model's layer
+// groups (in network order, head last). Frozen groups get no entry.
+func (s *Stage) GroupRates(groups []string) (map[string]float64, error) {
+	known := map[string]bool{}
+	for _, g := range groups {
+		known[g] = true
+	}
+	for _, f := range s.Frozen {
+		if !known[f] {
+			return nil, fmt.Errorf("stage %s: frozen group %q is not one of %s", s.Name, f, strings.Join(groups, ", "))
+		}
+	}
+	out := map[string]float64{}
+	if len(s.LRGroups) > 0 {
+		for i, gs := range s.LRGroups {
+			for _, g := range gs {
+				if !known[g] {
+					return nil, fmt.Errorf("stage %s: lr_groups names %q, not one of %s", s.Name, g, strings.Join(groups, ", "))
+				}
+				out[g] = s.LR[i]
+			}
+		}
+		for _, g := range groups {
+			if _, ok := out[g]; !ok && !s.isFrozen(g) {
+				return nil, fmt.Errorf("stage %s: trainable group %q has no rate in lr_groups", s.Name, g)
+			}
+		}
+	} else {
+		n := len(s.LR)
+		if n == 1 {
+			for _, g := range groups {
+				out[g] = s.LR[0]
+			}
+		} else {
+			// Default split over trainable groups: head gets the last rate,
+			// the body is cut into n-1 contiguous runs, earlier runs slower.
+			var body []string
+			head := groups[len(groups)-1]
+			for _, g := range groups[:len(groups)-1] {
+				if !s.isFrozen(g) {
+					body = append(body, g)
+				}
+			}
+			if len(body) < n-1 {
+				return nil, fmt.Errorf("stage %s: %d rates for %d trainable body groups and the head", s.Name, n, len(body))
+			}
+			for i, g := range body {
+				out[g] = s.LR[i*(n-1)/len(body)]
+			}
+			out[head] = s.LR[n-1]
+		}
+	}
+	for _, f := range s.Frozen {
+		delete(out, f)
+	}
+	return out, nil
+}
+
+func (s *Stage) isFrozen(g string) bool {
+	for _, f := range s.Frozen {
+		if f == g {
+			return true
+		}
+	}
+	return false
+}

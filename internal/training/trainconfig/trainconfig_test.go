@@ -1,0 +1,102 @@
+package trainconfig
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestExampleConfigParses(t *testing.T) {
+	r, err := Load("../../../configs/imet-resnet50.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Stages) != 3 || r.Stages[2].Accumulate != 2 || r.Stages[2].Loss[1].Beta != 2 {
+		t.Fatalf("parsed %+v", r.Stages)
+	}
+	// Defaults fill what a stage leaves out.
+	if r.Stages[0].Optimizer.Name != "adamw" || r.Stages[0].Schedule.Name != "constant" || r.Stages[0].Loss[0].Name != "bce" {
+		t.Fatalf("stage defaults missing: %+v", r.Stages[0])
+	}
+	if r.Stages[1].Schedule.PctStart != 0.3 {
+		t.Fatalf("schedule defaults lost under a partial schedule: %+v", r.Stages[1].Schedule)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct{ name, doc, want string }{
+		{"misspelt key", "stages:\n  - epochs: 1\n    learning_rate: [1]\n", "x.yaml:3"},
+		{"epochs and steps", "stages:\n  - epochs: 1\n    steps: 3\n", "exactly one of epochs and steps"},
+		{"neither", "stages:\n  - lr: [1]\n", "exactly one of epochs and steps"},
+		{"bad loss", "stages:\n  - epochs: 1\n    loss: [{name: dice}]\n", "loss[0] \"dice\""},
+		{"bad optimizer", "stages:\n  - epochs: 1\n    optimizer: {name: lamb}\n", "optimizer \"lamb\""},
+		{"bad schedule", "stages:\n  - epochs: 1\n    schedule: {name: poly}\n", "unknown name \"poly\""},
+		{"lr_groups count", "stages:\n  - epochs: 1\n    lr: [1, 2]\n    lr_groups: [[head]]\n", "2 rates for 1 lr_groups"},
+		{"ema decay", "ema: {enabled: true, decay: 1.5}\n", "ema.decay"},
+	}
+	for _, c := range cases {
+		_, err := Parse("x.yaml", []byte(c.doc))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to contain %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestGroupRates(t *testing.T) {
+	groups := []string{"stem", "stage1", "stage2", "stage3", "stage4", "head"}
+	cases := []struct {
+		name  string
+		stage Stage
+		want  map[string]float64
+	}{
+		{"one rate", Stage{LR: []float64{1}},
+			map[string]float64{"stem": 1, "stage1": 1, "stage2": 1, "stage3": 1, "stage4": 1, "head": 1}},
+		{"three rates default split", Stage{LR: []float64{1, 2, 3}},
+			map[string]float64{"stem": 1, "stage1": 1, "stage2": 1, "stage3": 2, "stage4": 2, "head": 3}},
+		{"frozen body", Stage{LR: []float64{1, 2}, Frozen: []string{"stem", "stage1", "stage2"}},
+			map[string]float64{"stage3": 1, "stage4": 1, "head": 2}},
+		{"explicit", Stage{LR: []float64{1, 2}, LRGroups: [][]string{{"stem", "stage1", "stage2", "stage3"}, {"stage4", "head"}}},
+			map[string]float64{"stem": 1, "stage1": 1, "stage2": 1, "stage3": 1, "stage4": 2, "head": 2}},
+	}
+	for _, c := range cases {
+		got, err := c.stage.GroupRates(groups)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	bad := []Stage{
+		{LR: []float64{1}, Frozen: []string{"layer9"}},
+		{LR: []float64{1, 2}, LRGroups: [][]string{{"stem"}, {"head"}}}, // stage1.. have no rate
+		{LR: []float64{1, 2, 3, 4, 5, 6, 7}},
+	}
+	for i, s := range bad {
+		if _, err := s.GroupRates(groups); err == nil {
+			t.Errorf("bad[%d] accepted", i)
+		}
+	}
+}
+
+func TestDiffNamesWhatChanged(t *testing.T) {
+	a := Default()
+	b := Default()
+	b.Stages[2].LR[1] = 1e-4
+	b.Model.Arch = "resnet34"
+	b.Checkpoint.EverySteps = 7 // free: must not count
+	b.Engine.Threads = 3        // free
+	d := Diff(a.Fingerprint(), b.Fingerprint())
+	want := []string{"model.arch: was resnet50, now resnet34", "stages[2].lr[1]: was 8e-05, now 0.0001"}
+	if !reflect.DeepEqual(d, want) {
+		t.Fatalf("diff %q, want %q", d, want)
+	}
+	if Hash(a.Fingerprint()) == Hash(b.Fingerprint()) {
+		t.Fatal("hashes of different configs agree")
+	}
+	c := Default()
+	c.Stages = c.Stages[:2]
+	if d := Diff(a.Fingerprint(), c.Fingerprint()); len(d) == 0 || !strings.Contains(d[0], "stages[2]") || !strings.Contains(d[0], "not in this config") {
+		t.Fatalf("removed stage diff: %q", d)
+	}
+}
