@@ -7,136 +7,136 @@ import "C"
 
 import "fmt"
 
-func unary(op int, name string, t *Tensor) *Tensor {
+func unary(op C.int, name string, t *Tensor) *Tensor {
 	var out C.tt
-	check(name, C.tt_unary(C.int(op), t.h(name), &out))
+	check(name, C.tt_unary(op, t.h(name), &out))
 	return wrap(out)
 }
 
 // Relu is max(x, 0).
-func (t *Tensor) Relu() *Tensor { return unary(0, "relu", t) }
+func (t *Tensor) Relu() *Tensor { return unary(C.TT_UNARY_RELU, "relu", t) }
 
 // Relu_ is Relu in place; it returns an alias of t.
-func (t *Tensor) Relu_() *Tensor { return unary(11, "relu_", t) }
+func (t *Tensor) Relu_() *Tensor { return unary(C.TT_UNARY_RELU_INPLACE, "relu_", t) }
 
 // Relu6 is min(max(x, 0), 6), MobileNet's activation.
-func (t *Tensor) Relu6() *Tensor { return unary(1, "relu6", t) }
+func (t *Tensor) Relu6() *Tensor { return unary(C.TT_UNARY_RELU6, "relu6", t) }
 
 // Sigmoid is 1/(1+exp(-x)).
-func (t *Tensor) Sigmoid() *Tensor { return unary(2, "sigmoid", t) }
+func (t *Tensor) Sigmoid() *Tensor { return unary(C.TT_UNARY_SIGMOID, "sigmoid", t) }
 
 // Silu is x*sigmoid(x).
-func (t *Tensor) Silu() *Tensor { return unary(3, "silu", t) }
+func (t *Tensor) Silu() *Tensor { return unary(C.TT_UNARY_SILU, "silu", t) }
 
 // Tanh is the hyperbolic tangent.
-func (t *Tensor) Tanh() *Tensor { return unary(4, "tanh", t) }
+func (t *Tensor) Tanh() *Tensor { return unary(C.TT_UNARY_TANH, "tanh", t) }
 
 // Neg is -x.
-func (t *Tensor) Neg() *Tensor { return unary(5, "neg", t) }
+func (t *Tensor) Neg() *Tensor { return unary(C.TT_UNARY_NEG, "neg", t) }
 
 // Exp is e^x.
-func (t *Tensor) Exp() *Tensor { return unary(6, "exp", t) }
+func (t *Tensor) Exp() *Tensor { return unary(C.TT_UNARY_EXP, "exp", t) }
 
 // Log is the natural logarithm.
-func (t *Tensor) Log() *Tensor { return unary(7, "log", t) }
+func (t *Tensor) Log() *Tensor { return unary(C.TT_UNARY_LOG, "log", t) }
 
 // Sqrt is the square root.
-func (t *Tensor) Sqrt() *Tensor { return unary(8, "sqrt", t) }
+func (t *Tensor) Sqrt() *Tensor { return unary(C.TT_UNARY_SQRT, "sqrt", t) }
 
 // Abs is |x|.
-func (t *Tensor) Abs() *Tensor { return unary(9, "abs", t) }
+func (t *Tensor) Abs() *Tensor { return unary(C.TT_UNARY_ABS, "abs", t) }
 
 // LogSigmoid is log(sigmoid(x)), computed stably.
-func (t *Tensor) LogSigmoid() *Tensor { return unary(10, "log_sigmoid", t) }
+func (t *Tensor) LogSigmoid() *Tensor { return unary(C.TT_UNARY_LOG_SIGMOID, "log_sigmoid", t) }
 
-func binop(op int, name string, a, b *Tensor) *Tensor {
+func binop(op C.int, name string, a, b *Tensor) *Tensor {
 	var out C.tt
-	check(name, C.tt_binary(C.int(op), a.h(name), b.h(name), &out))
+	check(name, C.tt_binary(op, a.h(name), b.h(name), &out))
 	return wrap(out)
 }
 
 // Add is t+o with broadcasting.
-func (t *Tensor) Add(o *Tensor) *Tensor { return binop(0, "add", t, o) }
+func (t *Tensor) Add(o *Tensor) *Tensor { return binop(C.TT_BINARY_ADD, "add", t, o) }
 
 // Sub is t-o with broadcasting.
-func (t *Tensor) Sub(o *Tensor) *Tensor { return binop(1, "sub", t, o) }
+func (t *Tensor) Sub(o *Tensor) *Tensor { return binop(C.TT_BINARY_SUB, "sub", t, o) }
 
 // Mul is t*o elementwise with broadcasting.
-func (t *Tensor) Mul(o *Tensor) *Tensor { return binop(2, "mul", t, o) }
+func (t *Tensor) Mul(o *Tensor) *Tensor { return binop(C.TT_BINARY_MUL, "mul", t, o) }
 
 // Div is t/o elementwise with broadcasting.
-func (t *Tensor) Div(o *Tensor) *Tensor { return binop(3, "div", t, o) }
+func (t *Tensor) Div(o *Tensor) *Tensor { return binop(C.TT_BINARY_DIV, "div", t, o) }
 
 // Matmul is the matrix product (batched, broadcast).
-func (t *Tensor) Matmul(o *Tensor) *Tensor { return binop(4, "matmul", t, o) }
+func (t *Tensor) Matmul(o *Tensor) *Tensor { return binop(C.TT_BINARY_MATMUL, "matmul", t, o) }
 
 // Maximum is the elementwise maximum.
-func (t *Tensor) Maximum(o *Tensor) *Tensor { return binop(5, "maximum", t, o) }
+func (t *Tensor) Maximum(o *Tensor) *Tensor { return binop(C.TT_BINARY_MAXIMUM, "maximum", t, o) }
 
 // Minimum is the elementwise minimum.
-func (t *Tensor) Minimum(o *Tensor) *Tensor { return binop(6, "minimum", t, o) }
+func (t *Tensor) Minimum(o *Tensor) *Tensor { return binop(C.TT_BINARY_MINIMUM, "minimum", t, o) }
 
 // Eq is elementwise t == o, as bool.
-func (t *Tensor) Eq(o *Tensor) *Tensor { return binop(7, "eq", t, o) }
+func (t *Tensor) Eq(o *Tensor) *Tensor { return binop(C.TT_BINARY_EQ, "eq", t, o) }
 
 // Gt is elementwise t > o, as bool.
-func (t *Tensor) Gt(o *Tensor) *Tensor { return binop(8, "gt", t, o) }
+func (t *Tensor) Gt(o *Tensor) *Tensor { return binop(C.TT_BINARY_GT, "gt", t, o) }
 
 // Lt is elementwise t < o, as bool.
-func (t *Tensor) Lt(o *Tensor) *Tensor { return binop(9, "lt", t, o) }
+func (t *Tensor) Lt(o *Tensor) *Tensor { return binop(C.TT_BINARY_LT, "lt", t, o) }
 
-func scalar(op int, name string, t *Tensor, s float64) *Tensor {
+func scalar(op C.int, name string, t *Tensor, s float64) *Tensor {
 	var out C.tt
-	check(name, C.tt_scalar(C.int(op), t.h(name), C.double(s), &out))
+	check(name, C.tt_scalar(op, t.h(name), C.double(s), &out))
 	return wrap(out)
 }
 
 // AddScalar is t+s.
-func (t *Tensor) AddScalar(s float64) *Tensor { return scalar(0, "add_scalar", t, s) }
+func (t *Tensor) AddScalar(s float64) *Tensor { return scalar(C.TT_SCALAR_ADD, "add_scalar", t, s) }
 
 // MulScalar is t*s.
-func (t *Tensor) MulScalar(s float64) *Tensor { return scalar(1, "mul_scalar", t, s) }
+func (t *Tensor) MulScalar(s float64) *Tensor { return scalar(C.TT_SCALAR_MUL, "mul_scalar", t, s) }
 
 // Pow is t^s.
-func (t *Tensor) Pow(s float64) *Tensor { return scalar(2, "pow", t, s) }
+func (t *Tensor) Pow(s float64) *Tensor { return scalar(C.TT_SCALAR_POW, "pow", t, s) }
 
 // DivScalar is t/s.
-func (t *Tensor) DivScalar(s float64) *Tensor { return scalar(3, "div_scalar", t, s) }
+func (t *Tensor) DivScalar(s float64) *Tensor { return scalar(C.TT_SCALAR_DIV, "div_scalar", t, s) }
 
 // RSub is s-t.
-func (t *Tensor) RSub(s float64) *Tensor { return scalar(4, "rsub", t, s) }
+func (t *Tensor) RSub(s float64) *Tensor { return scalar(C.TT_SCALAR_RSUB, "rsub", t, s) }
 
 // GtScalar is t > s, as bool.
-func (t *Tensor) GtScalar(s float64) *Tensor { return scalar(5, "gt_scalar", t, s) }
+func (t *Tensor) GtScalar(s float64) *Tensor { return scalar(C.TT_SCALAR_GT, "gt_scalar", t, s) }
 
 // LtScalar is t < s, as bool.
-func (t *Tensor) LtScalar(s float64) *Tensor { return scalar(6, "lt_scalar", t, s) }
+func (t *Tensor) LtScalar(s float64) *Tensor { return scalar(C.TT_SCALAR_LT, "lt_scalar", t, s) }
 
-func reduce(op int, name string, t *Tensor, keep bool, dims []int) *Tensor {
+func reduce(op C.int, name string, t *Tensor, keep bool, dims []int) *Tensor {
 	d := toI64(dims)
 	k := 0
 	if keep {
 		k = 1
 	}
 	var out C.tt
-	check(name, C.tt_reduce(C.int(op), t.h(name), i64p(d), C.int(len(d)), C.int(k), &out))
+	check(name, C.tt_reduce(op, t.h(name), i64p(d), C.int(len(d)), C.int(k), &out))
 	return wrap(out)
 }
 
 // Sum adds over dims (all of them when none are given).
-func (t *Tensor) Sum(dims ...int) *Tensor { return reduce(0, "sum", t, false, dims) }
+func (t *Tensor) Sum(dims ...int) *Tensor { return reduce(C.TT_REDUCE_SUM, "sum", t, false, dims) }
 
 // Mean averages over dims (all of them when none are given).
-func (t *Tensor) Mean(dims ...int) *Tensor { return reduce(1, "mean", t, false, dims) }
+func (t *Tensor) Mean(dims ...int) *Tensor { return reduce(C.TT_REDUCE_MEAN, "mean", t, false, dims) }
 
 // MeanKeep averages over dims keeping them as size 1.
-func (t *Tensor) MeanKeep(dims ...int) *Tensor { return reduce(1, "mean", t, true, dims) }
+func (t *Tensor) MeanKeep(dims ...int) *Tensor { return reduce(C.TT_REDUCE_MEAN, "mean", t, true, dims) }
 
 // Max is the maximum over dims (all of them when none are given).
-func (t *Tensor) Max(dims ...int) *Tensor { return reduce(2, "max", t, false, dims) }
+func (t *Tensor) Max(dims ...int) *Tensor { return reduce(C.TT_REDUCE_MAX, "max", t, false, dims) }
 
 // Min is the minimum over dims (all of them when none are given).
-func (t *Tensor) Min(dims ...int) *Tensor { return reduce(3, "min", t, false, dims) }
+func (t *Tensor) Min(dims ...int) *Tensor { return reduce(C.TT_REDUCE_MIN, "min", t, false, dims) }
 
 // ConvOpts are conv2d's geometry. Zero Stride and Dilation mean 1, zero
 // Groups means 1.
@@ -342,9 +342,9 @@ type Reduction int
 
 // Reductions, with PyTorch's codes.
 const (
-	ReduceNone Reduction = 0
-	ReduceMean Reduction = 1
-	ReduceSum  Reduction = 2
+	ReduceNone Reduction = C.TT_REDUCTION_NONE
+	ReduceMean Reduction = C.TT_REDUCTION_MEAN
+	ReduceSum  Reduction = C.TT_REDUCTION_SUM
 )
 
 // BCEWithLogits is binary cross-entropy on logits x against targets y in

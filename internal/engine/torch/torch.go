@@ -91,15 +91,15 @@ func check(op string, e C.terr) {
 // DType is a tensor element type.
 type DType int
 
-// The element types imet uses. Codes match shim.h.
+// The element types imet uses; their codes are shim.h's tt_dtype.
 const (
-	Float32  DType = 0
-	BFloat16 DType = 1
-	Int64    DType = 2
-	Float64  DType = 3
-	Uint8    DType = 4
-	Bool     DType = 5
-	Float16  DType = 6
+	Float32  DType = C.TT_DTYPE_FLOAT32
+	BFloat16 DType = C.TT_DTYPE_BFLOAT16
+	Int64    DType = C.TT_DTYPE_INT64
+	Float64  DType = C.TT_DTYPE_FLOAT64
+	Uint8    DType = C.TT_DTYPE_UINT8
+	Bool     DType = C.TT_DTYPE_BOOL
+	Float16  DType = C.TT_DTYPE_FLOAT16
 )
 
 var dtypeNames = map[DType]string{Float32: "float32", BFloat16: "bfloat16", Int64: "int64",

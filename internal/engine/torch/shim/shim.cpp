@@ -46,26 +46,26 @@ inline c10::optional<at::Tensor> Opt(tt t) {
 
 at::ScalarType dtype(int d) {
   switch (d) {
-  case 0: return at::kFloat;
-  case 1: return at::kBFloat16;
-  case 2: return at::kLong;
-  case 3: return at::kDouble;
-  case 4: return at::kByte;
-  case 5: return at::kBool;
-  case 6: return at::kHalf;
+  case TT_DTYPE_FLOAT32: return at::kFloat;
+  case TT_DTYPE_BFLOAT16: return at::kBFloat16;
+  case TT_DTYPE_INT64: return at::kLong;
+  case TT_DTYPE_FLOAT64: return at::kDouble;
+  case TT_DTYPE_UINT8: return at::kByte;
+  case TT_DTYPE_BOOL: return at::kBool;
+  case TT_DTYPE_FLOAT16: return at::kHalf;
   }
   throw std::invalid_argument("unknown dtype code " + std::to_string(d));
 }
 
 int dtypeCode(at::ScalarType s) {
   switch (s) {
-  case at::kFloat: return 0;
-  case at::kBFloat16: return 1;
-  case at::kLong: return 2;
-  case at::kDouble: return 3;
-  case at::kByte: return 4;
-  case at::kBool: return 5;
-  case at::kHalf: return 6;
+  case at::kFloat: return TT_DTYPE_FLOAT32;
+  case at::kBFloat16: return TT_DTYPE_BFLOAT16;
+  case at::kLong: return TT_DTYPE_INT64;
+  case at::kDouble: return TT_DTYPE_FLOAT64;
+  case at::kByte: return TT_DTYPE_UINT8;
+  case at::kBool: return TT_DTYPE_BOOL;
+  case at::kHalf: return TT_DTYPE_FLOAT16;
   default: return -100 - static_cast<int>(s);
   }
 }
@@ -152,18 +152,18 @@ terr tt_unary(int op, tt a, tt *out) {
   TRY({
     at::Tensor &x = T(a);
     switch (op) {
-    case 0: *out = H(at::relu(x)); break;
-    case 1: *out = H(at::hardtanh(x, 0.0, 6.0)); break;
-    case 2: *out = H(at::sigmoid(x)); break;
-    case 3: *out = H(at::silu(x)); break;
-    case 4: *out = H(at::tanh(x)); break;
-    case 5: *out = H(at::neg(x)); break;
-    case 6: *out = H(at::exp(x)); break;
-    case 7: *out = H(at::log(x)); break;
-    case 8: *out = H(at::sqrt(x)); break;
-    case 9: *out = H(at::abs(x)); break;
-    case 10: *out = H(at::log_sigmoid(x)); break;
-    case 11: *out = H(at::relu_(x)); break; // in place, returns an alias
+    case TT_UNARY_RELU: *out = H(at::relu(x)); break;
+    case TT_UNARY_RELU6: *out = H(at::hardtanh(x, 0.0, 6.0)); break;
+    case TT_UNARY_SIGMOID: *out = H(at::sigmoid(x)); break;
+    case TT_UNARY_SILU: *out = H(at::silu(x)); break;
+    case TT_UNARY_TANH: *out = H(at::tanh(x)); break;
+    case TT_UNARY_NEG: *out = H(at::neg(x)); break;
+    case TT_UNARY_EXP: *out = H(at::exp(x)); break;
+    case TT_UNARY_LOG: *out = H(at::log(x)); break;
+    case TT_UNARY_SQRT: *out = H(at::sqrt(x)); break;
+    case TT_UNARY_ABS: *out = H(at::abs(x)); break;
+    case TT_UNARY_LOG_SIGMOID: *out = H(at::log_sigmoid(x)); break;
+    case TT_UNARY_RELU_INPLACE: *out = H(at::relu_(x)); break; // in place, returns an alias
     default: throw std::invalid_argument("unknown unary op " + std::to_string(op));
     }
   })
@@ -173,16 +173,16 @@ terr tt_binary(int op, tt a, tt b, tt *out) {
   TRY({
     at::Tensor &x = T(a), &y = T(b);
     switch (op) {
-    case 0: *out = H(at::add(x, y)); break;
-    case 1: *out = H(at::sub(x, y)); break;
-    case 2: *out = H(at::mul(x, y)); break;
-    case 3: *out = H(at::div(x, y)); break;
-    case 4: *out = H(at::matmul(x, y)); break;
-    case 5: *out = H(at::maximum(x, y)); break;
-    case 6: *out = H(at::minimum(x, y)); break;
-    case 7: *out = H(at::eq(x, y)); break;
-    case 8: *out = H(at::gt(x, y)); break;
-    case 9: *out = H(at::lt(x, y)); break;
+    case TT_BINARY_ADD: *out = H(at::add(x, y)); break;
+    case TT_BINARY_SUB: *out = H(at::sub(x, y)); break;
+    case TT_BINARY_MUL: *out = H(at::mul(x, y)); break;
+    case TT_BINARY_DIV: *out = H(at::div(x, y)); break;
+    case TT_BINARY_MATMUL: *out = H(at::matmul(x, y)); break;
+    case TT_BINARY_MAXIMUM: *out = H(at::maximum(x, y)); break;
+    case TT_BINARY_MINIMUM: *out = H(at::minimum(x, y)); break;
+    case TT_BINARY_EQ: *out = H(at::eq(x, y)); break;
+    case TT_BINARY_GT: *out = H(at::gt(x, y)); break;
+    case TT_BINARY_LT: *out = H(at::lt(x, y)); break;
     default: throw std::invalid_argument("unknown binary op " + std::to_string(op));
     }
   })
@@ -192,13 +192,13 @@ terr tt_scalar(int op, tt a, double s, tt *out) {
   TRY({
     at::Tensor &x = T(a);
     switch (op) {
-    case 0: *out = H(at::add(x, s)); break;
-    case 1: *out = H(at::mul(x, s)); break;
-    case 2: *out = H(at::pow(x, s)); break;
-    case 3: *out = H(at::div(x, s)); break;
-    case 4: *out = H(at::rsub(x, s)); break;
-    case 5: *out = H(at::gt(x, s)); break;
-    case 6: *out = H(at::lt(x, s)); break;
+    case TT_SCALAR_ADD: *out = H(at::add(x, s)); break;
+    case TT_SCALAR_MUL: *out = H(at::mul(x, s)); break;
+    case TT_SCALAR_POW: *out = H(at::pow(x, s)); break;
+    case TT_SCALAR_DIV: *out = H(at::div(x, s)); break;
+    case TT_SCALAR_RSUB: *out = H(at::rsub(x, s)); break;
+    case TT_SCALAR_GT: *out = H(at::gt(x, s)); break;
+    case TT_SCALAR_LT: *out = H(at::lt(x, s)); break;
     default: throw std::invalid_argument("unknown scalar op " + std::to_string(op));
     }
   })
@@ -209,10 +209,10 @@ terr tt_reduce(int op, tt a, const int64_t *dims, int nd, int keep, tt *out) {
     at::Tensor &x = T(a);
     bool all = nd == 0;
     switch (op) {
-    case 0: *out = H(all ? at::sum(x) : at::sum(x, ints(dims, nd), keep != 0)); break;
-    case 1: *out = H(all ? at::mean(x) : at::mean(x, ints(dims, nd), keep != 0)); break;
-    case 2: *out = H(all ? at::max(x) : at::amax(x, ints(dims, nd), keep != 0)); break;
-    case 3: *out = H(all ? at::min(x) : at::amin(x, ints(dims, nd), keep != 0)); break;
+    case TT_REDUCE_SUM: *out = H(all ? at::sum(x) : at::sum(x, ints(dims, nd), keep != 0)); break;
+    case TT_REDUCE_MEAN: *out = H(all ? at::mean(x) : at::mean(x, ints(dims, nd), keep != 0)); break;
+    case TT_REDUCE_MAX: *out = H(all ? at::max(x) : at::amax(x, ints(dims, nd), keep != 0)); break;
+    case TT_REDUCE_MIN: *out = H(all ? at::min(x) : at::amin(x, ints(dims, nd), keep != 0)); break;
     default: throw std::invalid_argument("unknown reduction " + std::to_string(op));
     }
   })
@@ -267,6 +267,10 @@ terr tt_softmax(tt x, int64_t dim, int log, tt *out) {
 }
 terr tt_clamp(tt x, double lo, double hi, tt *out) { TRY(*out = H(at::clamp(T(x), lo, hi))) }
 
+static_assert(int(TT_REDUCTION_NONE) == int(at::Reduction::None) &&
+                  int(TT_REDUCTION_MEAN) == int(at::Reduction::Mean) &&
+                  int(TT_REDUCTION_SUM) == int(at::Reduction::Sum),
+              "tt_reduction must match at::Reduction: the code is passed through");
 terr tt_bce_logits(tt x, tt y, tt w, tt pw, int reduction, tt *out) {
   TRY(*out = H(at::binary_cross_entropy_with_logits(T(x), T(y), Opt(w), Opt(pw), reduction)))
 }

@@ -11,8 +11,76 @@ extern "C" {
 typedef void *tt;
 typedef char *terr;
 
-/* dtype codes: 0 float32, 1 bfloat16, 2 int64, 3 float64, 4 uint8, 5 bool, 6 float16
- * device codes: -1 cpu, >=0 cuda index */
+/* Codes shared with Go by name (Go reads these enums through cgo), so a
+ * code that one side lacks is a build error, never a silent mismatch. */
+/* element types; Go's torch.DType values are these */
+typedef enum {
+  TT_DTYPE_FLOAT32 = 0,
+  TT_DTYPE_BFLOAT16 = 1,
+  TT_DTYPE_INT64 = 2,
+  TT_DTYPE_FLOAT64 = 3,
+  TT_DTYPE_UINT8 = 4,
+  TT_DTYPE_BOOL = 5,
+  TT_DTYPE_FLOAT16 = 6
+} tt_dtype;
+
+/* tt_unary */
+typedef enum {
+  TT_UNARY_RELU = 0,
+  TT_UNARY_RELU6 = 1,
+  TT_UNARY_SIGMOID = 2,
+  TT_UNARY_SILU = 3,
+  TT_UNARY_TANH = 4,
+  TT_UNARY_NEG = 5,
+  TT_UNARY_EXP = 6,
+  TT_UNARY_LOG = 7,
+  TT_UNARY_SQRT = 8,
+  TT_UNARY_ABS = 9,
+  TT_UNARY_LOG_SIGMOID = 10,
+  TT_UNARY_RELU_INPLACE = 11
+} tt_unary_op;
+
+/* tt_binary (broadcasting) */
+typedef enum {
+  TT_BINARY_ADD = 0,
+  TT_BINARY_SUB = 1,
+  TT_BINARY_MUL = 2,
+  TT_BINARY_DIV = 3,
+  TT_BINARY_MATMUL = 4,
+  TT_BINARY_MAXIMUM = 5,
+  TT_BINARY_MINIMUM = 6,
+  TT_BINARY_EQ = 7,
+  TT_BINARY_GT = 8,
+  TT_BINARY_LT = 9
+} tt_binary_op;
+
+/* tt_scalar: tensor op number */
+typedef enum {
+  TT_SCALAR_ADD = 0,
+  TT_SCALAR_MUL = 1,
+  TT_SCALAR_POW = 2,
+  TT_SCALAR_DIV = 3,
+  TT_SCALAR_RSUB = 4,
+  TT_SCALAR_GT = 5,
+  TT_SCALAR_LT = 6
+} tt_scalar_op;
+
+/* tt_reduce */
+typedef enum {
+  TT_REDUCE_SUM = 0,
+  TT_REDUCE_MEAN = 1,
+  TT_REDUCE_MAX = 2,
+  TT_REDUCE_MIN = 3
+} tt_reduce_op;
+
+/* loss reductions, as at::Reduction */
+typedef enum {
+  TT_REDUCTION_NONE = 0,
+  TT_REDUCTION_MEAN = 1,
+  TT_REDUCTION_SUM = 2
+} tt_reduction;
+
+/* device codes: -1 cpu, >=0 cuda index */
 
 void tt_free(tt t);
 void tt_free_err(terr e);
