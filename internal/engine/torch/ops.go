@@ -130,7 +130,9 @@ func (t *Tensor) Sum(dims ...int) *Tensor { return reduce(C.TT_REDUCE_SUM, "sum"
 func (t *Tensor) Mean(dims ...int) *Tensor { return reduce(C.TT_REDUCE_MEAN, "mean", t, false, dims) }
 
 // MeanKeep averages over dims keeping them as size 1.
-func (t *Tensor) MeanKeep(dims ...int) *Tensor { return reduce(C.TT_REDUCE_MEAN, "mean", t, true, dims) }
+func (t *Tensor) MeanKeep(dims ...int) *Tensor {
+	return reduce(C.TT_REDUCE_MEAN, "mean", t, true, dims)
+}
 
 // Max is the maximum over dims (all of them when none are given).
 func (t *Tensor) Max(dims ...int) *Tensor { return reduce(C.TT_REDUCE_MAX, "max", t, false, dims) }

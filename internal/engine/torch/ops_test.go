@@ -41,7 +41,9 @@ var opCases = []opCase{
 	{"index_select", func(x, y *torch.Tensor) *torch.Tensor {
 		return x.IndexSelect(1, torch.FromInt64([]int64{4, 0, 2}, 3))
 	}, "torch.index_select(x, 1, torch.tensor([4, 0, 2]))"},
-	{"arange", func(x, y *torch.Tensor) *torch.Tensor { return torch.Arange(7, torch.Float32, torch.CPU).MulScalar(0.5) }, "torch.arange(7).float() * 0.5"},
+	{"arange", func(x, y *torch.Tensor) *torch.Tensor {
+		return torch.Arange(7, torch.Float32, torch.CPU).MulScalar(0.5)
+	}, "torch.arange(7).float() * 0.5"},
 }
 
 // TestOpsMatchPyTorch checks every operation in opCases against PyTorch
