@@ -13,19 +13,29 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export IMET_ARTIFACTS ?= $(CURDIR)/out/artifacts
 
 # The run path lets `imet export` ship the binary with its libraries in lib/
-# (internal/bundle.BuildFlag).
-.PHONY: demo test build deps vet
+# (internal/ship/bundle.BuildFlag).
+.PHONY: demo test build deps vet shim
+
+SHIM := bin/lib/libimettorch.so
+SHIM_SRC := internal/engine/torch/shim/shim.cpp internal/engine/torch/shim/shim.h scripts/build-shim.sh
 
 deps:
 	@scripts/deps.sh
 	@scripts/assets.sh
 
-build: deps
+# The only C++: the binary loads it at run time (IMET_TORCH points at another
+# build; scripts/build-shim.sh builds one against any libtorch).
+$(SHIM): $(SHIM_SRC)
+	scripts/build-shim.sh debian bin/lib
+
+shim: deps $(SHIM)
+
+build: shim
 	$(GO) build -ldflags='-extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
 
 demo: build
 	bin/imet demo --out out/demo
 
-test: deps
+test: shim
 	$(GO) vet ./...
 	$(GO) test -timeout 25m ./...

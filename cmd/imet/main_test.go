@@ -11,6 +11,11 @@ import (
 // TestMain keeps commands that record runs from writing a registry into the
 // source tree: tests that care pass --registry themselves.
 func TestMain(m *testing.M) {
+	// IMET_TEST_RUN_MAIN=args makes the test binary act as imet, for tests
+	// that need a fresh process (its environment, nothing loaded yet).
+	if a := os.Getenv("IMET_TEST_RUN_MAIN"); a != "" {
+		os.Exit(run(strings.Fields(a), os.Stdout, os.Stderr))
+	}
 	dir, err := os.MkdirTemp("", "imet-cli-test-")
 	if err != nil {
 		panic(err)

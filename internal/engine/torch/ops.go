@@ -1,7 +1,7 @@
 package torch
 
 /*
-#include "shim.h"
+#include "loader.h"
 */
 import "C"
 

@@ -31,8 +31,9 @@ package torch
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/shim
+#cgo LDFLAGS: -ldl
 #include <stdlib.h>
-#include "shim.h"
+#include "loader.h"
 */
 import "C"
 
@@ -43,8 +44,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"unsafe"
-
-	_ "imet/internal/engine/torch/shim" // compiles and links the C++ side
 )
 
 // Error is what a failed operation panics with: the operation's name and

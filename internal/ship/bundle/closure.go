@@ -174,6 +174,51 @@ func Libraries(binary string) (*Closure, error) {
 	return c, nil
 }
 
+// addPlugins merges into c each plugin (a library loaded with dlopen) and
+// its reduced closure: the plugin is shipped as a library of its own name,
+// its dependencies once each, in the order the loader would open them.
+func (c *Closure) addPlugins(plugins []string) error {
+	have := map[string]bool{}
+	for _, l := range c.Shipped {
+		have[l.Name] = true
+	}
+	sys := map[string]bool{}
+	for _, l := range c.System {
+		sys[l.Name] = true
+	}
+	for _, p := range plugins {
+		pc, err := Libraries(p)
+		if err != nil {
+			return fmt.Errorf("plugin %s: %w", p, err)
+		}
+		self := *pc.Binary
+		self.NeededBy = []string{"dlopen"}
+		c.objs[self.Name] = pc.objs[""]
+		libs := append([]*Library{&self}, pc.Shipped...)
+		for _, l := range libs {
+			if have[l.Name] {
+				continue
+			}
+			have[l.Name] = true
+			if l != &self {
+				c.objs[l.Name] = pc.objs[l.Name]
+			}
+			c.Shipped = append(c.Shipped, l)
+			c.ShippedBytes += l.Size
+		}
+		for _, l := range pc.System {
+			if !sys[l.Name] {
+				sys[l.Name] = true
+				c.System = append(c.System, l)
+			}
+		}
+		c.NaiveCount += pc.NaiveCount + 1
+		c.NaiveBytes += pc.NaiveBytes + self.Size
+		c.GlibcMin = maxGlibc([]string{c.GlibcMin, pc.GlibcMin, self.GlibcMin})
+	}
+	return nil
+}
+
 // readPending parses, in parallel, the objects queued but not yet read.
 func (c *Closure) readPending(paths map[string]string) error {
 	var todo []string

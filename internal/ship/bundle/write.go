@@ -113,7 +113,11 @@ type Manifest struct {
 // The binary must carry DT_RPATH $ORIGIN/lib (build it with
 // -ldflags=BuildFlag). If it does not, the copy is given one with patchelf
 // when patchelf is installed, and Write fails otherwise.
-func Write(dir, binary string, extra []File) (m *Manifest, err error) {
+//
+// plugins are shared libraries the binary opens at run time with dlopen
+// (imet's libimettorch.so): no DT_NEEDED names them, so each is shipped in
+// lib/ under its file name together with its own reduced closure.
+func Write(dir, binary string, extra []File, plugins ...string) (m *Manifest, err error) {
 	dir = filepath.Clean(dir)
 	if _, err := checkDir(dir); err != nil {
 		return nil, err
@@ -134,7 +138,7 @@ func Write(dir, binary string, extra []File) (m *Manifest, err error) {
 	if err := os.Chmod(stage, 0o755); err != nil {
 		return nil, err
 	}
-	if m, err = assemble(stage, binary, extra); err != nil {
+	if m, err = assemble(stage, binary, extra, plugins); err != nil {
 		return nil, err
 	}
 	if err := swapIn(stage, dir); err != nil {
@@ -169,9 +173,12 @@ func swapIn(stage, dir string) error {
 }
 
 // assemble writes the bundle of binary into the empty folder dir.
-func assemble(dir, binary string, extra []File) (*Manifest, error) {
+func assemble(dir, binary string, extra []File, plugins []string) (*Manifest, error) {
 	c, err := Libraries(binary)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.addPlugins(plugins); err != nil {
 		return nil, err
 	}
 	bin := c.objs[""]

@@ -694,7 +694,8 @@ func ListImages(dir string) (paths, ids []string, err error) {
 
 // Export writes an inference bundle of the predictor to dir: binary (an
 // imet built with -ldflags=bundle.BuildFlag) with its libraries through
-// bundle.Write, and the files listed in the package comment. Like
+// bundle.Write, the loaded libimettorch.so with the libtorch under it, and
+// the files listed in the package comment. Like
 // bundle.Write it replaces dir only once everything is written and checked.
 func (p *Predictor) Export(dir, binary string) (*bundle.Manifest, error) {
 	tmp, err := os.MkdirTemp("", "imet-export-*")
@@ -744,5 +745,11 @@ func (p *Predictor) Export(dir, binary string) (*bundle.Manifest, error) {
 	if p.configPath != "" {
 		files = append(files, bundle.File{Name: ConfigName, Source: p.configPath})
 	}
-	return bundle.Write(dir, binary, files)
+	// The engine travels as the shim this process loaded, with the libtorch
+	// it was built against: the bundle predicts on the libtorch it was
+	// verified with.
+	if err := torch.Available(); err != nil {
+		return nil, err
+	}
+	return bundle.Write(dir, binary, files, torch.ShimPath())
 }

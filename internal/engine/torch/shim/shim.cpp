@@ -11,6 +11,12 @@
 #include <torch/csrc/autograd/variable.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+// Device names need the CUDA runtime's headers, which scripts/build-shim.sh
+// passes (IMET_WITH_CUDA) only when the libtorch has CUDA and they are found.
+#if defined(IMET_WITH_CUDA) && __has_include(<ATen/cuda/CUDAContext.h>) && __has_include(<cuda_runtime_api.h>)
+#include <ATen/cuda/CUDAContext.h>
+#define IMET_DEVICE_NAMES 1
+#endif
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -357,6 +363,10 @@ static void autocastEnable(bool on, bool cuda) {
   }
 #endif
 }
+
+// The cuDNN version libtorch loaded; the hooks behind it are reached
+// through Context, whose static accessor exists in 1.13 and 2.x alike.
+static long cudnnVersion() { return at::globalContext().hasCuDNN() ? at::globalContext().versionCuDNN() : 0; }
 // compat:end
 
 // Autocast to bfloat16 on CPU, and on CUDA where a device is present.
@@ -391,5 +401,29 @@ int tt_cuda_device_count(void) {
 }
 
 const char *tt_version(void) { return TORCH_VERSION; }
+
+terr tt_runtime_info(char **out) {
+  TRY({
+    bool cuda = torch::cuda::is_available();
+    int n = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
+    long cudnn = cuda ? cudnnVersion() : 0;
+    std::string s = std::string("{\"torch\":\"") + TORCH_VERSION + "\"";
+    s += std::string(",\"cuda\":") + (cuda ? "true" : "false");
+    s += ",\"cuda_devices\":" + std::to_string(n);
+    s += ",\"cudnn\":" + std::to_string(cudnn);
+    s += ",\"cxx11_abi\":" + std::to_string(_GLIBCXX_USE_CXX11_ABI);
+    s += ",\"device_names\":[";
+#ifdef IMET_DEVICE_NAMES
+    for (int i = 0; i < n; i++) {
+      std::string name = at::cuda::getDeviceProperties(i)->name;
+      for (char &c : name)
+        if (c == '"' || c == '\\') c = ' ';
+      s += (i ? ",\"" : "\"") + name + "\"";
+    }
+#endif
+    s += "]}";
+    *out = dup(s.c_str());
+  })
+}
 
 } // extern "C"

@@ -152,6 +152,9 @@ terr tt_autocast(int enter);
 terr tt_inference_mode(int enter, void **guard);
 int tt_cuda_device_count(void);
 const char *tt_version(void);
+/* A malloc'd JSON object describing the libtorch in use: version, whether
+ * CUDA is available, device count and names, cuDNN version, C++ ABI. */
+terr tt_runtime_info(char **out);
 
 #ifdef __cplusplus
 }
