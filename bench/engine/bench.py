@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "models", "testdata"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "zoo", "models", "testdata"))
 from gen_parity import Classifier, SENetTrunk  # noqa: E402  (Cadene-named SE-ResNeXt)
 
 BATCH, SIZE, CLASSES = 32, 128, 1103
