@@ -14,7 +14,7 @@ export IMET_ARTIFACTS ?= $(CURDIR)/out/artifacts
 
 # The run path lets `imet export` ship the binary with its libraries in lib/
 # (internal/ship/bundle.BuildFlag).
-.PHONY: demo test build deps vet shim
+.PHONY: demo test build deps vet shim gpu-pack
 
 SHIM := bin/lib/libimettorch.so
 SHIM_SRC := internal/engine/torch/shim/shim.cpp internal/engine/torch/shim/shim.h scripts/build-shim.sh
@@ -32,6 +32,15 @@ shim: deps $(SHIM)
 
 build: shim
 	$(GO) build -ldflags='-extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
+
+# What the GPU check carries to a machine without Go (scripts/gpu-check.sh):
+# the two programs, stripped, with the non-torch libraries they load.
+gpu-pack: build
+	$(GO) build -ldflags='-s -w -extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
+	$(GO) build -ldflags='-s -w -extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/bench-engine ./bench/engine
+	for l in $$(readelf -d bin/imet | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | grep -v '^lib[cm]\.so\|^ld-'); do \
+		cp -L /usr/lib/x86_64-linux-gnu/$$l bin/lib/; done
+	@du -sh bin
 
 demo: build
 	bin/imet demo --out out/demo

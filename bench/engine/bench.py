@@ -2,8 +2,9 @@
 """Python side of bench/engine: one configuration per process, the same
 work main.go's worker does, printed as one JSON line.
 
-  /usr/bin/python3 bench/engine/bench.py MODEL MODE VARIANT STEPS THREADS
-MODE is train|infer, VARIANT fp32|bf16|cl (channels-last fp32)|bf16cl.
+  /usr/bin/python3 bench/engine/bench.py MODEL MODE VARIANT STEPS THREADS [DEVICE BATCH SIZE]
+MODE is train|infer, VARIANT fp32|bf16|fp16|cl (channels-last fp32)|bf16cl|fp16cl;
+DEVICE cpu (default) or cuda; fp16 is CUDA autocast with GradScaler.
 """
 import json
 import os
@@ -20,10 +21,10 @@ from gen_parity import Classifier, SENetTrunk  # noqa: E402  (Cadene-named SE-Re
 BATCH, SIZE, CLASSES = 32, 128, 1103
 
 
-def build(name):
+def build(name, classes=CLASSES):
     if name == "se_resnext50_32x4d":
-        return Classifier(SENetTrunk([3, 4, 6, 3]), "last_linear", "avg", "last", num_classes=CLASSES)
-    return getattr(torchvision.models, name)(num_classes=CLASSES)
+        return Classifier(SENetTrunk([3, 4, 6, 3]), "last_linear", "avg", "last", num_classes=classes)
+    return getattr(torchvision.models, name)(num_classes=classes)
 
 
 def peak_rss_kb():
@@ -35,13 +36,18 @@ def peak_rss_kb():
 
 def main():
     name, mode, variant, steps, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    device = sys.argv[6] if len(sys.argv) > 6 else "cpu"
+    batch = int(sys.argv[7]) if len(sys.argv) > 7 else BATCH
+    size = int(sys.argv[8]) if len(sys.argv) > 8 else SIZE
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build(name)
-    x = torch.randn(BATCH, 3, SIZE, SIZE)
-    y = (torch.rand(BATCH, CLASSES) < 0.01).float()
-    cl = variant in ("cl", "bf16cl")
-    bf16 = variant in ("bf16", "bf16cl")
+    model = build(name).to(device)
+    x = torch.randn(batch, 3, size, size).to(device)
+    y = (torch.rand(batch, CLASSES) < 0.01).float().to(device)
+    cl = variant.endswith("cl")
+    half = {"bf16": torch.bfloat16, "bf16cl": torch.bfloat16, "fp16": torch.float16, "fp16cl": torch.float16}.get(variant)
+    dev_type = "cuda" if device.startswith("cuda") else "cpu"
+    scaler = torch.cuda.amp.GradScaler() if half == torch.float16 else None
     if cl:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -51,15 +57,21 @@ def main():
 
         def step():
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(dev_type, dtype=half or torch.bfloat16, enabled=half is not None):
                 loss = F.binary_cross_entropy_with_logits(model(x), y)
-            loss.backward()
-            opt.step()
+            if scaler:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            loss.item()  # waits for the device, as the Go side does
     else:
         model.eval()
 
         def step():
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.inference_mode(), torch.autocast(dev_type, dtype=half or torch.bfloat16, enabled=half is not None):
                 model(x).float().sum().item()
     step()
     step()
@@ -69,7 +81,7 @@ def main():
     for _ in range(steps):
         step()
     dt, dc = time.perf_counter() - t0, time.process_time() - c0
-    print(json.dumps({"images_per_s": BATCH * steps / dt, "images_per_cpu_s": BATCH * steps / dc,
+    print(json.dumps({"images_per_s": batch * steps / dt, "images_per_cpu_s": batch * steps / dc,
                       "peak_rss_kb": peak_rss_kb(),
                       "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0,
                       "threads": torch.get_num_threads()}))

@@ -24,15 +24,18 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/zoo/models"
 	"imet/internal/engine/optim"
 	"imet/internal/engine/torch"
+	"imet/internal/zoo/models"
 )
 
-const (
-	batch   = 32
-	size    = 128
-	classes = 1103
+const classes = 1103
+
+// The shape of a measurement: flags of the driver, passed to both workers.
+var (
+	batch  = 32
+	size   = 128
+	device = torch.CPU
 )
 
 type result struct {
@@ -62,12 +65,34 @@ func main() {
 	variant := flag.String("variant", "fp32", "internal: worker's variant")
 	modelsF := flag.String("models", "resnet18,se_resnext50_32x4d", "models to run")
 	modesF := flag.String("modes", "train,infer", "train and/or infer")
-	variantsF := flag.String("variants", "fp32,bf16,cl", "fp32, bf16 (autocast), cl (channels-last fp32), bf16cl")
+	variantsF := flag.String("variants", "fp32,bf16,cl", "fp32, bf16 (autocast), fp16 (CUDA autocast, loss scaling), cl (channels-last fp32), bf16cl, fp16cl")
 	steps := flag.Int("steps", 0, "timed steps per measurement (0: 5 for resnet18, 3 otherwise; inference x2)")
 	threads := flag.Int("threads", runtime.NumCPU(), "libtorch intra-op threads, both sides")
 	rounds := flag.Int("rounds", 1, "repetitions of the whole interleaved sweep")
 	python := flag.String("python", "/usr/bin/python3", "Python with torch and torchvision")
+	dev := flag.String("device", "cpu", "cpu, cuda or cuda:N, both sides")
+	flag.IntVar(&batch, "batch", batch, "images per step")
+	flag.IntVar(&size, "size", size, "image side in pixels")
+	parity := flag.String("parity", "", "compare -model on -device with bench/engine/parity.py's output in this directory, print JSON")
 	flag.Parse()
+	d, err := parseDevice(*dev)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	device = d
+	if *parity != "" {
+		r, err := runParity(*model, *parity)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: parity:", err)
+			os.Exit(1)
+		}
+		json.NewEncoder(os.Stdout).Encode(r)
+		if !r.OK {
+			os.Exit(1)
+		}
+		return
+	}
 	if *worker {
 		r, err := runWorker(*model, *mode, *variant, *steps, *threads)
 		if err != nil {
@@ -115,7 +140,7 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 	type key struct{ model, mode, variant string }
 	goRes, pyRes := map[key][]result{}, map[key][]result{}
 	var order []key
-	fmt.Printf("libtorch %s, %d threads, batch %d, %dpx, %d classes, %d round(s)\n", torch.Version(), threads, batch,
+	fmt.Printf("libtorch %s, %s, %d threads, batch %d, %dpx, %d classes, %d round(s)\n", torch.Version(), device, threads, batch,
 		size, classes, rounds)
 	for r := 0; r < rounds; r++ {
 		for _, m := range ms {
@@ -131,14 +156,16 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 					var g, p result
 					goRun := func() (err error) {
 						g, err = run(env, self, "-worker", "-model", m, "-mode", mo, "-variant", v, "-steps",
-							strconv.Itoa(n), "-threads", strconv.Itoa(threads))
+							strconv.Itoa(n), "-threads", strconv.Itoa(threads), "-device", device.String(),
+							"-batch", strconv.Itoa(batch), "-size", strconv.Itoa(size))
 						if err != nil {
 							err = fmt.Errorf("go %v: %w", k, err)
 						}
 						return err
 					}
 					pyRun := func() (err error) {
-						p, err = run(env, python, script, m, mo, v, strconv.Itoa(n), strconv.Itoa(threads))
+						p, err = run(env, python, script, m, mo, v, strconv.Itoa(n), strconv.Itoa(threads), device.String(),
+							strconv.Itoa(batch), strconv.Itoa(size))
 						if err != nil {
 							err = fmt.Errorf("python %v: %w", k, err)
 						}
@@ -245,10 +272,16 @@ func runWorker(name, mode, variant string, steps, threads int) (result, error) {
 		return result{}, err
 	}
 	s := m.Store()
-	cl := variant == "cl" || variant == "bf16cl"
+	if err := s.To(device); err != nil {
+		return result{}, err
+	}
+	cl := strings.HasSuffix(variant, "cl")
 	bf16 := variant == "bf16" || variant == "bf16cl"
-	x := torch.Randn(torch.Float32, torch.CPU, batch, 3, size, size)
-	y := torch.Rand(torch.Float32, torch.CPU, batch, classes).LtScalar(0.01).To(torch.Float32)
+	if strings.HasPrefix(variant, "fp16") {
+		return result{}, fmt.Errorf("variant %s: fp16 needs the engine's fp16 autocast and loss scaling", variant)
+	}
+	x := torch.Randn(torch.Float32, device, batch, 3, size, size)
+	y := torch.Rand(torch.Float32, device, batch, classes).LtScalar(0.01).To(torch.Float32)
 	if cl {
 		if err := s.ChannelsLast(); err != nil {
 			return result{}, err
@@ -272,6 +305,7 @@ func runWorker(name, mode, variant string, steps, threads int) (result, error) {
 			if err := opt.Step(); err != nil {
 				panic(err)
 			}
+			loss.Item() // waits for the device, as the Python side does
 		}
 	} else {
 		s.Train(false)
