@@ -25,10 +25,12 @@ func init() {
 	} {
 		c := c
 		Register(c.name, Spec{
-			Build:     func(o Options) (Model, error) { return NewDenseNet(c.cfg, o) },
-			Source:    "torchvision",
-			KeyMaps:   map[string]func(string) (string, bool){"torchvision": denseNetKey},
-			InputSize: 224,
+			Build:      func(o Options) (Model, error) { return NewDenseNet(c.cfg, o) },
+			Source:     "torchvision",
+			KeyMaps:    map[string]func(string) (string, bool){"torchvision": denseNetKey},
+			InputSize:  224,
+			Loads:      "torchvision `.pth`",
+			KeyMapNote: "legacy `denselayerN.norm.1.weight` → `denselayerN.norm1.weight`, the rewrite torchvision itself does on load (always on)",
 		})
 	}
 }

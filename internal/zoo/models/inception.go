@@ -29,7 +29,9 @@ func init() {
 		KeyMaps: map[string]func(string) (string, bool){"torchvision": func(k string) (string, bool) {
 			return k, !strings.HasPrefix(k, "AuxLogits.")
 		}},
-		InputSize: 299,
+		InputSize:  299,
+		Loads:      "torchvision `.pth`; nsfwjs' Keras InceptionV3 (`models.NewNSFWJSInception`)",
+		KeyMapNote: "`AuxLogits.*` dropped (the zoo's inception has no auxiliary head)",
 	})
 }
 

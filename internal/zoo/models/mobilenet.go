@@ -19,6 +19,7 @@ func init() {
 		},
 		Source:    "torchvision",
 		InputSize: 224,
+		Loads:     "torchvision `.pth`; Keras/tfjs MobileNetV2 via `weights.KerasMobileNetV2ToTorchvision` (nsfwjs: `models.NewNSFWJS`)",
 	})
 }
 

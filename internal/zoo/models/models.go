@@ -83,6 +83,10 @@ type Spec struct {
 	KeyMaps map[string]func(key string) (string, bool)
 	// InputSize is the image side the pretrained weights were trained at.
 	InputSize int
+	// Loads says which weight files load onto the architecture, and
+	// KeyMapNote what its key maps do, in words: docs/weights.md's table is
+	// generated from them (Reference).
+	Loads, KeyMapNote string
 }
 
 var (

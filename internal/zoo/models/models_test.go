@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/zoo/models"
 	"imet/internal/engine/torch"
+	"imet/internal/zoo/models"
 )
 
 func TestHeadOptionsShapeTheOutput(t *testing.T) {

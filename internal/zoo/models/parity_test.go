@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/zoo/models"
 	"imet/internal/engine/nn"
 	"imet/internal/engine/torch"
+	"imet/internal/zoo/models"
 )
 
 // Parity with PyTorch: identical weights in the Go model and in the

@@ -29,6 +29,7 @@ func init() {
 			},
 			Source:    "torchvision",
 			InputSize: 224,
+			Loads:     "torchvision `.pth`",
 		})
 	}
 }

@@ -29,9 +29,11 @@ func init() {
 				return NewSEResNeXt(SEResNeXtConfig{Blocks: c.blocks, Groups: 32, BaseWidth: 4, Width: 64,
 					Reduction: 16}, o)
 			},
-			Source:    "pretrainedmodels (Cadene)",
-			KeyMaps:   map[string]func(string) (string, bool){"timm": TimmToCadeneSENet},
-			InputSize: 224,
+			Source:     "pretrainedmodels (Cadene)",
+			KeyMaps:    map[string]func(string) (string, bool){"timm": TimmToCadeneSENet},
+			InputSize:  224,
+			Loads:      "Cadene `.pth` (legacy format); timm with `from: timm`",
+			KeyMapNote: "timm → Cadene: `conv1`/`bn1` → `layer0.conv1`/`layer0.bn1`, `layerN.M.se.fc1` → `layerN.M.se_module.fc1`, `fc` → `last_linear`",
 		})
 	}
 }
