@@ -67,10 +67,7 @@ func (o Options) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fp := cfg.Data.Folds
-	if !filepath.IsAbs(fp) {
-		fp = filepath.Join(cfg.Data.Root, fp)
-	}
+	fp := cfg.Data.FoldsPath()
 	asg, err := folds.Read(fp)
 	if err != nil {
 		return nil, err

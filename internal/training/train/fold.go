@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"path/filepath"
 	"strconv"
 
 	"imet/internal/data/dataset"
@@ -42,10 +41,7 @@ func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
 	if cfg.Data.Limit > 0 && cfg.Data.Limit < len(rows) {
 		rows = rows[:cfg.Data.Limit]
 	}
-	fp := cfg.Data.Folds
-	if !filepath.IsAbs(fp) {
-		fp = filepath.Join(cfg.Data.Root, fp)
-	}
+	fp := cfg.Data.FoldsPath()
 	asg, err := folds.Read(fp)
 	if err != nil {
 		return nil, err

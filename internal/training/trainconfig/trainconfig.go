@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"imet/internal/base/config"
@@ -44,6 +45,14 @@ type Data struct {
 	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core)." resume:"free"`
 	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none)." resume:"free"`
 	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all); for smoke tests."`
+}
+
+// FoldsPath is the folds file: Folds itself when absolute, else under Root.
+func (d Data) FoldsPath() string {
+	if filepath.IsAbs(d.Folds) {
+		return d.Folds
+	}
+	return filepath.Join(d.Root, d.Folds)
 }
 
 // Model names the network and its head.
