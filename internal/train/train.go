@@ -293,8 +293,6 @@ func (t *trainer) globalEpoch() int {
 
 // epoch runs the rest of the current epoch, validating at its end.
 func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey, order []int, bpe, total int, mix MixConfig) (string, error) {
-	var sumLoss float64
-	var nLoss int
 	micro := 0
 	var stepLoss float64
 	// The source never sees cancellation: a session stops only between
@@ -359,8 +357,8 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		micro = 0
 		t.st.StageStep++
 		t.st.GlobalStep++
-		sumLoss += stepLoss / float64(s.Accumulate)
-		nLoss++
+		t.st.EpochLossSum += stepLoss / float64(s.Accumulate)
+		t.st.EpochLossSteps++
 		t.lastDur = time.Since(stepStart) * time.Duration(s.Accumulate)
 		el := time.Since(t.start)
 		t.Observer.OnStep(StepEvent{Stage: t.st.Stage, Epoch: t.st.Epoch, StageName: s.Name, Batch: t.st.Batch, Batches: bpe,
@@ -374,7 +372,7 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		f2 := math.NaN()
 		if v := t.cfg.Validation.EverySteps; v > 0 && t.st.GlobalStep%int64(v) == 0 {
 			var best bool
-			if f2, best, err = t.validate(ctx, s, sumLoss/float64(nLoss)); err != nil {
+			if f2, best, err = t.validate(ctx, s, t.st.EpochLossSum/float64(t.st.EpochLossSteps)); err != nil {
 				return "", err
 			}
 			if !best {
@@ -397,8 +395,8 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 	lastEpoch := t.st.StageStep >= total
 	every := t.cfg.Validation.EveryEpochs
 	trainLoss := math.NaN()
-	if nLoss > 0 {
-		trainLoss = sumLoss / float64(nLoss)
+	if t.st.EpochLossSteps > 0 {
+		trainLoss = t.st.EpochLossSum / float64(t.st.EpochLossSteps)
 	}
 	f2, best := math.NaN(), false
 	if lastEpoch || (every > 0 && (t.st.Epoch+1)%every == 0) {
@@ -413,6 +411,7 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 	t.prev, t.mining = t.mining, nanSlice(t.Train.Len())
 	t.st.Epoch++
 	t.st.Batch = 0
+	t.st.EpochLossSum, t.st.EpochLossSteps = 0, 0
 	if !lastEpoch {
 		// A new best is saved now, once the position is past the epoch,
 		// so that resuming from it does not validate the epoch twice.

@@ -63,12 +63,17 @@ func tinyModel(t testing.TB, r trainconfig.Run, classes int) Model {
 
 // session runs (or resumes) the tiny recipe in dir.
 func session(t testing.TB, dir string, resume bool, obs Observer) (Result, error) {
+	return sessionCtx(context.Background(), t, dir, resume, obs)
+}
+
+// sessionCtx is session under ctx, which a test cancels to stop it.
+func sessionCtx(ctx context.Context, t testing.TB, dir string, resume bool, obs Observer) (Result, error) {
 	r := tinyRecipe()
 	tr, val := newMemSource(1, 48, 5, 16), newMemSource(2, 24, 5, 16)
 	if obs == nil {
 		obs = Observers{}
 	}
-	return Run(context.Background(), Options{
+	return Run(ctx, Options{
 		Config: r, Fold: 0, RunDir: dir, Resume: resume, Observer: obs,
 		Model: tinyModel(t, r, 5), Train: tr, Val: val, ValTruth: val.truth(), Test: val,
 		Outputs: func(oof, test []float32, cols int) ([]string, error) {
@@ -185,6 +190,73 @@ func TestResumeAfterKillIsBitIdentical(t *testing.T) {
 		t.Error("out-of-fold probabilities differ")
 	}
 	t.Logf("killed at step %d of %d; %d tensors identical", killedAt, total, len(names))
+}
+
+// trainLosses records the train_loss of every validation by global step.
+type trainLosses struct {
+	Observers
+	at map[int64]float64
+}
+
+func (l *trainLosses) OnEpoch(e EpochEvent) { l.at[e.GlobalStep] = e.TrainLoss }
+
+// cancelAfter cancels the session's context after optimizer step n, as a
+// signal does.
+type cancelAfter struct {
+	Observers
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c cancelAfter) OnStep(e StepEvent) {
+	if e.GlobalStep == c.n {
+		c.cancel()
+	}
+}
+
+// TestResumedTrainLossAveragesTheWholeEpoch stops the tiny recipe in the
+// middle of an epoch, resumes it, and requires every train_loss the
+// resumed session reports to equal the uninterrupted run's: the epoch's
+// running sum travels in the checkpoint. Same machine, same thread count,
+// bit-identical weights, so the values are compared exactly.
+func TestResumedTrainLossAveragesTheWholeEpoch(t *testing.T) {
+	straight := &trainLosses{at: map[int64]float64{}}
+	if _, err := session(t, t.TempDir(), false, straight); err != nil {
+		t.Fatal(err)
+	}
+	// Stage 2 has 6 steps an epoch (13-18); 16 is mid-epoch and not a
+	// validation step (every 5), so the stop comes between optimizer steps.
+	const cut = 16
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	before := &trainLosses{at: map[int64]float64{}}
+	res, err := sessionCtx(ctx, t, dir, false, Observers{cancelAfter{n: cut, cancel: cancel}, before})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != "signal" || res.GlobalStep != cut {
+		t.Fatalf("cut session: %+v, want a stop at step %d", res, cut)
+	}
+	after := &trainLosses{at: map[int64]float64{}}
+	if _, err := session(t, dir, true, after); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := after.at[18]; !ok {
+		t.Fatalf("the resumed session did not validate the interrupted epoch's end (step 18): %v", after.at)
+	}
+	for step, want := range straight.at {
+		got, ok := before.at[step]
+		if !ok {
+			got, ok = after.at[step]
+		}
+		if !ok || got != want {
+			t.Errorf("train_loss at step %d: %v (reported %v), uninterrupted %v", step, got, ok, want)
+		}
+	}
+	if len(before.at)+len(after.at) != len(straight.at) {
+		t.Errorf("validations: %v before and %v after the stop, %v uninterrupted", before.at, after.at, straight.at)
+	}
 }
 
 func TestRefusesIncompatibleResumeAndExistingRun(t *testing.T) {
