@@ -12,6 +12,10 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # Tests keep screenshots and figures here for CI to collect (docs/registry.md).
 export IMET_ARTIFACTS ?= $(CURDIR)/out/artifacts
 
+# The revision the registry records for every run (internal/buildinfo),
+# stamped here because builds with GOFLAGS=-buildvcs=false embed no VCS data.
+REVISION ?= $(shell git describe --always --dirty 2>/dev/null)
+
 # The run path lets `imet export` ship the binary with its libraries in lib/
 # (internal/bundle.BuildFlag).
 .PHONY: demo test build deps vet
@@ -21,7 +25,7 @@ deps:
 	@scripts/assets.sh
 
 build: deps
-	$(GO) build -ldflags='-extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
+	$(GO) build -ldflags='-X imet/internal/buildinfo.Revision=$(REVISION) -extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
 
 demo: build
 	bin/imet demo --out out/demo
