@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"imet/internal/config"
 	"imet/internal/notify"
@@ -43,19 +42,7 @@ func (f trackFlags) startTracking(g *Globals, kind registry.Kind, name, cfgPath 
 			info.Config = string(y)
 		}
 		if root := cfg.Data.Root; root != "" {
-			var csvs []string
-			for _, n := range []string{"train.csv", "labels.csv", "sample_submission.csv", cfg.Data.Folds} {
-				if n == "" {
-					continue
-				}
-				if !filepath.IsAbs(n) {
-					n = filepath.Join(root, n)
-				}
-				if _, err := os.Stat(n); err == nil {
-					csvs = append(csvs, n)
-				}
-			}
-			if fp, err := registry.Fingerprint(csvs, filepath.Join(root, "train")); err == nil {
+			if fp, err := registry.DataSetFingerprint(root, cfg.Data.Folds); err == nil {
 				info.DataFingerprint = fp
 			}
 		}
