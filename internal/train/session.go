@@ -49,10 +49,12 @@ func TestPath(runDir string, fold int) string {
 
 // TrainFold opens the data, builds the model, and runs or resumes one
 // fold, writing OOF and test probabilities (.npy with id and label
-// sidecars) into the run directory. It returns the run directory used.
-func TrainFold(ctx context.Context, fr FoldRun) (Result, string, error) {
-	var res Result
-	runDir, cfgPath, fold := fr.RunDir, fr.ConfigPath, fr.Fold
+// sidecars) into the run directory. It returns the run directory used. A
+// panic on the way is returned as a *PanicError.
+func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err error) {
+	defer recoverPanic(&err)
+	runDir = fr.RunDir
+	cfgPath, fold := fr.ConfigPath, fr.Fold
 	if fr.Resume {
 		data, err := os.ReadFile(filepath.Join(runDir, "run.json"))
 		if err != nil {

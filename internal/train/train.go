@@ -22,10 +22,12 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"imet/internal/checkpoint"
@@ -70,12 +72,23 @@ type Options struct {
 
 // Result summarises a session.
 type Result struct {
-	Completed  bool
-	Stopped    string // why a session ended early: "budget" or "signal"
+	Completed bool
+	// Stopped says why a session ended early: "budget", or "signal" for a
+	// cancelled context (a signal through SignalContext, or the caller's).
+	Stopped string
+	Signal  string // the signal's name ("SIGTERM") when one stopped it
+	// GlobalStep is where the run stands: the step of the checkpoint a
+	// resume continues from, when stopped.
 	GlobalStep int64
 	BestF2     float64
 	Outputs    []string
 }
+
+// StopReason words why the session stopped early, as logs, the registry
+// and notifications say it: "time-budget", the signal ("SIGTERM",
+// "SIGINT"), or "cancelled" for a context cancelled without a signal; ""
+// for a completed session.
+func (r Result) StopReason() string { return stopReason(r.Stopped, r.Signal) }
 
 // trainer is one session's state.
 type trainer struct {
@@ -102,16 +115,22 @@ type trainer struct {
 	// stageBest is the F2 of a validation at the end of a stage's last
 	// epoch when it was a new best (NaN otherwise), for the stage-end save.
 	stageBest float64
+	savedStep int64 // global step of the newest checkpoint on disk; -1: none
 }
 
 // Run trains (or resumes) one fold. It must be called on the goroutine that
 // will run every step; it pins that goroutine to its OS thread.
 func Run(ctx context.Context, o Options) (res Result, err error) {
-	t := &trainer{Options: o, cfg: &o.Config, store: o.Model.Store(), start: time.Now(), stageBest: math.NaN()}
+	t := &trainer{Options: o, cfg: &o.Config, store: o.Model.Store(), start: time.Now(), stageBest: math.NaN(), savedStep: -1}
 	if t.Observer == nil {
 		t.Observer = Observers{}
 	}
 	defer func() {
+		// A bug anywhere in the session (observers included) must end it
+		// as a reported failure, not as a crash.
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
 		if err != nil {
 			t.Observer.OnFail(err)
 		}
@@ -156,25 +175,43 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		Stages: len(t.cfg.Stages), TrainRows: n, ValRows: o.Val.Len(), Device: t.cfg.Engine.Device, Threads: torch.NumThreads()})
 
 	stopped, err := t.loop(ctx)
+	// A signal during a validation or the final predictions cuts them
+	// short: that is a stop, not a failure. The position is then just
+	// before work that did not happen, so the newest checkpoint, not the
+	// position, is where the run resumes, redoing the steps since it.
+	cut := err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+	if cut {
+		stopped, err = "signal", nil
+	}
 	if err != nil {
 		return res, err
 	}
 	res = Result{GlobalStep: t.st.GlobalStep, BestF2: t.st.BestF2}
-	if stopped != "" {
-		if _, err := t.save(math.NaN(), stopped); err != nil {
-			return res, err
-		}
-		res.Stopped = stopped
-		t.Observer.OnFinish(FinishEvent{Completed: false, Resume: o.ResumeHint, BestF2: t.st.BestF2, GlobalStep: t.st.GlobalStep})
-		return res, nil
-	}
-	res.Completed = true
-	if o.Outputs != nil {
+	if stopped == "" && o.Outputs != nil {
 		res.Outputs, err = t.predictOutputs(ctx)
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			stopped, cut, err, res.Outputs = "signal", true, nil, nil
+		}
 		if err != nil {
 			return res, err
 		}
 	}
+	if stopped != "" {
+		// Without any checkpoint yet, saving the position is the only way
+		// to resume at all (it skips a mid-epoch validation that was cut).
+		if !cut || t.savedStep < 0 {
+			if _, err := t.save(math.NaN(), stopped); err != nil {
+				return res, err
+			}
+		}
+		res.Stopped, res.GlobalStep = stopped, t.savedStep
+		if stopped == "signal" {
+			res.Signal = StopSignal(ctx)
+		}
+		t.Observer.OnFinish(FinishEvent{Completed: false, Resume: o.ResumeHint, Reason: res.StopReason(), BestF2: t.st.BestF2, GlobalStep: res.GlobalStep})
+		return res, nil
+	}
+	res.Completed = true
 	t.Observer.OnFinish(FinishEvent{Completed: true, BestF2: t.st.BestF2, GlobalStep: t.st.GlobalStep, Outputs: res.Outputs})
 	return res, nil
 }

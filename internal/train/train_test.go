@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -214,48 +215,89 @@ func (c cancelAfter) OnStep(e StepEvent) {
 	}
 }
 
-// TestResumedTrainLossAveragesTheWholeEpoch stops the tiny recipe in the
-// middle of an epoch, resumes it, and requires every train_loss the
-// resumed session reports to equal the uninterrupted run's: the epoch's
-// running sum travels in the checkpoint. Same machine, same thread count,
-// bit-identical weights, so the values are compared exactly.
-func TestResumedTrainLossAveragesTheWholeEpoch(t *testing.T) {
+// stopAndResume runs the tiny recipe straight through, then again stopped
+// by stop (a context and its cancellation, called after optimizer step
+// cut) and resumed, and requires the resumed run to match the
+// uninterrupted one: every train_loss reported (the epoch's running sum
+// travels in the checkpoint) and every final tensor. Same machine, same
+// thread count, bit-identical weights, so values are compared exactly.
+// It returns the stopped session's result.
+func stopAndResume(t *testing.T, cut int64, ctx context.Context, cancel func()) Result {
+	t.Helper()
 	straight := &trainLosses{at: map[int64]float64{}}
-	if _, err := session(t, t.TempDir(), false, straight); err != nil {
+	sdir := t.TempDir()
+	if _, err := session(t, sdir, false, straight); err != nil {
 		t.Fatal(err)
 	}
-	// Stage 2 has 6 steps an epoch (13-18); 16 is mid-epoch and not a
-	// validation step (every 5), so the stop comes between optimizer steps.
-	const cut = 16
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	before := &trainLosses{at: map[int64]float64{}}
 	res, err := sessionCtx(ctx, t, dir, false, Observers{cancelAfter{n: cut, cancel: cancel}, before})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("stopped session: %v", err)
 	}
-	if res.Stopped != "signal" || res.GlobalStep != cut {
-		t.Fatalf("cut session: %+v, want a stop at step %d", res, cut)
+	if res.Completed || res.Stopped != "signal" {
+		t.Fatalf("stopped session: %+v, want a stop", res)
 	}
 	after := &trainLosses{at: map[int64]float64{}}
-	if _, err := session(t, dir, true, after); err != nil {
+	res2, err := session(t, dir, true, after)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := after.at[18]; !ok {
-		t.Fatalf("the resumed session did not validate the interrupted epoch's end (step 18): %v", after.at)
+	if !res2.Completed {
+		t.Fatalf("resumed session: %+v", res2)
 	}
 	for step, want := range straight.at {
-		got, ok := before.at[step]
+		got, ok := after.at[step]
 		if !ok {
-			got, ok = after.at[step]
+			got, ok = before.at[step]
 		}
 		if !ok || got != want {
 			t.Errorf("train_loss at step %d: %v (reported %v), uninterrupted %v", step, got, ok, want)
 		}
 	}
-	if len(before.at)+len(after.at) != len(straight.at) {
-		t.Errorf("validations: %v before and %v after the stop, %v uninterrupted", before.at, after.at, straight.at)
+	for step := range after.at {
+		if _, ok := straight.at[step]; !ok {
+			t.Errorf("the resumed session validated at step %d, the uninterrupted run did not", step)
+		}
+	}
+	a, b := finalTensors(t, sdir), finalTensors(t, dir)
+	for n, ta := range a.Tensors {
+		if !bytes.Equal(ta.Data, b.Tensors[n].Data) {
+			t.Errorf("%s differs after the stop and resume", n)
+		}
+	}
+	t.Logf("stopped at step %d: validations %v before, %v after", res.GlobalStep, before.at, after.at)
+	return res
+}
+
+// TestResumedTrainLossAveragesTheWholeEpoch stops the tiny recipe in the
+// middle of an epoch: the resumed session's train_loss for that epoch must
+// average the whole epoch, not the steps since the resume.
+func TestResumedTrainLossAveragesTheWholeEpoch(t *testing.T) {
+	// Stage 2 has 6 steps an epoch (13-18); 16 is mid-epoch and not a
+	// validation step (every 5), so the stop comes between optimizer steps.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := stopAndResume(t, 16, ctx, cancel)
+	if res.GlobalStep != 16 || res.StopReason() != "cancelled" {
+		t.Errorf("stopped at step %d (%s), want 16 (cancelled)", res.GlobalStep, res.StopReason())
+	}
+}
+
+// TestSignalDuringValidationStops sends SIGINT just before a mid-epoch
+// validation. The validation is cut short, which is a stop, not a
+// failure: the session ends at its last checkpoint (the step before), and
+// the resume redoes that step and the validation exactly.
+func TestSignalDuringValidationStops(t *testing.T) {
+	ctx, stop := SignalContext(context.Background(), syscall.SIGINT)
+	defer stop()
+	send := func() {
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		<-ctx.Done() // delivery is asynchronous; validation must see it
+	}
+	res := stopAndResume(t, 15, ctx, send) // validations every 5 steps
+	if res.GlobalStep != 14 || res.Signal != "SIGINT" || res.StopReason() != "SIGINT" {
+		t.Errorf("stopped at step %d by %q (%s), want step 14, SIGINT", res.GlobalStep, res.Signal, res.StopReason())
 	}
 }
 
@@ -294,11 +336,41 @@ func TestTimeBudgetStopsCleanly(t *testing.T) {
 	if res.Completed || res.Stopped != "budget" || res.GlobalStep != 1 {
 		t.Fatalf("result %+v, want a stop after the first step", res)
 	}
-	if !strings.Contains(log.String(), "resume with: imet train --resume "+dir) {
+	if !strings.Contains(log.String(), "reason=time-budget") || !strings.Contains(log.String(), "resume with: imet train --resume "+dir) {
 		t.Fatalf("no resume hint in:\n%s", log.String())
 	}
 	if c := finalTensors(t, dir); c.State.GlobalStep != 1 {
 		t.Fatalf("checkpoint at step %d", c.State.GlobalStep)
+	}
+}
+
+// panicky panics in its first validation, standing for a bug anywhere in
+// a session; it records the failure it is told about.
+type panicky struct {
+	Observers
+	failed error
+}
+
+func (p *panicky) OnEpoch(EpochEvent) { panic(fmt.Sprintf("observer bug %d", 42)) }
+func (p *panicky) OnFail(err error)   { p.failed = err }
+
+// TestPanicInTrainingIsAFailure: a panic inside a session ends it with an
+// error carrying the panic and its stack, reported to the observers, not
+// with a crash of the process.
+func TestPanicInTrainingIsAFailure(t *testing.T) {
+	obs := &panicky{}
+	_, err := session(t, t.TempDir(), false, obs)
+	var pe *PanicError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v, want a *PanicError", err)
+	}
+	for _, want := range []string{"panic: observer bug 42", "goroutine ", "(*panicky).OnEpoch", "train_test.go"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%s", want, err)
+		}
+	}
+	if obs.failed != err {
+		t.Errorf("OnFail got %v", obs.failed)
 	}
 }
 
