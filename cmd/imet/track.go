@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"imet/internal/config"
 	"imet/internal/notify"
@@ -67,6 +68,23 @@ func (f trackFlags) startTracking(g *Globals, kind registry.Kind, name, cfgPath 
 	}
 	fmt.Fprintf(g.Stderr, "recorded as run %d in %s\n", t.ID(), f.Registry)
 	return t, nil
+}
+
+// resumeFlags are the tracking flags a command that continues this run must
+// repeat, so that the continuation is recorded and announced in the same
+// place.
+func (f trackFlags) resumeFlags() []string {
+	if f.NoRegistry {
+		return []string{"--no-registry"}
+	}
+	var out []string
+	if def, err := filepath.Abs(filepath.Join("runs", "registry.db")); f.Registry != "" && (err != nil || f.Registry != def) {
+		out = append(out, "--registry", f.Registry)
+	}
+	if f.NotifyFile != "" {
+		out = append(out, "--notify-file", f.NotifyFile)
+	}
+	return out
 }
 
 // trackLog tees a command's log into the tracker, which keeps the last lines

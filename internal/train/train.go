@@ -77,6 +77,8 @@ type Result struct {
 	// cancelled context (a signal through SignalContext, or the caller's).
 	Stopped string
 	Signal  string // the signal's name ("SIGTERM") when one stopped it
+	// Resume is the command that continues a stopped run (ResumeHint).
+	Resume string
 	// GlobalStep is where the run stands: the step of the checkpoint a
 	// resume continues from, when stopped.
 	GlobalStep int64
@@ -204,7 +206,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 				return res, err
 			}
 		}
-		res.Stopped, res.GlobalStep = stopped, t.savedStep
+		res.Stopped, res.GlobalStep, res.Resume = stopped, t.savedStep, o.ResumeHint
 		if stopped == "signal" {
 			res.Signal = StopSignal(ctx)
 		}
