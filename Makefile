@@ -12,6 +12,10 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # Tests keep screenshots and figures here for CI to collect (docs/registry.md).
 export IMET_ARTIFACTS ?= $(CURDIR)/out/artifacts
 
+# The revision the registry records for every run (internal/base/buildinfo),
+# stamped here because builds with GOFLAGS=-buildvcs=false embed no VCS data.
+REVISION ?= $(shell git describe --always --dirty 2>/dev/null)
+
 # The run path lets `imet export` ship the binary with its libraries in lib/
 # (internal/ship/bundle.BuildFlag).
 .PHONY: demo test build deps vet shim gpu-pack
@@ -31,12 +35,12 @@ $(SHIM): $(SHIM_SRC)
 shim: deps $(SHIM)
 
 build: shim
-	$(GO) build -ldflags='-extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
+	$(GO) build -ldflags='-X imet/internal/base/buildinfo.Revision=$(REVISION) -extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
 
 # What the GPU check carries to a machine without Go (scripts/gpu-check.sh):
 # the two programs, stripped, with the non-torch libraries they load.
 gpu-pack: build
-	$(GO) build -ldflags='-s -w -extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
+	$(GO) build -ldflags='-s -w -X imet/internal/base/buildinfo.Revision=$(REVISION) -extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/imet ./cmd/imet
 	$(GO) build -ldflags='-s -w -extldflags "-Wl,--disable-new-dtags,-rpath,$$ORIGIN/lib"' -o bin/bench-engine ./bench/engine
 	for l in $$(readelf -d bin/imet | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | grep -v '^lib[cm]\.so\|^ld-'); do \
 		cp -L /usr/lib/x86_64-linux-gnu/$$l bin/lib/; done

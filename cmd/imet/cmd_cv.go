@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -36,7 +35,7 @@ func init() {
 }
 
 func (c *cvCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := train.SignalContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
 	remaining := func() (time.Duration, bool) {
@@ -93,7 +92,11 @@ func (c *cvCmd) Run(g *Globals) error {
 		case err != nil:
 			tr.End(err, registry.Summary{})
 		case !res.Completed:
-			tr.Stop(again)
+			reason := train.StopSignal(ctx)
+			if reason == "" {
+				reason = "time-budget"
+			}
+			tr.Stop(reason, again)
 		default:
 			for _, a := range [][2]string{{"probabilities", res.OOF}, {"thresholds", res.Thresholds}, {"submission", res.Submission}} {
 				if a[1] != "" {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -27,10 +26,15 @@ func init() {
 	register("train", "Train one fold of a multi-stage recipe; stops and resumes exactly.", "Training", &trainCmd{})
 }
 
-func (c *trainCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+func (c *trainCmd) Run(g *Globals) error { return c.run(g) }
+
+// run is Run with observers added to the session; tests inject faults
+// through them.
+func (c *trainCmd) run(g *Globals, extra ...train.Observer) error {
+	ctx, stop := train.SignalContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fr := train.FoldRun{ConfigPath: c.Config, Fold: c.Fold, RunDir: c.RunDir, TimeBudget: c.TimeBudget}
+	fr := train.FoldRun{ConfigPath: c.Config, Fold: c.Fold, RunDir: c.RunDir, TimeBudget: c.TimeBudget,
+		ResumeFlags: c.resumeFlags(), Observers: extra}
 	if c.Resume != "" {
 		fr.RunDir, fr.Resume = c.Resume, true
 	}
@@ -53,7 +57,7 @@ func (c *trainCmd) Run(g *Globals) error {
 	if tr != nil {
 		switch {
 		case err == nil && !res.Completed:
-			tr.Stop("imet train --resume " + runDir)
+			tr.Stop(res.StopReason(), res.Resume)
 		default:
 			tr.End(err, registry.Summary{CVF2: res.BestF2})
 		}
@@ -65,6 +69,17 @@ func (c *trainCmd) Run(g *Globals) error {
 	return nil
 }
 
+// resumeFlags are the flags a resume must repeat to continue this run the
+// same way: the configuration a resume was told to read, and where the
+// run is recorded and announced.
+func (c *trainCmd) resumeFlags() []string {
+	var out []string
+	if c.Resume != "" && c.Config != "" {
+		out = append(out, "--config", c.Config)
+	}
+	return append(out, c.trackFlags.resumeFlags()...)
+}
+
 // report tells how a fold's session ended.
 func report(w io.Writer, res train.Result, runDir string) {
 	if !res.Completed {
@@ -72,7 +87,7 @@ func report(w io.Writer, res train.Result, runDir string) {
 		if res.BestF2 >= 0 {
 			best = fmt.Sprintf("%.4f", res.BestF2)
 		}
-		fmt.Fprintf(w, "stopped at step %d (%s), best F2 %s; continue with:\n  imet train --resume %s\n", res.GlobalStep, res.Stopped, best, runDir)
+		fmt.Fprintf(w, "stopped at step %d (%s), best F2 %s; continue with:\n  %s\n", res.GlobalStep, res.StopReason(), best, res.Resume)
 		return
 	}
 	fmt.Fprintf(w, "%s done at step %d: best F2 %.4f\n", runDir, res.GlobalStep, res.BestF2)

@@ -43,19 +43,7 @@ func (f trackFlags) startTracking(g *Globals, kind registry.Kind, name, cfgPath 
 			info.Config = string(y)
 		}
 		if root := cfg.Data.Root; root != "" {
-			var csvs []string
-			for _, n := range []string{"train.csv", "labels.csv", "sample_submission.csv", cfg.Data.Folds} {
-				if n == "" {
-					continue
-				}
-				if !filepath.IsAbs(n) {
-					n = filepath.Join(root, n)
-				}
-				if _, err := os.Stat(n); err == nil {
-					csvs = append(csvs, n)
-				}
-			}
-			if fp, err := registry.Fingerprint(csvs, filepath.Join(root, "train")); err == nil {
+			if fp, err := registry.DataSetFingerprint(root, cfg.Data.Folds); err == nil {
 				info.DataFingerprint = fp
 			}
 		}
@@ -80,6 +68,23 @@ func (f trackFlags) startTracking(g *Globals, kind registry.Kind, name, cfgPath 
 	}
 	fmt.Fprintf(g.Stderr, "recorded as run %d in %s\n", t.ID(), f.Registry)
 	return t, nil
+}
+
+// resumeFlags are the tracking flags a command that continues this run must
+// repeat, so that the continuation is recorded and announced in the same
+// place.
+func (f trackFlags) resumeFlags() []string {
+	if f.NoRegistry {
+		return []string{"--no-registry"}
+	}
+	var out []string
+	if def, err := filepath.Abs(filepath.Join("runs", "registry.db")); f.Registry != "" && (err != nil || f.Registry != def) {
+		out = append(out, "--registry", f.Registry)
+	}
+	if f.NotifyFile != "" {
+		out = append(out, "--notify-file", f.NotifyFile)
+	}
+	return out
 }
 
 // trackLog tees a command's log into the tracker, which keeps the last lines

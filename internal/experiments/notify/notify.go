@@ -1,6 +1,7 @@
 // Package notify tells a person that a run started, saved a checkpoint,
-// finished or failed, on Telegram or any service Shoutrrr knows (generic
-// webhooks, Slack, Discord, ...). A failure is always reported as a failure:
+// finished, failed or was interrupted (with the command that resumes it),
+// on Telegram or any service Shoutrrr knows (generic webhooks, Slack,
+// Discord, ...). A failure is always reported as a failure:
 // the event kind decides the wording, and a Finished event carrying an
 // error is reported as failed.
 //
@@ -16,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-telegram/bot"
 	"github.com/nicholas-fedor/shoutrrr"
@@ -59,6 +61,9 @@ const (
 	Checkpoint
 	Finished
 	Failed
+	// Interrupted: the run stopped cleanly before completing (time budget,
+	// signal) and can be resumed.
+	Interrupted
 )
 
 // Event is one thing worth telling about a run.
@@ -73,6 +78,8 @@ type Event struct {
 	Path    string        // Checkpoint: where
 	Err     error         // Failed: why
 	LogTail []string      // Failed: the last lines of the log
+	Reason  string        // Interrupted: why, e.g. "time-budget", "SIGTERM"
+	Resume  string        // Interrupted: the command that continues the run
 }
 
 // maxText keeps a message under Telegram's 4096-character limit.
@@ -103,10 +110,20 @@ func (e Event) Text() string {
 		if e.CVF2 != nil {
 			fmt.Fprintf(&b, ", CV F2 %.4f", *e.CVF2)
 		}
+	case Interrupted:
+		fmt.Fprintf(&b, "⏸ %s interrupted (%s) after %s; resume with:\n%s", name, e.Reason, e.Elapsed.Round(time.Second), e.Resume)
 	case Failed:
 		msg := "no error message"
 		if e.Err != nil {
 			msg = e.Err.Error()
+		}
+		// A panic's message carries its whole stack: keep its start (the
+		// panic and the innermost frames) and leave room for the log.
+		if cut := maxText / 2; len(msg) > cut {
+			for cut > 0 && !utf8.RuneStart(msg[cut]) {
+				cut--
+			}
+			msg = msg[:cut] + "…"
 		}
 		fmt.Fprintf(&b, "❌ %s FAILED after %s: %s", name, e.Elapsed.Round(time.Second), msg)
 		if len(e.LogTail) > 0 {
@@ -175,8 +192,8 @@ func NewWith(cfg Config, senders ...Sender) *Notifier {
 func (n *Notifier) Enabled() bool { return n != nil && len(n.senders) > 0 }
 
 // Notify sends the event to every service, unless the configuration mutes
-// its kind (start and checkpoint events are optional; finish and failure
-// are always sent). It tries every service and joins their errors; callers
+// its kind (start and checkpoint events are optional; finish, failure and
+// interruption are always sent). It tries every service and joins their errors; callers
 // normally log the error and carry on, as a lost message must not kill a
 // run.
 func (n *Notifier) Notify(ctx context.Context, e Event) error {

@@ -261,3 +261,60 @@ func TestLongLogTailFitsTelegram(t *testing.T) {
 		t.Errorf("len %d, tail %q", len(text), text[len(text)-30:])
 	}
 }
+
+// An interrupted run (time budget, signal) says why and the exact command
+// that continues it, and is sent even with every optional event muted.
+func TestInterruptedSaysWhyAndHowToResume(t *testing.T) {
+	var mu sync.Mutex
+	var msgs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]string
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		msgs = append(msgs, m["message"])
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	t.Setenv("IMET_TELEGRAM_TOKEN", "")
+	t.Setenv("IMET_NOTIFY_URLS", "generic://"+strings.TrimPrefix(srv.URL, "http://")+"/hook?template=json&disabletls=yes")
+	cfg := DefaultConfig()
+	cfg.OnStart = false
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resume := "imet train --resume runs/r50/fold0 --time-budget 8h30m0s"
+	for _, reason := range []string{"SIGTERM", "time-budget"} {
+		e := Event{Kind: Interrupted, RunID: 4, Run: "r50", Elapsed: 90 * time.Second, Reason: reason, Resume: resume}
+		if err := n.Notify(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(msgs) != 2 {
+		t.Fatalf("messages %q, want 2", msgs)
+	}
+	for i, reason := range []string{"SIGTERM", "time-budget"} {
+		for _, want := range []string{"run 4", "interrupted", "(" + reason + ")", "1m30s", "\n" + resume} {
+			if !strings.Contains(msgs[i], want) {
+				t.Errorf("message %q lacks %q", msgs[i], want)
+			}
+		}
+		for _, banned := range []string{"FAILED", "finished"} {
+			if strings.Contains(msgs[i], banned) {
+				t.Errorf("message %q contains %q", msgs[i], banned)
+			}
+		}
+	}
+}
+
+// A failure whose error is a panic with its stack still fits in one
+// Telegram message, keeping the start of the error and the log's end.
+func TestLongErrorFitsTelegram(t *testing.T) {
+	stack := "panic: index out of range [3] with length 3\n\ngoroutine 1 [running]:\n" + strings.Repeat("imet/internal/training/train.(*trainer).epoch(...)\n\t/src/train.go:300 +0x1f\n", 200)
+	text := Event{Kind: Failed, Err: errors.New(stack), LogTail: []string{"event=step", "the last line"}}.Text()
+	if len(text) > 4096 || !strings.Contains(text, "panic: index out of range") || !strings.HasSuffix(text, "the last line") {
+		t.Errorf("len %d:\n%s", len(text), text)
+	}
+}

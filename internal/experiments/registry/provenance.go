@@ -1,27 +1,25 @@
 package registry
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strings"
 	"sync"
-	"time"
 
 	"imet/internal/base/buildinfo"
+	"imet/internal/data/dataset"
 )
 
 // Code identifies the code a run was made with.
 type Code struct {
-	Revision string // git commit, or "<module version> <go version>" without VCS data
+	Revision string // commit or git describe output of the binary; "unknown" when it carries none
 	Dirty    bool
 }
 
@@ -30,43 +28,50 @@ var (
 	code     Code
 )
 
-// CodeVersion returns the revision of the running code: the VCS data the Go
-// toolchain embedded at build time, else (go run, go test) the git checkout
-// of the working directory, else the module version.
+// CodeVersion returns the revision of the running binary (buildinfo.Read:
+// stamped by the Makefile, else embedded by the Go toolchain), or
+// "unknown". It deliberately never runs git in the working directory:
+// that is the user's project, whose HEAD says nothing about the code
+// that runs.
 func CodeVersion() Code {
 	codeOnce.Do(func() {
 		bi := buildinfo.Read()
-		if bi.Revision != "" {
-			code = Code{Revision: bi.Revision, Dirty: bi.Dirty}
-			return
+		code = Code{Revision: bi.Revision, Dirty: bi.Dirty}
+		if code.Revision == "" {
+			code.Revision = "unknown"
 		}
-		if c, ok := gitVersion(); ok {
-			code = c
-			return
-		}
-		code = Code{Revision: bi.Version + " " + bi.Go}
 	})
 	return code
 }
 
-func gitVersion() (Code, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output()
-	if err != nil {
-		return Code{}, false
+// DataSetFingerprint is Fingerprint of the iMet-layout data set under
+// root (package dataset): labels.csv, train.csv, sample_submission.csv and
+// the folds file (a relative path is under root; "" for none) with the
+// train/ and test/ images. The test images count because the submission
+// is made from them. Files of the layout that are absent are left out.
+func DataSetFingerprint(root, folds string) (string, error) {
+	var csvs []string
+	for _, n := range []string{dataset.TrainFile, dataset.LabelsFile, dataset.SampleFile, folds} {
+		if n == "" {
+			continue
+		}
+		if !filepath.IsAbs(n) {
+			n = filepath.Join(root, n)
+		}
+		if _, err := os.Stat(n); err == nil {
+			csvs = append(csvs, n)
+		}
 	}
-	c := Code{Revision: strings.TrimSpace(string(out))}
-	st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output()
-	c.Dirty = err != nil || len(strings.TrimSpace(string(st))) > 0
-	return c, true
+	return Fingerprint(csvs, filepath.Join(root, dataset.TrainDir), filepath.Join(root, dataset.TestDir))
 }
 
 // Fingerprint identifies a data set: the contents of its CSV files plus the
-// list of image files (relative name and size) under imageDir, so that a
-// changed label, an added fold file or a missing image all change it, while
-// the images' pixels are not re-read on every run. imageDir may be empty.
-func Fingerprint(csvPaths []string, imageDir string) (string, error) {
+// list of image files (relative name and size) under each of imageDirs, so
+// that a changed label, an added fold file, a missing or a re-encoded
+// image all change it, while the images' pixels are not re-read on every
+// run (an edit that keeps a file's size is not seen). An image directory
+// that does not exist counts as empty.
+func Fingerprint(csvPaths []string, imageDirs ...string) (string, error) {
 	h := sha256.New()
 	paths := append([]string(nil), csvPaths...)
 	sort.Strings(paths)
@@ -83,11 +88,20 @@ func Fingerprint(csvPaths []string, imageDir string) (string, error) {
 		}
 		h.Write([]byte{0})
 	}
-	if imageDir != "" {
+	for _, dir := range imageDirs {
+		if dir == "" {
+			continue
+		}
+		// Directories are told apart by name, so that an image moved from
+		// train/ to test/ changes the fingerprint.
+		fmt.Fprintf(h, "dir %s\n", filepath.Base(dir))
 		var names []string
 		sizes := map[string]int64{}
-		err := filepath.WalkDir(imageDir, func(p string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
+				if p == dir && errors.Is(err, fs.ErrNotExist) {
+					return fs.SkipAll
+				}
 				return err
 			}
 			if d.IsDir() {
@@ -97,7 +111,7 @@ func Fingerprint(csvPaths []string, imageDir string) (string, error) {
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(imageDir, p)
+			rel, _ := filepath.Rel(dir, p)
 			rel = filepath.ToSlash(rel)
 			names = append(names, rel)
 			sizes[rel] = info.Size()

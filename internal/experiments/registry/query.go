@@ -20,7 +20,7 @@ type Record struct {
 	Kind            Kind
 	Args            []string
 	Config          string // resolved YAML, secrets redacted
-	CodeVersion     string // git commit, or module version when no VCS data
+	CodeVersion     string // the binary's revision (see CodeVersion), "unknown" when it carries none
 	CodeDirty       bool   // the code had uncommitted changes
 	DataFingerprint string
 	Host            string

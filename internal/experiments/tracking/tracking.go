@@ -88,10 +88,14 @@ func (t *Tracker) End(err error, s registry.Summary) error {
 	return rerr
 }
 
-// Stop closes a run that stopped cleanly before completing, recording how
-// to continue it; nothing is announced as finished.
-func (t *Tracker) Stop(resume string) error {
-	return t.run.Stop("stopped before completing; continue with: " + resume)
+// Stop closes a run that stopped cleanly before completing, recording and
+// announcing it as interrupted with why (reason, e.g. "time-budget",
+// "SIGTERM") and the command that continues it (resume); nothing is
+// announced as finished.
+func (t *Tracker) Stop(reason, resume string) error {
+	err := t.run.Stop(fmt.Sprintf("stopped (%s) before completing; continue with: %s", reason, resume))
+	t.send(notify.Event{Kind: notify.Interrupted, Reason: reason, Resume: resume})
+	return err
 }
 
 func (t *Tracker) send(e notify.Event) {

@@ -115,3 +115,29 @@ func TestNotificationFailureDoesNotStopRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A run that stops cleanly before completing is recorded as interrupted
+// and announced as such, with the reason and the command that resumes it.
+func TestStopIsAnnouncedAsInterrupted(t *testing.T) {
+	db, err := registry.Open(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rec := &recorder{}
+	tr, err := Start(db, registry.RunInfo{Name: "r50", Kind: registry.KindTrain}, notify.NewWith(notify.DefaultConfig(), rec), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resume := "imet train --resume runs/r50/fold0"
+	if err := tr.Stop("SIGTERM", resume); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := db.Get(tr.ID())
+	if got.Status != registry.StatusInterrupted || !strings.Contains(got.Note, "SIGTERM") || !strings.Contains(got.Note, resume) {
+		t.Errorf("recorded %s, note %q", got.Status, got.Note)
+	}
+	if len(rec.msgs) != 2 || !strings.Contains(rec.msgs[1], "interrupted (SIGTERM)") || !strings.Contains(rec.msgs[1], resume) {
+		t.Fatalf("messages %q", rec.msgs)
+	}
+}

@@ -46,6 +46,13 @@ type State struct {
 	GlobalStep int64 `json:"global_step"` // optimizer steps since the run began
 	Samples    int64 `json:"samples"`     // images seen since the run began
 	Done       bool  `json:"done"`        // the last stage is complete
+	// EpochLossSum and EpochLossSteps are the running sum of the current
+	// epoch's step losses and their count, so that a session resumed
+	// mid-epoch reports the whole epoch's mean train loss. Checkpoints
+	// written before they existed read as zero: the mean then starts at
+	// the resume.
+	EpochLossSum   float64 `json:"epoch_loss_sum,omitempty"`
+	EpochLossSteps int     `json:"epoch_loss_steps,omitempty"`
 
 	Schedule schedule.State `json:"schedule"`
 	// RNG holds each random generator's serialised state by name (Go PCG

@@ -108,6 +108,11 @@ func (s *memSource) Train(ctx context.Context, key EpochKey, order []int, batchS
 func (s *memSource) Eval(ctx context.Context, batchSize, variant int) iter.Seq2[*Batch, error] {
 	return func(yield func(*Batch, error) bool) {
 		for lo := 0; lo < s.n; lo += batchSize {
+			// Cancellation ends a prediction, as it does the image loader's.
+			if err := ctx.Err(); err != nil {
+				yield(nil, err)
+				return
+			}
 			hi := min(lo+batchSize, s.n)
 			idx := make([]int, 0, hi-lo)
 			var flip []bool

@@ -56,13 +56,16 @@ type EpochEvent struct {
 type CheckpointEvent struct {
 	Path       string
 	GlobalStep int64
-	Reason     string // "every", "stage", "budget", "final"
+	Reason     string // "every", "stage", or why the session stopped: "budget", "signal"
 }
 
 // FinishEvent closes a session that ended normally.
 type FinishEvent struct {
-	Completed  bool   // every stage done; false when the time budget stopped it
-	Resume     string // command that continues the run, when not completed
+	Completed bool   // every stage done; false when the session stopped early
+	Resume    string // command that continues the run, when not completed
+	// Reason says why it stopped early: "time-budget", the signal
+	// ("SIGTERM", "SIGINT"), or "cancelled" (the caller's context).
+	Reason     string
 	BestF2     float64
 	GlobalStep int64
 	Outputs    []string // OOF and test probability files written

@@ -103,7 +103,11 @@ func (p *Progress) OnFinish(e FinishEvent) {
 	if e.BestF2 >= 0 {
 		best = fmt.Sprintf("%.5f", e.BestF2)
 	}
-	fmt.Fprintf(p.W, "event=stopped step=%d best_f2=%s reason=time-budget\nresume with: %s\n", e.GlobalStep, best, e.Resume)
+	reason := e.Reason
+	if reason == "" {
+		reason = "unknown"
+	}
+	fmt.Fprintf(p.W, "event=stopped step=%d best_f2=%s reason=%s\nresume with: %s\n", e.GlobalStep, best, reason, e.Resume)
 }
 
 func (p *Progress) OnFail(err error) {

@@ -16,7 +16,7 @@ func TestProgressLogLines(t *testing.T) {
 	p.OnStep(StepEvent{StageName: "head", Batch: 2, Batches: 3, GlobalStep: 2, Loss: 0.4, LR: 1e-3}) // throttled
 	p.OnStep(StepEvent{StageName: "head", Batch: 3, Batches: 3, GlobalStep: 3, Loss: 0.3, LR: 1e-3}) // epoch end: shown
 	p.OnEpoch(EpochEvent{StageName: "head", F2: 0.61234, Threshold: 0.2, Best: true})
-	p.OnFinish(FinishEvent{Resume: "imet train --resume runs/x", GlobalStep: 3})
+	p.OnFinish(FinishEvent{Resume: "imet train --resume runs/x", GlobalStep: 3, Reason: "SIGTERM"})
 	p.OnFail(errors.New("disk full"))
 	got := b.String()
 	for _, want := range []string{
@@ -24,7 +24,7 @@ func TestProgressLogLines(t *testing.T) {
 		"event=step stage=head epoch=1 batch=1/3 step=1 loss=0.50000 lr=1.000e-03",
 		"batch=3/3 step=3",
 		"event=validate stage=head epoch=1 step=0 train_loss=0.00000 val_loss=0.00000 f2=0.61234 threshold=0.20 best=true",
-		"event=stopped step=3",
+		"event=stopped step=3 best_f2=0.00000 reason=SIGTERM\n",
 		"resume with: imet train --resume runs/x",
 		`event=fail error="disk full"`,
 	} {

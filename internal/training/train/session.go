@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"imet/internal/base/atomicfile"
@@ -25,10 +26,14 @@ type FoldRun struct {
 	Resume     bool   // continue RunDir from its newest checkpoint
 	TimeBudget time.Duration
 	// ResumeCommand is the command line shown to continue a stopped run;
-	// default "imet train --resume RUN_DIR".
+	// default "imet train --resume RUN_DIR [--time-budget D]" followed by
+	// ResumeFlags.
 	ResumeCommand string
-	Log           io.Writer // progress and the weight-loading report; nil: none
-	Observers     Observers // attached besides the progress display
+	// ResumeFlags are the caller's flags that the default resume command
+	// must repeat to continue the run the same way (e.g. --registry PATH).
+	ResumeFlags []string
+	Log         io.Writer // progress and the weight-loading report; nil: none
+	Observers   Observers // attached besides the progress display
 }
 
 // runInfo is what a run directory records besides its configuration, so
@@ -49,10 +54,12 @@ func TestPath(runDir string, fold int) string {
 
 // TrainFold opens the data, builds the model, and runs or resumes one
 // fold, writing OOF and test probabilities (.npy with id and label
-// sidecars) into the run directory. It returns the run directory used.
-func TrainFold(ctx context.Context, fr FoldRun) (Result, string, error) {
-	var res Result
-	runDir, cfgPath, fold := fr.RunDir, fr.ConfigPath, fr.Fold
+// sidecars) into the run directory. It returns the run directory used. A
+// panic on the way is returned as a *PanicError.
+func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err error) {
+	defer recoverPanic(&err)
+	runDir = fr.RunDir
+	cfgPath, fold := fr.ConfigPath, fr.Fold
 	if fr.Resume {
 		data, err := os.ReadFile(filepath.Join(runDir, "run.json"))
 		if err != nil {
@@ -112,6 +119,9 @@ func TrainFold(ctx context.Context, fr FoldRun) (Result, string, error) {
 		hint = "imet train --resume " + runDir
 		if fr.TimeBudget > 0 {
 			hint += " --time-budget " + fr.TimeBudget.String()
+		}
+		if len(fr.ResumeFlags) > 0 {
+			hint += " " + strings.Join(fr.ResumeFlags, " ")
 		}
 	}
 	obs := append(Observers{}, fr.Observers...)

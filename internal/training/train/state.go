@@ -43,6 +43,7 @@ func (t *trainer) save(f2 float64, reason string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	t.savedStep = t.st.GlobalStep
 	t.Observer.OnCheckpoint(CheckpointEvent{Path: path, GlobalStep: t.st.GlobalStep, Reason: reason})
 	return path, nil
 }
@@ -99,6 +100,7 @@ func (t *trainer) restore(path string) error {
 		return fmt.Errorf("%s: hard-mining state for %d samples, but the fold has %d", path, len(t.mining), t.Train.Len())
 	}
 	t.st = c.State
+	t.savedStep = c.State.GlobalStep
 	return nil
 }
 

@@ -22,10 +22,12 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"imet/internal/training/checkpoint"
@@ -70,12 +72,25 @@ type Options struct {
 
 // Result summarises a session.
 type Result struct {
-	Completed  bool
-	Stopped    string // why a session ended early: "budget" or "signal"
+	Completed bool
+	// Stopped says why a session ended early: "budget", or "signal" for a
+	// cancelled context (a signal through SignalContext, or the caller's).
+	Stopped string
+	Signal  string // the signal's name ("SIGTERM") when one stopped it
+	// Resume is the command that continues a stopped run (ResumeHint).
+	Resume string
+	// GlobalStep is where the run stands: the step of the checkpoint a
+	// resume continues from, when stopped.
 	GlobalStep int64
 	BestF2     float64
 	Outputs    []string
 }
+
+// StopReason words why the session stopped early, as logs, the registry
+// and notifications say it: "time-budget", the signal ("SIGTERM",
+// "SIGINT"), or "cancelled" for a context cancelled without a signal; ""
+// for a completed session.
+func (r Result) StopReason() string { return stopReason(r.Stopped, r.Signal) }
 
 // trainer is one session's state.
 type trainer struct {
@@ -102,16 +117,22 @@ type trainer struct {
 	// stageBest is the F2 of a validation at the end of a stage's last
 	// epoch when it was a new best (NaN otherwise), for the stage-end save.
 	stageBest float64
+	savedStep int64 // global step of the newest checkpoint on disk; -1: none
 }
 
 // Run trains (or resumes) one fold. It must be called on the goroutine that
 // will run every step; it pins that goroutine to its OS thread.
 func Run(ctx context.Context, o Options) (res Result, err error) {
-	t := &trainer{Options: o, cfg: &o.Config, store: o.Model.Store(), start: time.Now(), stageBest: math.NaN()}
+	t := &trainer{Options: o, cfg: &o.Config, store: o.Model.Store(), start: time.Now(), stageBest: math.NaN(), savedStep: -1}
 	if t.Observer == nil {
 		t.Observer = Observers{}
 	}
 	defer func() {
+		// A bug anywhere in the session (observers included) must end it
+		// as a reported failure, not as a crash.
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
 		if err != nil {
 			t.Observer.OnFail(err)
 		}
@@ -156,25 +177,43 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		Stages: len(t.cfg.Stages), TrainRows: n, ValRows: o.Val.Len(), Device: t.cfg.Engine.Device, Threads: torch.NumThreads()})
 
 	stopped, err := t.loop(ctx)
+	// A signal during a validation or the final predictions cuts them
+	// short: that is a stop, not a failure. The position is then just
+	// before work that did not happen, so the newest checkpoint, not the
+	// position, is where the run resumes, redoing the steps since it.
+	cut := err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+	if cut {
+		stopped, err = "signal", nil
+	}
 	if err != nil {
 		return res, err
 	}
 	res = Result{GlobalStep: t.st.GlobalStep, BestF2: t.st.BestF2}
-	if stopped != "" {
-		if _, err := t.save(math.NaN(), stopped); err != nil {
-			return res, err
-		}
-		res.Stopped = stopped
-		t.Observer.OnFinish(FinishEvent{Completed: false, Resume: o.ResumeHint, BestF2: t.st.BestF2, GlobalStep: t.st.GlobalStep})
-		return res, nil
-	}
-	res.Completed = true
-	if o.Outputs != nil {
+	if stopped == "" && o.Outputs != nil {
 		res.Outputs, err = t.predictOutputs(ctx)
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			stopped, cut, err, res.Outputs = "signal", true, nil, nil
+		}
 		if err != nil {
 			return res, err
 		}
 	}
+	if stopped != "" {
+		// Without any checkpoint yet, saving the position is the only way
+		// to resume at all (it skips a mid-epoch validation that was cut).
+		if !cut || t.savedStep < 0 {
+			if _, err := t.save(math.NaN(), stopped); err != nil {
+				return res, err
+			}
+		}
+		res.Stopped, res.GlobalStep, res.Resume = stopped, t.savedStep, o.ResumeHint
+		if stopped == "signal" {
+			res.Signal = StopSignal(ctx)
+		}
+		t.Observer.OnFinish(FinishEvent{Completed: false, Resume: o.ResumeHint, Reason: res.StopReason(), BestF2: t.st.BestF2, GlobalStep: res.GlobalStep})
+		return res, nil
+	}
+	res.Completed = true
 	t.Observer.OnFinish(FinishEvent{Completed: true, BestF2: t.st.BestF2, GlobalStep: t.st.GlobalStep, Outputs: res.Outputs})
 	return res, nil
 }
@@ -293,8 +332,6 @@ func (t *trainer) globalEpoch() int {
 
 // epoch runs the rest of the current epoch, validating at its end.
 func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey, order []int, bpe, total int, mix MixConfig) (string, error) {
-	var sumLoss float64
-	var nLoss int
 	micro := 0
 	var stepLoss float64
 	// The source never sees cancellation: a session stops only between
@@ -359,8 +396,8 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		micro = 0
 		t.st.StageStep++
 		t.st.GlobalStep++
-		sumLoss += stepLoss / float64(s.Accumulate)
-		nLoss++
+		t.st.EpochLossSum += stepLoss / float64(s.Accumulate)
+		t.st.EpochLossSteps++
 		t.lastDur = time.Since(stepStart) * time.Duration(s.Accumulate)
 		el := time.Since(t.start)
 		t.Observer.OnStep(StepEvent{Stage: t.st.Stage, Epoch: t.st.Epoch, StageName: s.Name, Batch: t.st.Batch, Batches: bpe,
@@ -374,7 +411,7 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		f2 := math.NaN()
 		if v := t.cfg.Validation.EverySteps; v > 0 && t.st.GlobalStep%int64(v) == 0 {
 			var best bool
-			if f2, best, err = t.validate(ctx, s, sumLoss/float64(nLoss)); err != nil {
+			if f2, best, err = t.validate(ctx, s, t.st.EpochLossSum/float64(t.st.EpochLossSteps)); err != nil {
 				return "", err
 			}
 			if !best {
@@ -397,8 +434,8 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 	lastEpoch := t.st.StageStep >= total
 	every := t.cfg.Validation.EveryEpochs
 	trainLoss := math.NaN()
-	if nLoss > 0 {
-		trainLoss = sumLoss / float64(nLoss)
+	if t.st.EpochLossSteps > 0 {
+		trainLoss = t.st.EpochLossSum / float64(t.st.EpochLossSteps)
 	}
 	f2, best := math.NaN(), false
 	if lastEpoch || (every > 0 && (t.st.Epoch+1)%every == 0) {
@@ -413,6 +450,7 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 	t.prev, t.mining = t.mining, nanSlice(t.Train.Len())
 	t.st.Epoch++
 	t.st.Batch = 0
+	t.st.EpochLossSum, t.st.EpochLossSteps = 0, 0
 	if !lastEpoch {
 		// A new best is saved now, once the position is past the epoch,
 		// so that resuming from it does not validate the epoch twice.

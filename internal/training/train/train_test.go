@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,12 +64,17 @@ func tinyModel(t testing.TB, r trainconfig.Run, classes int) Model {
 
 // session runs (or resumes) the tiny recipe in dir.
 func session(t testing.TB, dir string, resume bool, obs Observer) (Result, error) {
+	return sessionCtx(context.Background(), t, dir, resume, obs)
+}
+
+// sessionCtx is session under ctx, which a test cancels to stop it.
+func sessionCtx(ctx context.Context, t testing.TB, dir string, resume bool, obs Observer) (Result, error) {
 	r := tinyRecipe()
 	tr, val := newMemSource(1, 48, 5, 16), newMemSource(2, 24, 5, 16)
 	if obs == nil {
 		obs = Observers{}
 	}
-	return Run(context.Background(), Options{
+	return Run(ctx, Options{
 		Config: r, Fold: 0, RunDir: dir, Resume: resume, Observer: obs,
 		Model: tinyModel(t, r, 5), Train: tr, Val: val, ValTruth: val.truth(), Test: val,
 		Outputs: func(oof, test []float32, cols int) ([]string, error) {
@@ -187,6 +193,114 @@ func TestResumeAfterKillIsBitIdentical(t *testing.T) {
 	t.Logf("killed at step %d of %d; %d tensors identical", killedAt, total, len(names))
 }
 
+// trainLosses records the train_loss of every validation by global step.
+type trainLosses struct {
+	Observers
+	at map[int64]float64
+}
+
+func (l *trainLosses) OnEpoch(e EpochEvent) { l.at[e.GlobalStep] = e.TrainLoss }
+
+// cancelAfter cancels the session's context after optimizer step n, as a
+// signal does.
+type cancelAfter struct {
+	Observers
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c cancelAfter) OnStep(e StepEvent) {
+	if e.GlobalStep == c.n {
+		c.cancel()
+	}
+}
+
+// stopAndResume runs the tiny recipe straight through, then again stopped
+// by stop (a context and its cancellation, called after optimizer step
+// cut) and resumed, and requires the resumed run to match the
+// uninterrupted one: every train_loss reported (the epoch's running sum
+// travels in the checkpoint) and every final tensor. Same machine, same
+// thread count, bit-identical weights, so values are compared exactly.
+// It returns the stopped session's result.
+func stopAndResume(t *testing.T, cut int64, ctx context.Context, cancel func()) Result {
+	t.Helper()
+	straight := &trainLosses{at: map[int64]float64{}}
+	sdir := t.TempDir()
+	if _, err := session(t, sdir, false, straight); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	before := &trainLosses{at: map[int64]float64{}}
+	res, err := sessionCtx(ctx, t, dir, false, Observers{cancelAfter{n: cut, cancel: cancel}, before})
+	if err != nil {
+		t.Fatalf("stopped session: %v", err)
+	}
+	if res.Completed || res.Stopped != "signal" {
+		t.Fatalf("stopped session: %+v, want a stop", res)
+	}
+	after := &trainLosses{at: map[int64]float64{}}
+	res2, err := session(t, dir, true, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res2.Completed {
+		t.Fatalf("resumed session: %+v", res2)
+	}
+	for step, want := range straight.at {
+		got, ok := after.at[step]
+		if !ok {
+			got, ok = before.at[step]
+		}
+		if !ok || got != want {
+			t.Errorf("train_loss at step %d: %v (reported %v), uninterrupted %v", step, got, ok, want)
+		}
+	}
+	for step := range after.at {
+		if _, ok := straight.at[step]; !ok {
+			t.Errorf("the resumed session validated at step %d, the uninterrupted run did not", step)
+		}
+	}
+	a, b := finalTensors(t, sdir), finalTensors(t, dir)
+	for n, ta := range a.Tensors {
+		if !bytes.Equal(ta.Data, b.Tensors[n].Data) {
+			t.Errorf("%s differs after the stop and resume", n)
+		}
+	}
+	t.Logf("stopped at step %d: validations %v before, %v after", res.GlobalStep, before.at, after.at)
+	return res
+}
+
+// TestResumedTrainLossAveragesTheWholeEpoch stops the tiny recipe in the
+// middle of an epoch: the resumed session's train_loss for that epoch must
+// average the whole epoch, not the steps since the resume.
+func TestResumedTrainLossAveragesTheWholeEpoch(t *testing.T) {
+	// Stage 2 has 6 steps an epoch (13-18); 16 is mid-epoch and not a
+	// validation step (every 5), so the stop comes between optimizer steps.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := stopAndResume(t, 16, ctx, cancel)
+	if res.GlobalStep != 16 || res.StopReason() != "cancelled" {
+		t.Errorf("stopped at step %d (%s), want 16 (cancelled)", res.GlobalStep, res.StopReason())
+	}
+}
+
+// TestSignalDuringValidationStops sends SIGINT just before a mid-epoch
+// validation. The validation is cut short, which is a stop, not a
+// failure: the session ends at its last checkpoint (the step before), and
+// the resume redoes that step and the validation exactly.
+func TestSignalDuringValidationStops(t *testing.T) {
+	ctx, stop := SignalContext(context.Background(), syscall.SIGINT)
+	defer stop()
+	send := func() {
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		<-ctx.Done() // delivery is asynchronous; validation must see it
+	}
+	res := stopAndResume(t, 15, ctx, send) // validations every 5 steps
+	if res.GlobalStep != 14 || res.Signal != "SIGINT" || res.StopReason() != "SIGINT" {
+		t.Errorf("stopped at step %d by %q (%s), want step 14, SIGINT", res.GlobalStep, res.Signal, res.StopReason())
+	}
+}
+
 func TestRefusesIncompatibleResumeAndExistingRun(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := session(t, dir, true, nil); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
@@ -222,11 +336,41 @@ func TestTimeBudgetStopsCleanly(t *testing.T) {
 	if res.Completed || res.Stopped != "budget" || res.GlobalStep != 1 {
 		t.Fatalf("result %+v, want a stop after the first step", res)
 	}
-	if !strings.Contains(log.String(), "resume with: imet train --resume "+dir) {
+	if !strings.Contains(log.String(), "reason=time-budget") || !strings.Contains(log.String(), "resume with: imet train --resume "+dir) {
 		t.Fatalf("no resume hint in:\n%s", log.String())
 	}
 	if c := finalTensors(t, dir); c.State.GlobalStep != 1 {
 		t.Fatalf("checkpoint at step %d", c.State.GlobalStep)
+	}
+}
+
+// panicky panics in its first validation, standing for a bug anywhere in
+// a session; it records the failure it is told about.
+type panicky struct {
+	Observers
+	failed error
+}
+
+func (p *panicky) OnEpoch(EpochEvent) { panic(fmt.Sprintf("observer bug %d", 42)) }
+func (p *panicky) OnFail(err error)   { p.failed = err }
+
+// TestPanicInTrainingIsAFailure: a panic inside a session ends it with an
+// error carrying the panic and its stack, reported to the observers, not
+// with a crash of the process.
+func TestPanicInTrainingIsAFailure(t *testing.T) {
+	obs := &panicky{}
+	_, err := session(t, t.TempDir(), false, obs)
+	var pe *PanicError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v, want a *PanicError", err)
+	}
+	for _, want := range []string{"panic: observer bug 42", "goroutine ", "(*panicky).OnEpoch", "train_test.go"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%s", want, err)
+		}
+	}
+	if obs.failed != err {
+		t.Errorf("OnFail got %v", obs.failed)
 	}
 }
 
