@@ -203,14 +203,11 @@ func Names() []string {
 	return out
 }
 
-// Describe is the table as "bce (binary cross-entropy), focal (...)", for
+// Doc is a one-line description of the named loss ("" if unknown), for
 // generated documentation.
-func Describe() string {
-	parts := make([]string, len(kinds))
-	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%s (%s)", k.name, k.doc)
-	}
-	return strings.Join(parts, ", ")
+func Doc(name string) string {
+	k, _ := lookup(name)
+	return k.doc
 }
 
 // Check reports whether name is a known loss, with the known ones in the

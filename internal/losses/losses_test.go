@@ -96,6 +96,9 @@ func TestEveryLossBuilds(t *testing.T) {
 	targets := []float32{1, 0, 1, 0, 0.3, 1, 0, 0.9}
 	for _, name := range Names() {
 		t.Run(name, func(t *testing.T) {
+			if Doc(name) == "" {
+				t.Error("no doc line")
+			}
 			c := DefaultConfig()
 			c.Name = name
 			loss, err := New([]Config{c})

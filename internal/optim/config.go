@@ -52,14 +52,11 @@ func Names() []string {
 	return out
 }
 
-// Describe is the table as "adamw (torch.optim.AdamW), sgd (...)", for
-// generated documentation.
-func Describe() string {
-	parts := make([]string, len(kinds))
-	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%s (%s)", k.name, k.doc)
-	}
-	return strings.Join(parts, ", ")
+// Doc is a one-line description of the named optimizer ("" if unknown),
+// for generated documentation.
+func Doc(name string) string {
+	k, _ := lookup(name)
+	return k.doc
 }
 
 // Check reports whether name is a known optimizer, with the known ones in

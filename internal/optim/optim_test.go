@@ -170,6 +170,9 @@ func TestEveryOptimizerSteps(t *testing.T) {
 	}
 	for _, name := range optim.Names() {
 		t.Run(name, func(t *testing.T) {
+			if optim.Doc(name) == "" {
+				t.Error("no doc line")
+			}
 			err := torch.Run(func() {
 				s := nn.NewStore()
 				w := s.Root().InGroup("head").Param("w", torch.FromFloat32([]float32{1, -2, 3}, 3))

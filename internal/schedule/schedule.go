@@ -62,14 +62,11 @@ func Names() []string {
 	return out
 }
 
-// Describe is the table as "constant (the base rate throughout), ...",
+// Doc is a one-line description of the named schedule ("" if unknown),
 // for generated documentation.
-func Describe() string {
-	parts := make([]string, len(kinds))
-	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%s (%s)", k.name, k.doc)
-	}
-	return strings.Join(parts, ", ")
+func Doc(name string) string {
+	k, _ := lookup(name)
+	return k.doc
 }
 
 func lookup(name string) (kind, error) {

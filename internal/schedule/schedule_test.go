@@ -152,6 +152,9 @@ func TestEverySchedule(t *testing.T) {
 		t.Fatal("no schedules")
 	}
 	for _, name := range Names() {
+		if Doc(name) == "" {
+			t.Errorf("%s: no doc line", name)
+		}
 		c := Default()
 		c.Name, c.WarmupSteps, c.StepSize = name, 2, 3 // step_size: what step needs
 		s, err := New(c, 20, 5)

@@ -320,13 +320,22 @@ func (r *Run) CheckFiles() error {
 // implements the names (see config.Reference).
 func DocVars() map[string]string {
 	return map[string]string{
-		"losses":        losses.Describe(),
-		"optimizers":    optim.Describe(),
-		"schedules":     schedule.Describe(),
+		"losses":        describe(losses.Names(), losses.Doc),
+		"optimizers":    describe(optim.Names(), optim.Doc),
+		"schedules":     describe(schedule.Names(), schedule.Doc),
 		"architectures": strings.Join(models.Names(), ", "),
 		"pipelines":     strings.Join(pipeline.Names(nil), ", "),
 		"devices":       torch.DeviceSyntax,
 	}
+}
+
+// describe lists names as "a (what a is), b (what b is)".
+func describe(names []string, doc func(string) string) string {
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s (%s)", n, doc(n))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // GroupRates resolves a stage's learning rates onto the model's layer
