@@ -19,7 +19,7 @@ type augmentCmd struct {
 }
 
 type augmentPreviewCmd struct {
-	Pipeline string `help:"Pipeline name: a built-in (aggressive256, resize320) or one defined in --config." default:"resize320"`
+	Pipeline string `help:"Pipeline name: a built-in (${pipelines}) or one defined in --config." default:"resize320"`
 	Config   string `help:"YAML file with a pipelines: section defining more pipelines." type:"existingfile"`
 	Images   string `help:"Directory of JPEG/PNG images; the first --rows in name order are shown." required:"" type:"existingdir"`
 	Out      string `help:"Output PNG file." required:""`

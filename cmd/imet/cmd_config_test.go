@@ -3,8 +3,22 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/goccy/go-yaml"
+
+	"imet/internal/base/config"
+	"imet/internal/training/losses"
+	"imet/internal/zoo/models"
+	"imet/internal/experiments/notify"
+	"imet/internal/engine/optim"
+	"imet/internal/vision/pipeline"
+	"imet/internal/training/schedule"
+	"imet/internal/engine/torch"
+	"imet/internal/training/trainconfig"
 )
 
 // docs/config.md is generated; regenerate it with
@@ -21,8 +35,165 @@ func TestConfigReferenceIsCurrent(t *testing.T) {
 		}
 	}
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "config.md"))
-	if err != nil || string(doc) != out {
-		t.Fatalf("docs/config.md is stale; regenerate: go run ./cmd/imet config reference > docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(doc) != out {
+		have, want := strings.Split(string(doc), "\n"), strings.Split(out, "\n")
+		for i := range max(len(have), len(want)) {
+			h, w := "(end of file)", "(end of file)"
+			if i < len(have) {
+				h = have[i]
+			}
+			if i < len(want) {
+				w = want[i]
+			}
+			if h != w {
+				t.Fatalf("docs/config.md is stale from line %d:\n  file:      %s\n  generated: %s\nregenerate: go run ./cmd/imet config reference > docs/config.md", i+1, h, w)
+			}
+		}
+	}
+}
+
+// refRow is one key of the generated reference.
+type refRow struct{ key, typ, def string }
+
+// referenceRows are the rows of the reference between the headings from
+// and to ("" for the end).
+func referenceRows(t *testing.T, ref, from, to string) []refRow {
+	t.Helper()
+	_, ref, ok := strings.Cut(ref, from)
+	if !ok {
+		t.Fatalf("reference lacks %q", from)
+	}
+	if to != "" {
+		ref, _, _ = strings.Cut(ref, to)
+	}
+	var rows []refRow
+	for _, line := range strings.Split(ref, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		// Only the meaning may hold a (escaped) |.
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 {
+			t.Fatalf("row %q", line)
+		}
+		rows = append(rows, refRow{strings.Trim(strings.TrimSpace(cells[1]), "`"), strings.TrimSpace(cells[2]), strings.TrimSpace(cells[3])})
+	}
+	if len(rows) == 0 {
+		t.Fatalf("no rows under %q", from)
+	}
+	return rows
+}
+
+// field is the field of struct v whose YAML key is name.
+func field(t *testing.T, v reflect.Value, name string) reflect.Value {
+	t.Helper()
+	for i := 0; i < v.NumField(); i++ {
+		tag := strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == name {
+			return v.Field(i)
+		}
+	}
+	t.Fatalf("%s has no key %q", v.Type(), name)
+	return reflect.Value{}
+}
+
+// emptyEntries is a YAML document with one entry written {} in each list
+// of lists, e.g. stages: [{loss: [{}]}] for [stages loss].
+func emptyEntries(lists []string) string {
+	if len(lists) == 0 {
+		return "{}"
+	}
+	s := "[" + emptyEntries(lists[1:]) + "]"
+	parts := strings.Split(lists[0], ".")
+	for i := len(parts) - 1; i >= 0; i-- {
+		s = "{" + parts[i] + ": " + s + "}"
+	}
+	return s
+}
+
+// checkApplied checks each row's documented default against the value
+// decode gives the key when a file leaves it out: for a key inside lists,
+// a file holding one entry written {} in each.
+func checkApplied(t *testing.T, rows []refRow, decode func(doc string) (reflect.Value, error)) {
+	for _, r := range rows {
+		if r.typ == "section" {
+			continue
+		}
+		segs := strings.Split(r.key, "[].")
+		doc := emptyEntries(segs[:len(segs)-1])
+		v, err := decode(doc)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", r.key, doc, err)
+		}
+		for i, s := range segs {
+			for _, name := range strings.Split(s, ".") {
+				v = field(t, v, name)
+			}
+			if i < len(segs)-1 {
+				v = v.Index(0)
+			}
+		}
+		cell := strings.Trim(r.def, "`")
+		switch {
+		case r.typ == "list of sections":
+			var names []string
+			for i := range v.Len() {
+				names = append(names, field(t, v.Index(i), "name").String())
+			}
+			if got := "[" + strings.Join(names, ", ") + "]"; (cell != "" || v.Len() > 0) && got != cell {
+				t.Errorf("%s: documented %s, a file that leaves it out gets %s", r.key, r.def, got)
+			}
+		case cell == "":
+			if !v.IsZero() {
+				t.Errorf("%s: documented without a default, a file that leaves it out gets %v", r.key, v.Interface())
+			}
+		default:
+			want := reflect.New(v.Type())
+			if err := yaml.Unmarshal([]byte(cell), want.Interface()); err != nil {
+				t.Fatalf("%s: documented default %s does not read back: %v", r.key, r.def, err)
+			}
+			if !reflect.DeepEqual(want.Elem().Interface(), v.Interface()) {
+				t.Errorf("%s: documented %s, a file that leaves it out gets %v", r.key, r.def, v.Interface())
+			}
+		}
+	}
+}
+
+// Every default in docs/config.md is the one loading a file applies: the
+// reference must not describe another value than the loader's (it once
+// documented the default recipe's first stage as a stage's defaults).
+func TestConfigReferenceDefaultsAreApplied(t *testing.T) {
+	ref := configReference()
+	checkApplied(t, referenceRows(t, ref, "## Run configuration", "### Default recipe"), func(doc string) (reflect.Value, error) {
+		r, err := trainconfig.Decode("t.yaml", []byte(doc))
+		return reflect.ValueOf(r), err
+	})
+	// As track.go loads --notify-file.
+	checkApplied(t, referenceRows(t, ref, "## Notifications", ""), func(doc string) (reflect.Value, error) {
+		c := notify.DefaultConfig()
+		err := config.Decode("n.yaml", []byte(doc), &c)
+		return reflect.ValueOf(c), err
+	})
+}
+
+// The default recipe, as the reference writes it, is the recipe a file
+// without stages gets.
+func TestConfigReferenceRecipeIsTheDefault(t *testing.T) {
+	_, block, _ := strings.Cut(configReference(), "### Default recipe")
+	_, block, _ = strings.Cut(block, "```yaml\n")
+	block, _, ok := strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("no recipe block")
+	}
+	r, err := trainconfig.Parse("recipe.yaml", []byte(block))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, block)
+	}
+	if want := trainconfig.Default().Stages; !reflect.DeepEqual(r.Stages, want) {
+		t.Fatalf("recipe reads back as\n%+v\nnot\n%+v", r.Stages, want)
 	}
 }
 
@@ -31,10 +202,48 @@ func TestConfigCheck(t *testing.T) {
 	if code, out, errs := runCLI(t, "config", "check", good); code != 0 || !strings.Contains(out, "ok") {
 		t.Fatalf("%s: %d %s", good, code, errs)
 	}
-	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("name: x\nstages:\n  - epochs: 1\n    lr_max: 3\n"), 0o644)
 	code, _, errs := runCLI(t, "config", "check", bad)
 	if code == 0 || !strings.Contains(errs, "bad.yaml:4") || !strings.Contains(errs, "lr_max") {
 		t.Fatalf("misspelt key: exit %d, %s", code, errs)
+	}
+}
+
+// Names are checked against the tables the code builds from, and the
+// error lists what is known.
+func TestConfigCheckNames(t *testing.T) {
+	dir := t.TempDir()
+	pipes := filepath.Join(dir, "pipes.yaml")
+	os.WriteFile(pipes, []byte("pipelines:\n  mine:\n    train: [{op: Resize, height: 8, width: 8}]\n    eval: [{op: Resize, height: 8, width: 8}]\n    tta: {mode: flip}\n"), 0o644)
+	known := func(names []string) string { return "(known: " + strings.Join(names, ", ") + ")" }
+	for _, c := range []struct{ name, doc, want string }{
+		{"loss", "stages:\n  - {epochs: 1, loss: [{name: dice}]}\n", `loss[0]: unknown loss "dice" ` + known(losses.Names())},
+		{"optimizer", "stages:\n  - {epochs: 1, optimizer: {name: lamb}}\n", `optimizer: unknown optimizer "lamb" ` + known(optim.Names())},
+		{"schedule", "stages:\n  - {epochs: 1, schedule: {name: poly}}\n", `unknown schedule "poly" ` + known(schedule.Names())},
+		{"arch", "model: {arch: resnet51}\n", `model.arch: unknown architecture "resnet51" ` + known(models.Names())},
+		{"pool", "model: {pool: sum}\n", `pool "sum"`},
+		{"pipeline", "data: {pipeline: aggressive265}\n", `data.pipeline: unknown pipeline "aggressive265" ` + known(pipeline.Names(nil))},
+		{"pipeline from file", "data: {pipeline: theirs, pipelines_file: " + pipes + "}\n", `data.pipeline: unknown pipeline "theirs" ` + known(slices.Sorted(slices.Values(append(pipeline.Names(nil), "mine"))))},
+		{"device", "engine: {device: gpu}\n", `engine.device: device "gpu": want ` + torch.DeviceSyntax},
+		{"device index", "engine: {device: \"cuda:x\"}\n", `engine.device: device "cuda:x"`},
+	} {
+		f := filepath.Join(dir, "c.yaml")
+		os.WriteFile(f, []byte(c.doc), 0o644)
+		code, _, errs := runCLI(t, "config", "check", f)
+		if code == 0 || !strings.Contains(errs, c.want) || !strings.Contains(errs, "c.yaml") {
+			t.Errorf("%s: exit %d, %q; want an error naming c.yaml and %q", c.name, code, errs, c.want)
+		}
+	}
+	for _, doc := range []string{
+		"engine: {device: cuda}\n", "engine: {device: \"cuda:1\"}\n",
+		"data: {pipeline: mine, pipelines_file: " + pipes + "}\n",
+	} {
+		f := filepath.Join(dir, "ok.yaml")
+		os.WriteFile(f, []byte(doc), 0o644)
+		if code, _, errs := runCLI(t, "config", "check", f); code != 0 {
+			t.Errorf("%q refused: %s", doc, errs)
+		}
 	}
 }

@@ -25,8 +25,8 @@ type cvCmd struct {
 	Folds      []int         `help:"Folds to train (default: all in folds.csv)."`
 	Parallel   int           `help:"Folds trained at once, each in its own process (set engine.threads so they share the cores)." default:"1"`
 	TimeBudget time.Duration `help:"Stop cleanly before this much wall time; run the same command again to continue."`
-	Rules      []string      `help:"Threshold rules searched on the out-of-fold probabilities (global, group, label, topk, relative, target)." default:"global,group"`
-	Ensemble   string        `help:"How the folds' test probabilities are combined: mean, rank, geomean." default:"mean"`
+	Rules      []string      `help:"Threshold rules searched on the out-of-fold probabilities (${rules})." default:"global,group"`
+	Ensemble   string        `help:"How the folds' test probabilities are combined: ${fold_methods}." enum:"${fold_methods_enum}" default:"mean"`
 	trackFlags
 }
 
@@ -50,9 +50,6 @@ func (c *cvCmd) Run(g *Globals) error {
 		if !slices.Contains(thresholds.AllRules, r) {
 			return fmt.Errorf("--rules: unknown rule %q (known: %s)", r, strings.Join(thresholds.AllRules, ", "))
 		}
-	}
-	if m := ensemble.Method(c.Ensemble); m != ensemble.Mean && m != ensemble.Rank && m != ensemble.GeoMean {
-		return fmt.Errorf("--ensemble: unknown method %q (known: mean, rank, geomean)", c.Ensemble)
 	}
 	again := c.continueCommand()
 	o := crossval.Options{ConfigPath: c.Config, Out: c.Out, Folds: c.Folds, Parallel: c.Parallel, Rules: c.Rules,

@@ -65,5 +65,5 @@ func (c *dashboardCmd) Run(g *Globals) error {
 		}
 		fmt.Fprintf(g.Stderr, "dashboard of %s on http://%s/%s\n", db.Path(), ln.Addr(), auth)
 	}
-	return dashboard.Serve(ctx, ln, dashboard.New(db, dashboard.Options{Token: token, Refresh: c.Refresh}))
+	return dashboard.Serve(ctx, ln, dashboard.New(db, dashboard.Options{Token: token, Refresh: c.Refresh, RecordedBy: recordingCommands()}))
 }

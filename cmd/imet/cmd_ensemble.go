@@ -8,7 +8,7 @@ import (
 )
 
 type ensembleCmd struct {
-	Method  string    `help:"How to combine: mean, rank (average of per-label ranks), geomean, weighted, or concat (stack disjoint out-of-fold parts)." enum:"mean,rank,geomean,weighted,concat" default:"mean"`
+	Method  string    `help:"How to combine: ${methods} (docs/postprocessing.md), or concat (stack disjoint out-of-fold parts)." enum:"${methods_enum}" default:"mean"`
 	Weights []float64 `help:"One weight per file (method weighted, or to weight any method)." sep:","`
 	Out     string    `help:"Combined .npy to write (with its .ids.csv and, when the inputs have one, .labels.csv)." required:""`
 	Files   []string  `arg:"" help:"Probability files (.npy with sidecars): folds, models, TTA passes." type:"existingfile"`
@@ -29,7 +29,7 @@ func (c *ensembleCmd) Run(g *Globals) error {
 	}
 	var out *probs.File
 	var err error
-	if c.Method == "concat" {
+	if c.Method == concatMethod {
 		if c.Weights != nil {
 			return fmt.Errorf("--weights makes no sense with --method concat")
 		}

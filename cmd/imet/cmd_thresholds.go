@@ -23,7 +23,7 @@ type thresholdsCmd struct {
 	Truth      string   `help:"train.csv holding the true labels of the out-of-fold images (others are ignored)." required:"" type:"existingfile"`
 	Labels     string   `help:"labels.csv: the label columns and their groups." required:"" type:"existingfile"`
 	Out        string   `help:"Threshold file to write (JSON)." default:"thresholds.json"`
-	Rules      []string `help:"Rules to search: global, group, label, topk, relative, target." default:"global,group,label,topk,relative,target" sep:","`
+	Rules      []string `help:"Rules to search: ${rules}." default:"${rules_list}" sep:","`
 	Use        string   `help:"Rule that predict and submit apply by default (default: the best scoring; with --folds, the best held-out)."`
 	Beta       float64  `help:"F-beta's beta." default:"2"`
 	EmptyRows  string   `help:"Score of an image with no true and no predicted label: zero (scikit-learn), one, or skip." enum:"zero,one,skip" default:"zero"`

@@ -62,6 +62,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Exit(func(c int) { panic(exitCode(c)) }),
 		kong.Bind(&root.Globals),
+		nameVars(),
 	}
 	for _, c := range commands {
 		opts = append(opts, kong.DynamicCommand(c.name, c.help, c.group, c.cmd))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"strings"
 	"testing"
 
 	"imet/internal/engine/nn"
@@ -157,5 +158,52 @@ func TestByGroup(t *testing.T) {
 	}
 	if _, err := optim.ByGroup(s, map[string]float64{"stem": 1}, 0); err == nil {
 		t.Fatal("missing learning rate accepted")
+	}
+}
+
+// TestEveryOptimizerSteps builds each optimizer of the table from the
+// default configuration and checks that one step moves a parameter against
+// its gradient, so that no name can be listed without a working optimizer.
+func TestEveryOptimizerSteps(t *testing.T) {
+	if len(optim.Names()) == 0 {
+		t.Fatal("no optimizers")
+	}
+	for _, name := range optim.Names() {
+		t.Run(name, func(t *testing.T) {
+			if optim.Doc(name) == "" {
+				t.Error("no doc line")
+			}
+			err := torch.Run(func() {
+				s := nn.NewStore()
+				w := s.Root().InGroup("head").Param("w", torch.FromFloat32([]float32{1, -2, 3}, 3))
+				gs, err := optim.ByGroup(s, map[string]float64{"*": 0.1}, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := optim.DefaultConfig()
+				c.Name = name
+				o, err := optim.New(c, gs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				before := w.T.Float32s()
+				// loss = sum(w²): the gradient 2w points away from zero.
+				w.T.Mul(w.T).Sum().Backward()
+				if err := o.Step(); err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range w.T.Float32s() {
+					if math.IsNaN(float64(v)) || math.Abs(float64(v)) >= math.Abs(float64(before[i])) {
+						t.Errorf("w[%d]: %v -> %v, want a step toward 0", i, before[i], v)
+					}
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if _, err := optim.New(optim.Config{Name: "lamb"}, nil); err == nil || !strings.Contains(err.Error(), `unknown optimizer "lamb" (known: `+strings.Join(optim.Names(), ", ")+")") {
+		t.Fatalf("unknown optimizer: %v", err)
 	}
 }

@@ -37,6 +37,9 @@ type Options struct {
 	Token string
 	// Refresh is how often a page showing a running run reloads itself.
 	Refresh time.Duration
+	// RecordedBy names the commands whose runs reach the registry, for the
+	// empty list's hint; nil leaves the hint out.
+	RecordedBy []string
 }
 
 // TokenCookie is the cookie that carries the token after a first request
@@ -160,16 +163,17 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 }
 
 type page struct {
-	Title   string
-	Refresh int // seconds; 0 for none
-	Runs    []*registry.Record
-	Run     *registry.Record
-	Figure  template.HTML
-	Scatter template.HTML
-	Diffs   []registry.ConfigDiff
-	Metrics []metricRow
-	Arts    []registry.Artifact
-	Groups  []groupRow
+	Title      string
+	RecordedBy []string // the index's hint when no run is recorded
+	Refresh    int      // seconds; 0 for none
+	Runs       []*registry.Record
+	Run        *registry.Record
+	Figure     template.HTML
+	Scatter    template.HTML
+	Diffs      []registry.ConfigDiff
+	Metrics    []metricRow
+	Arts       []registry.Artifact
+	Groups     []groupRow
 }
 
 type metricRow struct {
@@ -206,7 +210,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	p := &page{Title: "runs", Runs: runs}
+	p := &page{Title: "runs", Runs: runs, RecordedBy: s.opts.RecordedBy}
 	var scores []plots.RunScore
 	running := false
 	for _, rec := range runs {

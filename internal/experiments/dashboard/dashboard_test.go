@@ -295,3 +295,27 @@ func TestChromiumScreenshot(t *testing.T) {
 		t.Logf("screenshot: %s", shot)
 	}
 }
+
+// The empty list names the commands it was told record runs, and no
+// others: it once promised predict and thresholds runs that never came.
+func TestEmptyListNamesRecordingCommands(t *testing.T) {
+	db, err := registry.Open(filepath.Join(t.TempDir(), "registry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	base := serve(t, "127.0.0.1:0", New(db, Options{RecordedBy: []string{"cv", "train"}}))
+	_, body, _ := get(t, base+"/", nil)
+	if want := "Runs of <code>imet cv</code>, <code>imet train</code> appear here."; !strings.Contains(body, want) {
+		t.Errorf("empty list lacks %q:\n%s", want, body)
+	}
+	for _, banned := range []string{"predict", "thresholds"} {
+		if strings.Contains(body, banned) {
+			t.Errorf("empty list names %s", banned)
+		}
+	}
+	base = serve(t, "127.0.0.1:0", New(db, Options{}))
+	if _, body, _ = get(t, base+"/", nil); !strings.Contains(body, "No runs recorded yet.</p>") {
+		t.Errorf("without RecordedBy the hint should be left out:\n%s", body)
+	}
+}

@@ -139,9 +139,11 @@ func addLines(p *plot.Plot, series []Series) error {
 }
 
 // Panel classifies a metric name into the learning-curve panel it belongs
-// to: "loss", "f2" or "lr", or "" for none.
+// to: "loss", "f2" or "lr", or "" for none. A prefix up to the last "/"
+// (imet cv's fold<k>/) does not count.
 func Panel(name string) string {
 	n := strings.ToLower(name)
+	n = n[strings.LastIndex(n, "/")+1:]
 	switch {
 	case strings.Contains(n, "loss"):
 		return "loss"

@@ -196,7 +196,9 @@ func TestErrors(t *testing.T) {
 }
 
 func TestPanel(t *testing.T) {
-	for name, want := range map[string]string{"train_loss": "loss", "val_f2": "f2", "lr": "lr", "head_lr": "lr", "gpu_mem": "", "learning_rate": "lr", "3 lr": "lr", "3 val_f2": "f2"} {
+	for name, want := range map[string]string{"train_loss": "loss", "val_f2": "f2", "lr": "lr", "head_lr": "lr", "gpu_mem": "", "learning_rate": "lr", "3 lr": "lr", "3 val_f2": "f2",
+		// imet cv records each fold's metrics under fold<k>/.
+		"fold0/lr": "lr", "fold2/val_f2": "f2", "fold1/images_per_sec": ""} {
 		if got := Panel(name); got != want {
 			t.Errorf("Panel(%q) = %q, want %q", name, got, want)
 		}

@@ -11,9 +11,9 @@ package losses
 
 import (
 	"fmt"
+	"strings"
 
 	"imet/internal/engine/torch"
-	"imet/internal/training/trainconfig"
 )
 
 // Loss maps logits and targets to a scalar tensor.
@@ -141,27 +141,103 @@ func (s Sum) Forward(x, y *torch.Tensor) *torch.Tensor {
 	return total
 }
 
+// Config is one term of a stage's loss sum, as a run configuration writes
+// it. Name picks the loss from the table behind Names; the other fields are
+// the parameters of every kind, each used by the kinds its doc names.
+type Config struct {
+	Name           string  `yaml:"name" doc:"Loss, required in every term: ${losses}."`
+	Weight         float64 `yaml:"weight" doc:"Weight of this term in the sum."`
+	LabelSmoothing float64 `yaml:"label_smoothing" doc:"bce/focal: targets become t*(1-s) + s/2."`
+	PosWeight      float64 `yaml:"pos_weight" doc:"bce: weight of positive targets (0 or 1: unweighted)."`
+	Gamma          float64 `yaml:"gamma" doc:"focal: focusing parameter."`
+	Alpha          float64 `yaml:"alpha" doc:"focal: weight of positives, negatives get 1-alpha (0: unweighted)."`
+	Beta           float64 `yaml:"beta" doc:"fbeta: beta (2 for the iMet metric)."`
+	GammaPos       float64 `yaml:"gamma_pos" doc:"asl: focusing parameter for positives."`
+	GammaNeg       float64 `yaml:"gamma_neg" doc:"asl: focusing parameter for negatives."`
+	Clip           float64 `yaml:"clip" doc:"asl: probability margin shifted off negatives."`
+}
+
+// DefaultConfig is a term with the usual parameters of every kind: weight
+// 1, focal gamma 2, F-beta beta 2, ASL gamma_neg 4 and clip 0.05. It names
+// no loss: a term in a file must say which.
+func DefaultConfig() Config {
+	return Config{Weight: 1, Gamma: 2, Beta: 2, GammaNeg: 4, Clip: 0.05}
+}
+
+// UnmarshalYAML starts every term in a file from DefaultConfig, so that a
+// term naming only its loss is complete.
+func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain Config // without this method, to avoid recursion
+	d := plain(DefaultConfig())
+	if err := unmarshal(&d); err != nil {
+		return err
+	}
+	*c = Config(d)
+	return nil
+}
+
+// DefaultName is the loss of a stage that names none.
+const DefaultName = "bce"
+
+// kind is one entry of the table of losses.
+type kind struct {
+	name, doc string
+	build     func(c Config) Loss
+}
+
+// kinds is the one table of losses: configuration checks, error messages
+// and the generated reference all read their names from it.
+var kinds = []kind{
+	{DefaultName, "binary cross-entropy", func(c Config) Loss { return BCE{LabelSmoothing: c.LabelSmoothing, PosWeight: c.PosWeight} }},
+	{"focal", "sigmoid focal loss", func(c Config) Loss { return Focal{Gamma: c.Gamma, Alpha: c.Alpha, LabelSmoothing: c.LabelSmoothing} }},
+	{"fbeta", "soft, differentiable F-beta", func(c Config) Loss { return SoftFBeta{Beta: c.Beta} }},
+	{"asl", "asymmetric loss", func(c Config) Loss { return ASL{GammaPos: c.GammaPos, GammaNeg: c.GammaNeg, Clip: c.Clip} }},
+}
+
+// Names lists every loss a Config may name, in table order.
+func Names() []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.name
+	}
+	return out
+}
+
+// Doc is a one-line description of the named loss ("" if unknown), for
+// generated documentation.
+func Doc(name string) string {
+	k, _ := lookup(name)
+	return k.doc
+}
+
+// Check reports whether name is a known loss, with the known ones in the
+// error.
+func Check(name string) error {
+	_, err := lookup(name)
+	return err
+}
+
+func lookup(name string) (kind, error) {
+	for _, k := range kinds {
+		if k.name == name {
+			return k, nil
+		}
+	}
+	return kind{}, fmt.Errorf("unknown loss %q (known: %s)", name, strings.Join(Names(), ", "))
+}
+
 // New builds the loss a stage's configuration describes.
-func New(terms []trainconfig.LossTerm) (Loss, error) {
+func New(terms []Config) (Loss, error) {
 	if len(terms) == 0 {
 		return nil, fmt.Errorf("losses: no terms")
 	}
 	var s Sum
 	for i, c := range terms {
-		var l Loss
-		switch c.Name {
-		case "bce":
-			l = BCE{LabelSmoothing: c.LabelSmoothing, PosWeight: c.PosWeight}
-		case "focal":
-			l = Focal{Gamma: c.Gamma, Alpha: c.Alpha, LabelSmoothing: c.LabelSmoothing}
-		case "fbeta":
-			l = SoftFBeta{Beta: c.Beta}
-		case "asl":
-			l = ASL{GammaPos: c.GammaPos, GammaNeg: c.GammaNeg, Clip: c.Clip}
-		default:
-			return nil, fmt.Errorf("losses: term %d: unknown loss %q (want bce, focal, fbeta or asl)", i, c.Name)
+		k, err := lookup(c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("losses: term %d: %w", i, err)
 		}
-		s = append(s, Term{Weight: c.Weight, Loss: l})
+		s = append(s, Term{Weight: c.Weight, Loss: k.build(c)})
 	}
 	if len(s) == 1 && s[0].Weight == 1 {
 		return s[0].Loss, nil

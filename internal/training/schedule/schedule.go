@@ -13,21 +13,75 @@ package schedule
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
-// Kinds of schedule accepted in Config.Name.
+// Kinds of schedule accepted in Config.Name; kinds describes each.
 const (
-	Constant = "constant" // base rate throughout (after the optional warm-up)
-	Cosine   = "cosine"   // cosine annealing to min_factor over the stage
-	OneCycle = "onecycle" // PyTorch OneCycleLR (cosine anneal, two phases)
-	Step     = "step"     // multiply by gamma every step_size steps
-	Plateau  = "plateau"  // multiply by factor when validation F2 stalls
+	Constant = "constant"
+	Cosine   = "cosine"
+	OneCycle = "onecycle"
+	Step     = "step"
+	Plateau  = "plateau"
 )
+
+// kind is one entry of the table of schedules. curve is the factor at
+// step t of the n steps after the warm-up (step counts from the start of
+// the stage, for curves with their own warm-up).
+type kind struct {
+	name, doc string
+	curve     func(s *Schedule, t, n, step int, state *State) float64
+}
+
+// kinds is the one table of schedules: configuration checks, error
+// messages and the generated reference all read their names from it.
+var kinds = []kind{
+	{Constant, "the base rate throughout", func(*Schedule, int, int, int, *State) float64 { return 1 }},
+	{Cosine, "cosine annealing to min_factor", func(s *Schedule, t, n, _ int, _ *State) float64 {
+		t = min(t, n)
+		return s.cfg.MinFactor + (1-s.cfg.MinFactor)*(1+math.Cos(math.Pi*float64(t)/float64(n)))/2
+	}},
+	{OneCycle, "PyTorch OneCycleLR", func(s *Schedule, _, _, step int, _ *State) float64 { return s.oneCycle(step) }},
+	{Step, "multiply by gamma every step_size steps", func(s *Schedule, t, _, _ int, _ *State) float64 {
+		return math.Pow(s.cfg.Gamma, float64(t/s.stepSize))
+	}},
+	{Plateau, "multiply by factor when validation F2 stalls", func(_ *Schedule, _, _, _ int, state *State) float64 {
+		if state != nil {
+			return state.scale()
+		}
+		return 1
+	}},
+}
+
+// Names lists every schedule a Config may name, in table order.
+func Names() []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.name
+	}
+	return out
+}
+
+// Doc is a one-line description of the named schedule ("" if unknown),
+// for generated documentation.
+func Doc(name string) string {
+	k, _ := lookup(name)
+	return k.doc
+}
+
+func lookup(name string) (kind, error) {
+	for _, k := range kinds {
+		if k.name == name {
+			return k, nil
+		}
+	}
+	return kind{}, fmt.Errorf("unknown schedule %q (known: %s)", name, strings.Join(Names(), ", "))
+}
 
 // Config describes one stage's schedule. Step counts are optimizer steps
 // (after gradient accumulation), counted from the start of the stage.
 type Config struct {
-	Name              string  `yaml:"name" doc:"Schedule: constant, cosine, onecycle, step or plateau."`
+	Name              string  `yaml:"name" doc:"Schedule: ${schedules}."`
 	WarmupSteps       int     `yaml:"warmup_steps" doc:"Linear warm-up length in optimizer steps (0: none); not used by onecycle, which has its own."`
 	WarmupEpochs      float64 `yaml:"warmup_epochs" doc:"Warm-up length in epochs; converted to steps, added to warmup_steps."`
 	WarmupStartFactor float64 `yaml:"warmup_start_factor" doc:"Fraction of the base rate the warm-up starts from (PyTorch LinearLR start_factor)."`
@@ -57,10 +111,8 @@ func Default() Config {
 
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
-	switch c.Name {
-	case Constant, Cosine, OneCycle, Step, Plateau:
-	default:
-		return fmt.Errorf("schedule: unknown name %q (want constant, cosine, onecycle, step or plateau)", c.Name)
+	if _, err := lookup(c.Name); err != nil {
+		return fmt.Errorf("schedule: %w", err)
 	}
 	switch {
 	case c.WarmupSteps < 0 || c.WarmupEpochs < 0:
@@ -82,6 +134,7 @@ func (c Config) Validate() error {
 // Schedule is a Config resolved against a stage's length.
 type Schedule struct {
 	cfg      Config
+	kind     kind
 	total    int // optimizer steps in the stage
 	warmup   int
 	stepSize int
@@ -96,7 +149,8 @@ func New(cfg Config, totalSteps, stepsPerEpoch int) (*Schedule, error) {
 	if totalSteps <= 0 {
 		return nil, fmt.Errorf("schedule: stage has %d steps", totalSteps)
 	}
-	s := &Schedule{cfg: cfg, total: totalSteps}
+	k, _ := lookup(cfg.Name) // Validate found it
+	s := &Schedule{cfg: cfg, kind: k, total: totalSteps}
 	s.warmup = cfg.WarmupSteps + int(math.Round(cfg.WarmupEpochs*float64(stepsPerEpoch)))
 	if cfg.Name == OneCycle {
 		s.warmup = 0
@@ -130,24 +184,7 @@ func (s *Schedule) Factor(step int, state *State) float64 {
 		}
 		return w
 	}
-	t := step - s.warmup
-	n := s.total - s.warmup
-	switch c.Name {
-	case Cosine:
-		if t > n {
-			t = n
-		}
-		return c.MinFactor + (1-c.MinFactor)*(1+math.Cos(math.Pi*float64(t)/float64(n)))/2
-	case Step:
-		return math.Pow(c.Gamma, float64(t/s.stepSize))
-	case OneCycle:
-		return s.oneCycle(step)
-	case Plateau:
-		if state != nil {
-			return state.scale()
-		}
-	}
-	return 1
+	return s.kind.curve(s, step-s.warmup, s.total-s.warmup, step, state)
 }
 
 // oneCycle follows torch.optim.lr_scheduler.OneCycleLR (three_phase=False,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"testing"
 
 	"imet/internal/base/config"
@@ -141,4 +142,37 @@ func ExampleSchedule_Factor() {
 	// 3 0.000427
 	// 4 0.000250
 	// 5 0.000073
+}
+
+// TestEverySchedule resolves each schedule of the table over a short stage
+// (with a warm-up) and checks every step's factor is a finite positive
+// rate, so that no name can be listed without a working schedule.
+func TestEverySchedule(t *testing.T) {
+	if len(Names()) == 0 {
+		t.Fatal("no schedules")
+	}
+	for _, name := range Names() {
+		if Doc(name) == "" {
+			t.Errorf("%s: no doc line", name)
+		}
+		c := Default()
+		c.Name, c.WarmupSteps, c.StepSize = name, 2, 3 // step_size: what step needs
+		s, err := New(c, 20, 5)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var st State
+		for step := range 20 {
+			f := s.Factor(step, &st)
+			if math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 || f > 1 {
+				t.Errorf("%s: factor %v at step %d", name, f, step)
+			}
+			s.Observe(&st, 0.5) // a stalled metric: plateau reduces
+		}
+	}
+	c := Default()
+	c.Name = "poly"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `unknown schedule "poly" (known: `+strings.Join(Names(), ", ")+")") {
+		t.Fatalf("unknown schedule: %v", err)
+	}
 }

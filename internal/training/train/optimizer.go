@@ -28,13 +28,8 @@ func newOptimizer(cfg trainconfig.Optimizer, store *nn.Store, rates map[string]f
 	for _, g := range groups {
 		o.base[g.Name] = g.LR
 	}
-	switch cfg.Name {
-	case "adamw":
-		o.opt = optim.NewAdamW(groups, optim.AdamWOptions{Beta1: cfg.Betas[0], Beta2: cfg.Betas[1], Eps: cfg.Eps})
-	case "sgd":
-		o.opt = optim.NewSGD(groups, optim.SGDOptions{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov})
-	default:
-		return nil, fmt.Errorf("unknown optimizer %q", cfg.Name)
+	if o.opt, err = optim.New(cfg, groups); err != nil {
+		return nil, err
 	}
 	return o, nil
 }

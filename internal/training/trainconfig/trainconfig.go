@@ -18,7 +18,12 @@ import (
 	"strings"
 
 	"imet/internal/base/config"
+	"imet/internal/training/losses"
+	"imet/internal/zoo/models"
+	"imet/internal/engine/optim"
+	"imet/internal/vision/pipeline"
 	"imet/internal/training/schedule"
+	"imet/internal/engine/torch"
 )
 
 // Run is the whole configuration of a training run.
@@ -27,7 +32,7 @@ type Run struct {
 	Seed       int64      `yaml:"seed" doc:"Seed for data order, augmentation, initialisation and dropout."`
 	Data       Data       `yaml:"data" doc:"Where the images and labels are, and how they are prepared."`
 	Model      Model      `yaml:"model" doc:"Architecture and head."`
-	Stages     []Stage    `yaml:"stages" doc:"Training stages, run in order; gradual unfreezing is a list of stages."`
+	Stages     []Stage    `yaml:"stages" doc:"Training stages, run in order; gradual unfreezing is a list of stages. A file's stages replace the default recipe's."`
 	Validation Validation `yaml:"validation" doc:"When and how to validate."`
 	Checkpoint Checkpoint `yaml:"checkpoint" doc:"When to write checkpoints and how many to keep." resume:"free"`
 	EMA        EMA        `yaml:"ema" doc:"Exponential moving average of the weights."`
@@ -39,7 +44,7 @@ type Run struct {
 type Data struct {
 	Root          string `yaml:"root" doc:"Data set directory in iMet layout (labels.csv, train.csv, sample_submission.csv, train/, test/)."`
 	Folds         string `yaml:"folds" doc:"folds.csv assigning each training image to a fold; a relative path is under root."`
-	Pipeline      string `yaml:"pipeline" doc:"Augmentation pipeline: aggressive256, resize320, or one defined in pipelines_file."`
+	Pipeline      string `yaml:"pipeline" doc:"Augmentation pipeline: a built-in one (${pipelines}) or one defined in pipelines_file."`
 	PipelinesFile string `yaml:"pipelines_file" doc:"YAML file with a pipelines: section of user-defined pipelines."`
 	TTA           string `yaml:"tta" doc:"Test-time augmentation: empty keeps the pipeline's own, none uses only the plain eval transform."`
 	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core)." resume:"free"`
@@ -57,7 +62,7 @@ func (d Data) FoldsPath() string {
 
 // Model names the network and its head.
 type Model struct {
-	Arch       string  `yaml:"arch" doc:"Architecture from the model zoo, e.g. resnet50, se_resnext50_32x4d."`
+	Arch       string  `yaml:"arch" doc:"Architecture from the model zoo: ${architectures}."`
 	Pretrained string  `yaml:"pretrained" doc:"Weights file (.pth, .pt, .safetensors) to start from; empty: random initialisation."`
 	Pool       string  `yaml:"pool" doc:"Head pooling: avg, max or concat."`
 	Features   string  `yaml:"features" doc:"Features fed to the head: last (last stage) or last2 (last two stages concatenated)."`
@@ -81,29 +86,13 @@ type Stage struct {
 	Accumulate int             `yaml:"accumulate" doc:"Forward passes whose gradients are summed before each optimizer step."`
 }
 
-// Optimizer configures AdamW or SGD.
-type Optimizer struct {
-	Name        string     `yaml:"name" doc:"adamw or sgd."`
-	WeightDecay float64    `yaml:"weight_decay" doc:"Decoupled weight decay (AdamW) or L2 penalty (SGD)."`
-	Betas       [2]float64 `yaml:"betas" doc:"AdamW betas."`
-	Eps         float64    `yaml:"eps" doc:"AdamW epsilon."`
-	Momentum    float64    `yaml:"momentum" doc:"SGD momentum."`
-	Nesterov    bool       `yaml:"nesterov" doc:"SGD Nesterov momentum."`
-}
+// Optimizer is a stage's optimizer; internal/engine/optim owns its fields and
+// the names it accepts.
+type Optimizer = optim.Config
 
-// LossTerm is one term of the loss sum.
-type LossTerm struct {
-	Name           string  `yaml:"name" doc:"bce, focal, fbeta (soft, differentiable F-beta) or asl (asymmetric loss)."`
-	Weight         float64 `yaml:"weight" doc:"Weight of this term in the sum."`
-	LabelSmoothing float64 `yaml:"label_smoothing" doc:"bce/focal: targets become t*(1-s) + s/2."`
-	PosWeight      float64 `yaml:"pos_weight" doc:"bce: weight of positive targets (0 or 1: unweighted)."`
-	Gamma          float64 `yaml:"gamma" doc:"focal: focusing parameter."`
-	Alpha          float64 `yaml:"alpha" doc:"focal: weight of positives, negatives get 1-alpha (0: unweighted)."`
-	Beta           float64 `yaml:"beta" doc:"fbeta: beta (2 for the iMet metric)."`
-	GammaPos       float64 `yaml:"gamma_pos" doc:"asl: focusing parameter for positives."`
-	GammaNeg       float64 `yaml:"gamma_neg" doc:"asl: focusing parameter for negatives."`
-	Clip           float64 `yaml:"clip" doc:"asl: probability margin shifted off negatives."`
-}
+// LossTerm is one term of a stage's loss sum; internal/training/losses owns its
+// fields, their defaults and the names it accepts.
+type LossTerm = losses.Config
 
 // Mix configures Mixup or CutMix.
 type Mix struct {
@@ -137,7 +126,7 @@ type HardMining struct {
 
 // Engine chooses where and how the network runs.
 type Engine struct {
-	Device  string `yaml:"device" doc:"cpu or cuda." resume:"free"`
+	Device  string `yaml:"device" doc:"Device to run on: ${devices}; training refuses a device it cannot use." resume:"free"`
 	Threads int    `yaml:"threads" doc:"Intra-op threads for libtorch (0: one per core). Changing it may change float rounding." resume:"free"`
 	BF16    bool   `yaml:"bf16" doc:"Autocast forward and loss to bfloat16."`
 }
@@ -170,7 +159,7 @@ func DefaultStage() Stage { return withDefaults(Stage{}) }
 // name keep PyTorch's defaults unless set.
 func withDefaults(s Stage) Stage {
 	if s.Optimizer.Name == "" {
-		s.Optimizer = Optimizer{Name: "adamw", WeightDecay: 1e-2, Betas: [2]float64{0.9, 0.999}, Eps: 1e-8, Momentum: 0.9}
+		s.Optimizer = optim.DefaultConfig()
 	}
 	sc := schedule.Default()
 	if s.Schedule.Name != "" {
@@ -180,8 +169,8 @@ func withDefaults(s Stage) Stage {
 	}
 	s.Schedule = sc
 	if len(s.Loss) == 0 {
-		l := DefaultLossTerm()
-		l.Name = "bce"
+		l := losses.DefaultConfig()
+		l.Name = losses.DefaultName
 		s.Loss = []LossTerm{l}
 	}
 	if s.LR == nil {
@@ -211,12 +200,23 @@ func Load(path string) (Run, error) {
 // Parse is Load for a configuration already in memory; name is used in
 // error messages.
 func Parse(name string, data []byte) (Run, error) {
-	r := Default()
-	if err := config.Decode(name, data, &r); err != nil {
+	r, err := Decode(name, data)
+	if err != nil {
 		return Run{}, err
 	}
 	if err := r.Validate(); err != nil {
 		return Run{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
+}
+
+// Decode is Parse without Validate: data on top of Default, with every
+// default the loader applies to what the file leaves out (the generated
+// reference is checked against it).
+func Decode(name string, data []byte) (Run, error) {
+	r := Default()
+	if err := config.Decode(name, data, &r); err != nil {
+		return Run{}, err
 	}
 	return r, nil
 }
@@ -233,22 +233,9 @@ func (s *Stage) UnmarshalYAML(unmarshal func(any) error) error {
 	return nil
 }
 
-// DefaultLossTerm is a loss term with the usual parameters of every kind:
-// weight 1, focal gamma 2, F-beta beta 2, ASL gamma_neg 4 and clip 0.05.
-func DefaultLossTerm() LossTerm {
-	return LossTerm{Weight: 1, Gamma: 2, Beta: 2, GammaNeg: 4, Clip: 0.05}
-}
-
-// UnmarshalYAML starts every loss term from DefaultLossTerm.
-func (l *LossTerm) UnmarshalYAML(unmarshal func(any) error) error {
-	type plain LossTerm
-	d := plain(DefaultLossTerm())
-	if err := unmarshal(&d); err != nil {
-		return err
-	}
-	*l = LossTerm(d)
-	return nil
-}
+// DefaultLossTerm is what a loss term in a file starts from
+// (losses.DefaultConfig).
+func DefaultLossTerm() LossTerm { return losses.DefaultConfig() }
 
 // Validate checks what the types cannot.
 func (r *Run) Validate() error {
@@ -257,6 +244,22 @@ func (r *Run) Validate() error {
 	}
 	if r.Data.TTA != "" && r.Data.TTA != "none" {
 		return fmt.Errorf("data.tta %q: want empty (the pipeline's own) or none", r.Data.TTA)
+	}
+	if r.Data.PipelinesFile == "" {
+		// With a pipelines file the name may be one of its own; CheckFiles
+		// looks there.
+		if err := pipeline.Check(r.Data.Pipeline, nil); err != nil {
+			return fmt.Errorf("data.pipeline: %w", err)
+		}
+	}
+	if err := models.Check(r.Model.Arch); err != nil {
+		return fmt.Errorf("model.arch: %w", err)
+	}
+	if err := (models.Options{Pool: r.Model.Pool, Features: r.Model.Features, Dropout: r.Model.Dropout}).Check(); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	if _, err := torch.ParseDevice(r.Engine.Device); err != nil {
+		return fmt.Errorf("engine.device: %w", err)
 	}
 	for i, s := range r.Stages {
 		at := fmt.Sprintf("stages[%d] (%s)", i, s.Name)
@@ -269,8 +272,6 @@ func (r *Run) Validate() error {
 			return fmt.Errorf("%s: lr is empty", at)
 		case len(s.LRGroups) > 0 && len(s.LRGroups) != len(s.LR):
 			return fmt.Errorf("%s: %d rates for %d lr_groups", at, len(s.LR), len(s.LRGroups))
-		case s.Optimizer.Name != "adamw" && s.Optimizer.Name != "sgd":
-			return fmt.Errorf("%s: optimizer %q (want adamw or sgd)", at, s.Optimizer.Name)
 		case s.Mixup.Alpha < 0 || s.CutMix.Alpha < 0:
 			return fmt.Errorf("%s: mixing alpha must not be negative", at)
 		case s.Mixup.Alpha > 0 && s.CutMix.Alpha > 0:
@@ -283,6 +284,9 @@ func (r *Run) Validate() error {
 				return fmt.Errorf("%s: learning rate %g", at, lr)
 			}
 		}
+		if err := optim.Check(s.Optimizer.Name); err != nil {
+			return fmt.Errorf("%s: optimizer: %w", at, err)
+		}
 		if err := s.Schedule.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", at, err)
 		}
@@ -290,10 +294,8 @@ func (r *Run) Validate() error {
 			return fmt.Errorf("%s: loss is empty", at)
 		}
 		for j, l := range s.Loss {
-			switch l.Name {
-			case "bce", "focal", "fbeta", "asl":
-			default:
-				return fmt.Errorf("%s: loss[%d] %q (want bce, focal, fbeta or asl)", at, j, l.Name)
+			if err := losses.Check(l.Name); err != nil {
+				return fmt.Errorf("%s: loss[%d]: %w", at, j, err)
 			}
 		}
 	}
@@ -304,6 +306,45 @@ func (r *Run) Validate() error {
 		return fmt.Errorf("hard_mining.fraction %g outside [0, 1)", r.HardMining.Fraction)
 	}
 	return nil
+}
+
+// CheckFiles is what Validate cannot check without reading the files the
+// configuration names: a pipeline defined in pipelines_file.
+func (r *Run) CheckFiles() error {
+	if r.Data.PipelinesFile == "" {
+		return nil
+	}
+	cfg, err := pipeline.LoadConfig(r.Data.PipelinesFile)
+	if err != nil {
+		return fmt.Errorf("data.pipelines_file: %w", err)
+	}
+	if err := pipeline.Check(r.Data.Pipeline, cfg); err != nil {
+		return fmt.Errorf("data.pipeline: %w", err)
+	}
+	return nil
+}
+
+// DocVars are the lists of accepted names that the configuration's doc
+// tags name as ${var}, each read from the table of the package that
+// implements the names (see config.Reference).
+func DocVars() map[string]string {
+	return map[string]string{
+		"losses":        describe(losses.Names(), losses.Doc),
+		"optimizers":    describe(optim.Names(), optim.Doc),
+		"schedules":     describe(schedule.Names(), schedule.Doc),
+		"architectures": strings.Join(models.Names(), ", "),
+		"pipelines":     strings.Join(pipeline.Names(nil), ", "),
+		"devices":       torch.DeviceSyntax,
+	}
+}
+
+// describe lists names as "a (what a is), b (what b is)".
+func describe(names []string, doc func(string) string) string {
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s (%s)", n, doc(n))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // GroupRates resolves a stage's learning rates onto the model's layer

@@ -171,6 +171,20 @@ func Names(cfg *Config) []string {
 	return s
 }
 
+// Check reports whether name is a pipeline of cfg (which may be nil) or a
+// built-in one, with the known ones in the error.
+func Check(name string, cfg *Config) error {
+	if cfg != nil {
+		if _, ok := cfg.Pipelines[name]; ok {
+			return nil
+		}
+	}
+	if _, ok := Builtin()[name]; ok {
+		return nil
+	}
+	return fmt.Errorf("unknown pipeline %q (known: %s)", name, strings.Join(Names(cfg), ", "))
+}
+
 // Get resolves a pipeline by name: cfg's definitions first (cfg may be
 // nil), then the built-ins.
 func Get(name string, cfg *Config) (*Pipeline, error) {
@@ -182,7 +196,7 @@ func Get(name string, cfg *Config) (*Pipeline, error) {
 	if s, ok := Builtin()[name]; ok {
 		return Build(name, s)
 	}
-	return nil, fmt.Errorf("unknown pipeline %q (known: %s)", name, strings.Join(Names(cfg), ", "))
+	return nil, Check(name, cfg)
 }
 
 // LoadConfig reads a YAML file holding a `pipelines:` section (and nothing

@@ -125,11 +125,26 @@ func Names() []string {
 	return o
 }
 
+// Check reports whether name is a registered architecture, with the known
+// ones in the error.
+func Check(name string) error {
+	if _, ok := Lookup(name); !ok {
+		return fmt.Errorf("unknown architecture %q (known: %s)", name, strings.Join(Names(), ", "))
+	}
+	return nil
+}
+
+// Check reports the first head option New would refuse.
+func (o Options) Check() error {
+	_, err := o.withDefaults()
+	return err
+}
+
 // New builds the named architecture with the given head options.
 func New(name string, o Options) (Model, error) {
 	s, ok := Lookup(name)
 	if !ok {
-		return nil, fmt.Errorf("models: unknown architecture %q (have %s)", name, strings.Join(Names(), ", "))
+		return nil, fmt.Errorf("models: %w", Check(name))
 	}
 	o, err := o.withDefaults()
 	if err != nil {

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -113,5 +114,37 @@ func TestTimmKeyMap(t *testing.T) {
 	}
 	if _, ok := f("head.something"); ok {
 		t.Error("unknown key mapped")
+	}
+}
+
+// TestEveryArchitectureBuilds builds each registered architecture and runs
+// one small image through it, so that no name can be listed (and accepted
+// by a configuration check) without a model behind it.
+func TestEveryArchitectureBuilds(t *testing.T) {
+	for _, name := range models.Names() {
+		t.Run(name, func(t *testing.T) {
+			m, err := models.New(name, models.Options{NumClasses: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Store().Train(false)
+			err = torch.Run(func() {
+				torch.NoGrad(func() {
+					// 75: the smallest side inception_v3 accepts.
+					out := m.Forward(torch.Rand(torch.Float32, torch.CPU, 1, 3, 75, 75))
+					if sh := out.Shape(); len(sh) != 2 || sh[0] != 1 || sh[1] != 3 {
+						t.Fatalf("output shape %v", sh)
+					}
+					for _, v := range out.Float32s() {
+						if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+							t.Fatalf("logit %v", v)
+						}
+					}
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
