@@ -75,7 +75,7 @@ func main() {
 	flag.IntVar(&size, "size", size, "image side in pixels")
 	parity := flag.String("parity", "", "compare -model on -device with bench/engine/parity.py's output in this directory, print JSON")
 	flag.Parse()
-	d, err := parseDevice(*dev)
+	d, err := torch.ParseDevice(*dev)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"imet/internal/engine/torch"
 	"imet/internal/zoo/models"
@@ -138,21 +137,4 @@ func runParity(arch, dir string) (parityResult, error) {
 	}
 	res.OK = res.EvalLogits <= parityTol && res.TrainLogits <= parityTol && res.LossTrain <= parityTol && res.GradL1Worst <= 10*parityTol
 	return res, nil
-}
-
-// parseDevice reads cpu, cuda or cuda:N.
-func parseDevice(s string) (torch.Device, error) {
-	switch {
-	case s == "cpu":
-		return torch.CPU, nil
-	case s == "cuda":
-		return torch.CUDA(0), nil
-	case strings.HasPrefix(s, "cuda:"):
-		var i int
-		if _, err := fmt.Sscanf(s, "cuda:%d", &i); err != nil || i < 0 {
-			return 0, fmt.Errorf("device %q: want cpu, cuda or cuda:N", s)
-		}
-		return torch.CUDA(i), nil
-	}
-	return 0, fmt.Errorf("device %q: want cpu, cuda or cuda:N", s)
 }
