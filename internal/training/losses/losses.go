@@ -11,6 +11,7 @@ package losses
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"imet/internal/engine/torch"
@@ -27,92 +28,6 @@ func smooth(y *torch.Tensor, s float64) *torch.Tensor {
 		return y
 	}
 	return y.MulScalar(1 - s).AddScalar(s / 2)
-}
-
-// BCE is torch.nn.BCEWithLogitsLoss on smoothed targets.
-type BCE struct {
-	LabelSmoothing float64
-	PosWeight      float64 // weight of positive targets; 0 or 1: none
-}
-
-// Forward implements Loss.
-func (l BCE) Forward(x, y *torch.Tensor) *torch.Tensor {
-	var pw *torch.Tensor
-	if l.PosWeight != 0 && l.PosWeight != 1 {
-		pw = torch.Full(l.PosWeight, x.DType(), x.Device(), x.Shape()[1])
-	}
-	return torch.BCEWithLogits(x, smooth(y, l.LabelSmoothing), nil, pw, torch.ReduceMean)
-}
-
-// Focal is torchvision.ops.sigmoid_focal_loss (Lin et al. 2017), mean over
-// elements: BCE scaled by (1-p_t)^gamma, and by alpha for positives and
-// 1-alpha for negatives when Alpha > 0.
-type Focal struct {
-	Gamma, Alpha, LabelSmoothing float64
-}
-
-// Forward implements Loss.
-func (l Focal) Forward(x, y *torch.Tensor) *torch.Tensor {
-	y = smooth(y, l.LabelSmoothing)
-	p := x.Sigmoid()
-	ce := torch.BCEWithLogits(x, y, nil, nil, torch.ReduceNone)
-	// p_t = p*y + (1-p)*(1-y); 1 - p_t = p + y - 2py.
-	oneMinusPt := p.Add(y).Sub(p.Mul(y).MulScalar(2))
-	loss := ce.Mul(oneMinusPt.Pow(l.Gamma))
-	if l.Alpha > 0 {
-		// alpha*y + (1-alpha)*(1-y) = (1-alpha) + (2alpha-1)*y
-		loss = loss.Mul(y.MulScalar(2*l.Alpha - 1).AddScalar(1 - l.Alpha))
-	}
-	return loss.Mean()
-}
-
-// SoftFBeta is 1 minus the batch mean of a per-image F-beta computed on
-// probabilities instead of 0/1 predictions, so it can be minimised
-// directly; with beta=2 it targets the iMet metric.
-type SoftFBeta struct {
-	Beta float64
-}
-
-// softEps keeps an image with no targets and tiny probabilities finite.
-const softEps = 1e-7
-
-// Forward implements Loss.
-func (l SoftFBeta) Forward(x, y *torch.Tensor) *torch.Tensor {
-	p := x.Sigmoid()
-	b2 := l.Beta * l.Beta
-	tp := p.Mul(y).Sum(1)
-	// (1+b²)tp + b²fn + fp = b²·Σy + Σp
-	den := y.Sum(1).MulScalar(b2).Add(p.Sum(1)).AddScalar(softEps)
-	f := tp.MulScalar(1 + b2).Div(den)
-	return f.Mean().RSub(1)
-}
-
-// ASL is the asymmetric loss of Ridnik et al. (2021): positives weighted
-// by (1-p)^GammaPos, negatives by p_m^GammaNeg with the probability shifted
-// down by Clip (p_m = max(p - clip, 0)), which discards easy negatives, the
-// bulk of a 1103-label problem. Mean over elements (the reference sums).
-type ASL struct {
-	GammaPos, GammaNeg, Clip float64
-}
-
-const aslEps = 1e-8
-
-// Forward implements Loss.
-func (l ASL) Forward(x, y *torch.Tensor) *torch.Tensor {
-	pos := x.Sigmoid()
-	neg := pos.RSub(1)
-	if l.Clip > 0 {
-		neg = neg.AddScalar(l.Clip).Clamp(-1, 1) // upper bound only; neg >= 0
-	}
-	lp := y.Mul(pos.Clamp(aslEps, 1).Log())
-	if l.GammaPos != 0 {
-		lp = lp.Mul(pos.RSub(1).Pow(l.GammaPos))
-	}
-	ln := y.RSub(1).Mul(neg.Clamp(aslEps, 1).Log())
-	if l.GammaNeg != 0 {
-		ln = ln.Mul(neg.RSub(1).Pow(l.GammaNeg))
-	}
-	return lp.Add(ln).Mean().Neg()
 }
 
 // Term is a loss with its weight in a Sum.
@@ -181,17 +96,26 @@ const DefaultName = "bce"
 
 // kind is one entry of the table of losses.
 type kind struct {
+	order     int
 	name, doc string
 	build     func(c Config) Loss
 }
 
 // kinds is the one table of losses: configuration checks, error messages
-// and the generated reference all read their names from it.
-var kinds = []kind{
-	{DefaultName, "binary cross-entropy", func(c Config) Loss { return BCE{LabelSmoothing: c.LabelSmoothing, PosWeight: c.PosWeight} }},
-	{"focal", "sigmoid focal loss", func(c Config) Loss { return Focal{Gamma: c.Gamma, Alpha: c.Alpha, LabelSmoothing: c.LabelSmoothing} }},
-	{"fbeta", "soft, differentiable F-beta", func(c Config) Loss { return SoftFBeta{Beta: c.Beta} }},
-	{"asl", "asymmetric loss", func(c Config) Loss { return ASL{GammaPos: c.GammaPos, GammaNeg: c.GammaNeg, Clip: c.Clip} }},
+// and the generated reference all read their names from it. Each loss adds
+// itself from its own file's init (register), so adding one touches only
+// that file and its golden case (testdata/gen_golden.py).
+var kinds []kind
+
+// register adds a loss; order places it in Names (and so in the docs).
+func register(order int, name, doc string, build func(c Config) Loss) {
+	for _, k := range kinds {
+		if k.name == name {
+			panic("losses: " + name + " registered twice")
+		}
+	}
+	kinds = append(kinds, kind{order, name, doc, build})
+	sort.SliceStable(kinds, func(a, b int) bool { return kinds[a].order < kinds[b].order })
 }
 
 // Names lists every loss a Config may name, in table order.
