@@ -25,8 +25,8 @@ type cvCmd struct {
 	Folds      []int         `help:"Folds to train (default: all in folds.csv)."`
 	Parallel   int           `help:"Folds trained at once, each in its own process (set engine.threads so they share the cores)." default:"1"`
 	TimeBudget time.Duration `help:"Stop cleanly before this much wall time; run the same command again to continue."`
-	Rules      []string      `help:"Threshold rules searched on the out-of-fold probabilities (${rules})." default:"global,group"`
-	Ensemble   string        `help:"How the folds' test probabilities are combined: ${fold_methods}." enum:"${fold_methods_enum}" default:"mean"`
+	Rules      []string      `help:"Threshold rules searched on the out-of-fold probabilities (${rules}); the one used scores best on folds its thresholds were not searched on." default:"global,group"`
+	Ensemble   string        `help:"How the folds' test probabilities are combined: ${fold_methods} (rank is then mapped onto the out-of-fold probabilities' quantiles)." enum:"${fold_methods_enum}" default:"mean"`
 	trackFlags
 }
 
@@ -70,7 +70,7 @@ func (c *cvCmd) Run(g *Globals) error {
 			return false, nil
 		}
 		if c.Parallel > 1 {
-			return trainChild(ctx, c.Config, fold, dir, resume, budget)
+			return trainChild(ctx, c.childArgs(fold, dir, resume, budget), fold, dir)
 		}
 		fr := train.FoldRun{ConfigPath: c.Config, Fold: fold, RunDir: dir, Resume: resume, TimeBudget: budget, ResumeCommand: again}
 		if !g.Quiet {
@@ -100,7 +100,7 @@ func (c *cvCmd) Run(g *Globals) error {
 					tr.Artifact(a[0], a[1])
 				}
 			}
-			tr.End(nil, registry.Summary{CVF2: res.Score})
+			tr.End(nil, registry.Summary{CVF2: res.Score, HeldOutF2: res.HeldOut})
 		}
 	}
 	if err != nil {
@@ -110,7 +110,11 @@ func (c *cvCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.Stdout, "stopped before every fold finished; continue with:\n  %s\n", again)
 		return nil
 	}
-	fmt.Fprintf(g.Stdout, "out-of-fold F2 %.4f with the %s rule\n  %s\n  %s\n", res.Score, res.Rule, res.OOF, res.Thresholds)
+	held := "no held-out score with one fold"
+	if res.HeldOut != nil {
+		held = fmt.Sprintf("held out %.4f", *res.HeldOut)
+	}
+	fmt.Fprintf(g.Stdout, "out-of-fold F2 %.4f (%s) with the %s rule\n  %s\n  %s\n", res.Score, held, res.Rule, res.OOF, res.Thresholds)
 	if res.Submission != "" {
 		fmt.Fprintf(g.Stdout, "  %s\n", res.Submission)
 	}
@@ -146,15 +150,12 @@ func (c *cvCmd) continueCommand() string {
 	return strings.Join(args, " ")
 }
 
-// trainChild trains one fold in a child imet process (libtorch scopes are
-// per process, so parallel folds need their own), logging to
-// RUN_DIR/train.log.
-func trainChild(ctx context.Context, cfg string, fold int, dir string, resume bool, budget time.Duration) (bool, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return false, err
-	}
-	args := []string{"train", "--config", cfg}
+// childArgs is the imet command line that trains or resumes one fold in a
+// child process. The child records its own train run where this cv run
+// records (or nowhere), and notifies as configured here. --quiet is left
+// out: the child's output goes to its train.log, not to the terminal.
+func (c *cvCmd) childArgs(fold int, dir string, resume bool, budget time.Duration) []string {
+	args := []string{"train", "--config", c.Config}
 	if resume {
 		args = append(args, "--resume", dir)
 	} else {
@@ -162,6 +163,34 @@ func trainChild(ctx context.Context, cfg string, fold int, dir string, resume bo
 	}
 	if budget > 0 {
 		args = append(args, "--time-budget", budget.String())
+	}
+	if c.NoRegistry {
+		args = append(args, "--no-registry")
+	} else {
+		// Named even when it came from IMET_REGISTRY or the default, so
+		// that nothing in the child's environment can pick another.
+		reg := c.Registry
+		if reg == "" {
+			reg = registry.DefaultPath
+		}
+		if abs, err := filepath.Abs(reg); err == nil {
+			reg = abs
+		}
+		args = append(args, "--registry", reg)
+		if c.NotifyFile != "" {
+			args = append(args, "--notify-file", c.NotifyFile)
+		}
+	}
+	return args
+}
+
+// trainChild runs imet with args (childArgs) in a child process (libtorch
+// scopes are per process, so parallel folds need their own), logging to
+// RUN_DIR/train.log, and says whether the fold finished.
+func trainChild(ctx context.Context, args []string, fold int, dir string) (bool, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return false, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err

@@ -122,6 +122,9 @@ func (c *runsShowCmd) Run(g *Globals) error {
 	}
 	row("duration", r.Duration().String())
 	row("cv f2", f4(r.CVF2))
+	if r.HeldOutF2 != nil {
+		row("held-out f2", f4(r.HeldOutF2))
+	}
 	groups := make([]string, 0, len(r.GroupF2))
 	for k := range r.GroupF2 {
 		groups = append(groups, k)
@@ -228,6 +231,7 @@ func writeCompare(w io.Writer, recs []*registry.Record, diffs []registry.ConfigD
 	line("", func(r *registry.Record) string { return fmt.Sprintf("%d %s", r.ID, r.Name) })
 	line("status", func(r *registry.Record) string { return string(r.Status) })
 	line("cv f2", func(r *registry.Record) string { return f4(r.CVF2) })
+	line("held-out f2", func(r *registry.Record) string { return f4(r.HeldOutF2) })
 	line("leaderboard", func(r *registry.Record) string { return f4(r.LB) })
 	line("code", shortRev)
 	line("data", func(r *registry.Record) string {

@@ -101,10 +101,6 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 		return err
 	}
 	took := time.Since(start)
-	use := c.Use
-	if use == "" {
-		use = thresholds.Best(res).Name
-	}
 	var cv []thresholds.CVResult
 	if c.Folds != "" {
 		a, err := folds.Read(c.Folds)
@@ -126,21 +122,14 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 		if cv, err = thresholds.CrossValidate(pr, fold, a.K, c.Rules, o); err != nil {
 			return fmt.Errorf("%s: %w", c.Folds, err)
 		}
-		if c.Use == "" {
-			// Choose by held-out score: the in-sample one flatters the rules
-			// with the most freedom.
-			b := 0
-			for r := range cv {
-				if cv[r].Mean > cv[b].Mean+1e-12 {
-					b = r
-				}
-			}
-			use = cv[b].Name
-		}
+	}
+	use := c.Use
+	if use == "" {
+		use = res[thresholds.Choose(res, cv)].Name
 	}
 	f := &thresholds.File{
 		Use: use, Beta: c.Beta, EmptyRows: empty.String(), Labels: attrIDs(labels),
-		Groups: labels.Groups, LabelGroups: labels.GroupOf, Rows: oof.Rows, Rules: res,
+		Groups: labels.Groups, LabelGroups: labels.GroupOf, Rows: oof.Rows, Rules: res, HeldOut: cv,
 	}
 	if err := thresholds.WriteFile(c.Out, f); err != nil {
 		return err

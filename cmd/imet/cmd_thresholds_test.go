@@ -71,6 +71,13 @@ func TestThresholdsFoldsAndPerLabel(t *testing.T) {
 	if !strings.Contains(stdout, "held-out F2 (mean ± sd over 4 folds)") || !strings.Contains(stdout, "<- use") {
 		t.Fatalf("output:\n%s", stdout)
 	}
+	f, err := thresholds.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.HeldOut) != 3 || f.HeldOut[2].Name != "label" || len(f.HeldOut[2].PerFold) != 4 || f.Use != f.HeldOut[thresholds.Choose(f.Rules, f.HeldOut)].Name {
+		t.Fatalf("threshold file: use %s, held out %+v", f.Use, f.HeldOut)
+	}
 	data, err := os.ReadFile(per)
 	if err != nil {
 		t.Fatal(err)

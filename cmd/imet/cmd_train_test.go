@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,12 +14,27 @@ import (
 // two-stage ResNet-18 recipe small enough to train in seconds.
 func tinyRun(t *testing.T) (cfgPath string) {
 	t.Helper()
+	return tinyRunOf(t, tinySpec{train: 48, test: 8, folds: 3, cultures: 3, tags: 6, headEpochs: 1, headLR: 1e-3})
+}
+
+// tinySpec sizes a tiny run: the synthetic data set and its folds, and the
+// length and rate of the first (head-only) stage.
+type tinySpec struct {
+	train, test, folds, cultures, tags int
+	headEpochs                         int
+	headLR                             float64
+}
+
+// tinyRunOf is tinyRun sized by s.
+func tinyRunOf(t *testing.T, s tinySpec) (cfgPath string) {
+	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	if code, _, errs := runCLI(t, "datasets", "synth", "--out", data, "--train", "48", "--test", "8", "--cultures", "3", "--tags", "6"); code != 0 {
+	if code, _, errs := runCLI(t, "datasets", "synth", "--out", data, "--train", strconv.Itoa(s.train), "--test", strconv.Itoa(s.test),
+		"--cultures", strconv.Itoa(s.cultures), "--tags", strconv.Itoa(s.tags)); code != 0 {
 		t.Fatalf("synth: %s", errs)
 	}
-	if code, _, errs := runCLI(t, "folds", "--data", data, "--k", "3", "--out", filepath.Join(data, "folds.csv")); code != 0 {
+	if code, _, errs := runCLI(t, "folds", "--data", data, "--k", strconv.Itoa(s.folds), "--out", filepath.Join(data, "folds.csv")); code != 0 {
 		t.Fatalf("folds: %s", errs)
 	}
 	pipes := filepath.Join(dir, "pipelines.yaml")
@@ -44,9 +60,9 @@ data:
 model: {arch: resnet18, pool: concat}
 stages:
   - name: head
-    epochs: 1
+    epochs: `+strconv.Itoa(s.headEpochs)+`
     frozen: [stem, stage1, stage2, stage3, stage4]
-    lr: [1.0e-3]
+    lr: [`+strconv.FormatFloat(s.headLR, 'g', -1, 64)+`]
     batch_size: 8
   - name: all
     epochs: 1
@@ -115,31 +131,6 @@ func TestTrainRefusesChangedConfigOnResume(t *testing.T) {
 	}
 }
 
-func TestCVWritesSubmission(t *testing.T) {
-	cfg := tinyRun(t)
-	out := filepath.Join(t.TempDir(), "cv")
-	code, stdout, errs := runCLI(t, "cv", "--config", cfg, "--out", out, "--folds", "0,2", "--rules", "global,group")
-	if code != 0 {
-		t.Fatalf("cv exited %d: %s", code, errs)
-	}
-	if !strings.Contains(stdout, "out-of-fold F2") {
-		t.Fatalf("output:\n%s", stdout)
-	}
-	sub, err := os.ReadFile(filepath.Join(out, "submission.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(sub)), "\n")
-	if lines[0] != "id,attribute_ids" || len(lines) != 9 {
-		t.Fatalf("submission:\n%s", sub)
-	}
-	// A second run finds every fold done and only rebuilds the outputs.
-	code, _, errs = runCLI(t, "cv", "--config", cfg, "--out", out, "--folds", "0,2")
-	if code != 0 || !strings.Contains(errs, "status=done") {
-		t.Fatalf("rerun: %d %s", code, errs)
-	}
-}
-
 // A training session is recorded in the registry with its curves; one
 // stopped by its time budget shows as interrupted, not finished.
 func TestTrainIsRecordedInRegistry(t *testing.T) {
@@ -163,32 +154,6 @@ func TestTrainIsRecordedInRegistry(t *testing.T) {
 	for _, want := range []string{"finished", "val_f2", "loss", "lr", "checkpoint", "oof_fold0.npy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("runs show lacks %q:\n%s", want, out)
-		}
-	}
-}
-
-func TestCVRefusesUnknownRulesBeforeTraining(t *testing.T) {
-	cfg := tinyRun(t)
-	out := filepath.Join(t.TempDir(), "cv")
-	code, _, errs := runCLI(t, "cv", "--config", cfg, "--out", out, "--rules", "globl")
-	if code == 0 || !strings.Contains(errs, `unknown rule "globl"`) {
-		t.Fatalf("exit %d: %s", code, errs)
-	}
-	if _, err := os.Stat(filepath.Join(out, "fold0")); err == nil {
-		t.Fatal("a fold was trained before the options were checked")
-	}
-}
-
-func TestCVContinueCommandKeepsChoices(t *testing.T) {
-	cfg := tinyRun(t)
-	out := filepath.Join(t.TempDir(), "cv")
-	code, stdout, errs := runCLI(t, "cv", "--config", cfg, "--out", out, "--folds", "0,2", "--rules", "global", "--ensemble", "rank", "--time-budget", "1ns")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errs)
-	}
-	for _, want := range []string{"--folds 0,2", "--rules global", "--ensemble rank", "--out " + out} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("continue command lacks %q:\n%s", want, stdout)
 		}
 	}
 }

@@ -91,8 +91,8 @@ func TestMissingShimIsOneClearError(t *testing.T) {
 	t.Setenv("IMET_TORCH", filepath.Join(t.TempDir(), "nowhere"))
 	// In-process the shim may already be loaded by another test, so ask a
 	// child: the test binary re-executes as imet (see TestMain).
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "IMET_TEST_RUN_MAIN=version")
+	cmd := exec.Command(os.Args[0], "version")
+	cmd.Env = append(os.Environ(), asIMet+"=1")
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("version succeeded without a shim:\n%s", out)

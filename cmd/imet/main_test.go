@@ -8,13 +8,16 @@ import (
 	"testing"
 )
 
+// asIMet, set in the environment, makes the test binary run as imet: cv
+// --parallel starts its fold trainers as os.Executable(), which in tests is
+// this binary.
+const asIMet = "IMET_TEST_AS_IMET"
+
 // TestMain keeps commands that record runs from writing a registry into the
 // source tree: tests that care pass --registry themselves.
 func TestMain(m *testing.M) {
-	// IMET_TEST_RUN_MAIN=args makes the test binary act as imet, for tests
-	// that need a fresh process (its environment, nothing loaded yet).
-	if a := os.Getenv("IMET_TEST_RUN_MAIN"); a != "" {
-		os.Exit(run(strings.Fields(a), os.Stdout, os.Stderr))
+	if os.Getenv(asIMet) != "" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	dir, err := os.MkdirTemp("", "imet-cli-test-")
 	if err != nil {

@@ -33,6 +33,7 @@ type Record struct {
 	LogTail         string // last log lines at failure
 	ResumedFrom     int64  // 0 if none
 	CVF2            *float64
+	HeldOutF2       *float64 // cv runs: the chosen threshold rule's held-out F2
 	LB              *float64 // leaderboard score, entered by hand
 	Note            string
 	Tags            []string
@@ -140,7 +141,7 @@ type Filter struct {
 }
 
 const recordCols = `id, name, kind, args, config, code_version, code_dirty, data_fingerprint, host, machine,
-	pid, started_at, ended_at, status, error, log_tail, resumed_from, cv_f2, lb, note`
+	pid, started_at, ended_at, status, error, log_tail, resumed_from, cv_f2, heldout_f2, lb, note`
 
 // List returns runs, newest first, after marking dead ones interrupted.
 func (db *DB) List(f Filter) ([]*Record, error) {
@@ -236,11 +237,12 @@ func scanRecord(s scanner) (*Record, error) {
 		status  string
 		ended   sql.NullInt64
 		resumed sql.NullInt64
-		cv, lb  sql.NullFloat64
+		cv, ho  sql.NullFloat64
+		lb      sql.NullFloat64
 		started int64
 	)
 	err := s.Scan(&r.ID, &r.Name, &kind, &args, &r.Config, &r.CodeVersion, &r.CodeDirty, &r.DataFingerprint,
-		&r.Host, &r.Machine, &r.PID, &started, &ended, &status, &r.Error, &r.LogTail, &resumed, &cv, &lb, &r.Note)
+		&r.Host, &r.Machine, &r.PID, &started, &ended, &status, &r.Error, &r.LogTail, &resumed, &cv, &ho, &lb, &r.Note)
 	if err != nil {
 		return nil, err
 	}
@@ -254,6 +256,10 @@ func scanRecord(s scanner) (*Record, error) {
 	if cv.Valid {
 		v := cv.Float64
 		r.CVF2 = &v
+	}
+	if ho.Valid {
+		v := ho.Float64
+		r.HeldOutF2 = &v
 	}
 	if lb.Valid {
 		v := lb.Float64

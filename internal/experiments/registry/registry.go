@@ -136,6 +136,9 @@ var migrations = []string{
 		tag    TEXT NOT NULL,
 		PRIMARY KEY (run_id, tag)
 	);`,
+	// A cv run's chosen threshold rule scored on folds its thresholds were
+	// not searched on, beside cv_f2's in-sample score.
+	`ALTER TABLE runs ADD COLUMN heldout_f2 REAL;`,
 }
 
 // SchemaVersion is the schema version this binary writes.

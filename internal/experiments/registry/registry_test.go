@@ -420,3 +420,48 @@ func TestOpenRejectsNonDatabase(t *testing.T) {
 		t.Error("Open damaged the file it refused")
 	}
 }
+
+// A cv run's held-out F2 is kept beside its in-sample one; a run that
+// measured none reads back nil, also from a file made by a binary that
+// knew no held-out column (schema version 1), which Open upgrades.
+func TestHeldOutF2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rebuild the file as version 1 wrote it, with one finished run.
+	for _, q := range []string{`ALTER TABLE runs DROP COLUMN heldout_f2`, `PRAGMA user_version = 1`,
+		`INSERT INTO runs (name, kind, started_at, status, cv_f2) VALUES ('old', 'cv', 1, 'finished', 0.5)`} {
+		if _, err := db.sql.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	if db, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old, err := db.Get(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.CVF2 == nil || *old.CVF2 != 0.5 || old.HeldOutF2 != nil {
+		t.Fatalf("run from version 1: cv %v, held-out %v", old.CVF2, old.HeldOutF2)
+	}
+	r, err := db.Start(RunInfo{Name: "cv", Kind: KindCV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ho := 0.28
+	if err := r.Finish(Summary{CVF2: 0.31, HeldOutF2: &ho}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.Get(r.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.CVF2 == nil || *rec.CVF2 != 0.31 || rec.HeldOutF2 == nil || *rec.HeldOutF2 != 0.28 {
+		t.Fatalf("cv %v, held-out %v", rec.CVF2, rec.HeldOutF2)
+	}
+}

@@ -58,8 +58,12 @@ type RunInfo struct {
 
 // Summary is what a finished run reports.
 type Summary struct {
-	CVF2    float64            // F2 over the validation folds
-	GroupF2 map[string]float64 // F2 per label group, e.g. "culture", "tag"
+	CVF2 float64 // F2 over the validation folds
+	// HeldOutF2 is, for a cv run, the F2 of the threshold rule it chose
+	// with thresholds searched on the other folds (CVF2 is then the score
+	// with thresholds searched on every fold); nil when not measured.
+	HeldOutF2 *float64
+	GroupF2   map[string]float64 // F2 per label group, e.g. "culture", "tag"
 }
 
 // Run is a run in progress, owned by the process that started it.
@@ -194,8 +198,8 @@ func HashFile(path string) (string, int64, error) {
 // Ending a run twice is an error: the first word stands.
 func (r *Run) Finish(s Summary) error {
 	return r.end(func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`UPDATE runs SET status=?, ended_at=?, cv_f2=? WHERE id=?`,
-			string(StatusFinished), now(), s.CVF2, r.id); err != nil {
+		if _, err := tx.Exec(`UPDATE runs SET status=?, ended_at=?, cv_f2=?, heldout_f2=? WHERE id=?`,
+			string(StatusFinished), now(), s.CVF2, s.HeldOutF2, r.id); err != nil {
 			return err
 		}
 		groups := make([]string, 0, len(s.GroupF2))

@@ -259,63 +259,164 @@ func firstNaN(data []float32) int {
 }
 
 // addRanks adds w·rank/rows of each value within its column to acc.
-// Columns are handled in blocks copied out column-major, because walking a
-// row-major matrix down a column misses the cache on every value.
 func addRanks(acc []float64, m *probs.Matrix, w float64) {
-	const block = 32
+	forColumnBlocks(m.Cols, func(j0, nb int, s *rankScratch) {
+		s.rankBlock(m, j0, nb)
+		for i := range m.Rows {
+			dst := acc[i*m.Cols+j0 : i*m.Cols+j0+nb]
+			for c := range dst {
+				dst[c] += w * (s.ranks[c*m.Rows+i] / float64(m.Rows))
+			}
+		}
+	})
+}
+
+// colBlock is how many columns are handled at a time. Columns are copied
+// out column-major a block at a time, because walking a row-major matrix
+// down a column misses the cache on every value.
+const colBlock = 32
+
+// rankScratch is one worker's buffers for ranking a block of columns.
+type rankScratch struct {
+	keys, tmp []uint64
+	vals      []uint32
+	ranks     []float64 // 1-based, ties averaged, column-major
+}
+
+// forColumnBlocks calls fn for each block of colBlock columns (the last
+// one shorter) from two workers, each with its own scratch.
+func forColumnBlocks(cols int, fn func(j0, nb int, s *rankScratch)) {
 	var wg sync.WaitGroup
-	next := make(chan int, m.Cols/block+1)
-	for j0 := 0; j0 < m.Cols; j0 += block {
+	next := make(chan int, cols/colBlock+1)
+	for j0 := 0; j0 < cols; j0 += colBlock {
 		next <- j0
 	}
 	close(next)
-	for range 2 {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			keys := make([]uint64, m.Rows)
-			tmp := make([]uint64, m.Rows)
-			vals := make([]uint32, block*m.Rows)
-			ranks := make([]float64, block*m.Rows)
+			s := &rankScratch{}
 			for j0 := range next {
-				nb := min(block, m.Cols-j0)
-				for i := range m.Rows {
-					row := m.Data[i*m.Cols+j0 : i*m.Cols+j0+nb]
-					for c, v := range row {
-						vals[c*m.Rows+i] = orderedBits(v)
-					}
-				}
-				for c := range nb {
-					col := vals[c*m.Rows : (c+1)*m.Rows]
-					rk := ranks[c*m.Rows : (c+1)*m.Rows]
-					for i, v := range col {
-						keys[i] = uint64(v)<<32 | uint64(i)
-					}
-					sorted := radixSortHigh(keys, tmp)
-					// Ties share the mean of the ranks they span (1-based), as
-					// scipy.stats.rankdata does.
-					for a := 0; a < len(sorted); {
-						b := a + 1
-						for b < len(sorted) && sorted[b]>>32 == sorted[a]>>32 {
-							b++
-						}
-						r := (float64(a+1) + float64(b)) / 2 / float64(m.Rows)
-						for _, k := range sorted[a:b] {
-							rk[uint32(k)] = r
-						}
-						a = b
-					}
-				}
-				for i := range m.Rows {
-					dst := acc[i*m.Cols+j0 : i*m.Cols+j0+nb]
-					for c := range dst {
-						dst[c] += w * ranks[c*m.Rows+i]
-					}
-				}
+				fn(j0, min(colBlock, cols-j0), s)
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// rankBlock fills s.ranks with the rank of each value of columns
+// j0..j0+nb of m within its column.
+func (s *rankScratch) rankBlock(m *probs.Matrix, j0, nb int) {
+	n := m.Rows
+	if len(s.keys) < n {
+		s.keys, s.tmp = make([]uint64, n), make([]uint64, n)
+	}
+	if len(s.vals) < colBlock*n {
+		s.vals, s.ranks = make([]uint32, colBlock*n), make([]float64, colBlock*n)
+	}
+	for i := range n {
+		for c, v := range m.Data[i*m.Cols+j0 : i*m.Cols+j0+nb] {
+			s.vals[c*n+i] = orderedBits(v)
+		}
+	}
+	for c := range nb {
+		sorted := s.sortColumn(s.vals[c*n : (c+1)*n])
+		rk := s.ranks[c*n : (c+1)*n]
+		// Ties share the mean of the ranks they span (1-based), as
+		// scipy.stats.rankdata does.
+		for a := 0; a < len(sorted); {
+			b := a + 1
+			for b < len(sorted) && sorted[b]>>32 == sorted[a]>>32 {
+				b++
+			}
+			r := (float64(a+1) + float64(b)) / 2
+			for _, k := range sorted[a:b] {
+				rk[uint32(k)] = r
+			}
+			a = b
+		}
+	}
+}
+
+// sortColumn returns the keys value<<32|row of col sorted by value.
+func (s *rankScratch) sortColumn(col []uint32) []uint64 {
+	keys, tmp := s.keys[:len(col)], s.tmp[:len(col)]
+	for i, v := range col {
+		keys[i] = uint64(v)<<32 | uint64(i)
+	}
+	return radixSortHigh(keys, tmp)
+}
+
+// MatchQuantiles maps each column of scores onto the distribution of the
+// same column of ref (aligned by attribute id when both name their
+// columns): a value whose rank within its column is r of n (1-based, ties
+// averaged) becomes ref's quantile at (r-½)/n, interpolated linearly
+// between ref's sorted values (Hazen's plotting position, under which
+// scores equal to ref map onto themselves). Only the order of the values
+// within each column of scores matters.
+//
+// This puts a rank ensemble back on the probability scale of ref, such as
+// the out-of-fold probabilities thresholds were searched on: the mean of a
+// column's ranks is not uniform (the less the models agree, the more it
+// gathers in the middle), so the ranks are taken afresh.
+func MatchQuantiles(scores, ref Input) (*probs.File, error) {
+	s, r := scores.File, ref.File
+	if s.Cols != r.Cols {
+		return nil, fmt.Errorf("ensemble: %s has %d label columns, %s has %d", scores.Name, s.Cols, ref.Name, r.Cols)
+	}
+	if r.Rows == 0 {
+		return nil, fmt.Errorf("ensemble: %s has no rows to take quantiles from", ref.Name)
+	}
+	var colMap []int // column of ref for each column of scores
+	if s.Labels != nil && r.Labels != nil {
+		var err error
+		if colMap, err = permutation(scores.Name, ref.Name, "attribute", s.Labels, r.Labels); err != nil {
+			return nil, fmt.Errorf("ensemble: %w", err)
+		}
+	}
+	for _, in := range []Input{scores, ref} {
+		if x := firstNaN(in.File.Data); x >= 0 {
+			return nil, fmt.Errorf("ensemble: %s: NaN at image %q, column %d", in.Name, in.File.IDs[x/in.File.Cols], x%in.File.Cols)
+		}
+	}
+	n, m := s.Rows, r.Rows
+	out := &probs.File{Matrix: probs.NewMatrix(n, s.Cols), IDs: slices.Clone(s.IDs), Labels: slices.Clone(s.Labels)}
+	forColumnBlocks(s.Cols, func(j0, nb int, sc *rankScratch) {
+		sc.rankBlock(s.Matrix, j0, nb)
+		refKeys, refTmp := make([]uint64, m), make([]uint64, m)
+		refCol := make([]float32, m)
+		sorted := make([]float32, m)
+		for c := range nb {
+			j := j0 + c
+			if colMap != nil {
+				j = colMap[j]
+			}
+			for i := range m {
+				v := r.Data[i*r.Cols+j]
+				refCol[i] = v
+				refKeys[i] = uint64(orderedBits(v))<<32 | uint64(i)
+			}
+			for x, k := range radixSortHigh(refKeys, refTmp) {
+				sorted[x] = refCol[uint32(k)]
+			}
+			rk := sc.ranks[c*n : (c+1)*n]
+			for i := range n {
+				// 2r is a whole number, so for m = n the position is the
+				// exact integer r-1 and the value is ref's own.
+				num := (int64(2*rk[i])-1)*int64(m) - int64(n)
+				pos := float64(num) / float64(2*n)
+				pos = min(max(pos, 0), float64(m-1))
+				lo := int(pos)
+				v := float64(sorted[lo])
+				if f := pos - float64(lo); f > 0 && lo+1 < m {
+					v += f * (float64(sorted[lo+1]) - v)
+				}
+				out.Data[i*s.Cols+j0+c] = float32(v)
+			}
+		}
+	})
+	return out, nil
 }
 
 // radixSortHigh sorts keys by their high 32 bits (a value's ordered bits;

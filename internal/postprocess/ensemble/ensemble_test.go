@@ -211,3 +211,63 @@ func TestGeoMeanPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchQuantiles: a column's rank r of n becomes ref's quantile at
+// (r-½)/n, interpolated; ties share a value; columns align by attribute.
+func TestMatchQuantiles(t *testing.T) {
+	ref := file([][]float32{{0.1, 7}, {0.4, 5}, {0.2, 6}, {0.3, 8}}, nil, []string{"1", "2"})
+	// Column "2" of scores is ref's column 1; column "1" holds a tie.
+	scores := file([][]float32{{50, 1}, {-1, 2}, {30, 2}}, nil, []string{"2", "1"})
+	out, err := MatchQuantiles(Input{"scores", scores}, Input{"ref", ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// m=4, n=3: position ((2r-1)·4-3)/6 in ref's sorted column. Column
+	// "2" (5, 6, 7, 8): ranks 3, 1, 2 -> 17/6, 1/6, 3/2. Column "1" (0.1,
+	// 0.2, 0.3, 0.4): ranks 1, 2.5, 2.5 -> 1/6, 13/6, 13/6.
+	want := [][]float64{{7 + 5.0/6, 0.1 + 0.1/6}, {5 + 1.0/6, 0.3 + 0.1/6}, {6.5, 0.3 + 0.1/6}}
+	for i, row := range want {
+		for j, v := range row {
+			if got := float64(out.Row(i)[j]); math.Abs(got-v) > 1e-6 {
+				t.Errorf("[%d,%d] = %v, want %v", i, j, got, v)
+			}
+		}
+	}
+	if !slices.Equal(out.Labels, scores.Labels) || !slices.Equal(out.IDs, scores.IDs) {
+		t.Errorf("ids %v labels %v", out.IDs, out.Labels)
+	}
+
+	// Scores ordered as ref, on another scale, map onto ref itself.
+	r := rand.New(rand.NewPCG(3, 4))
+	big := probs.NewMatrix(500, 3)
+	ranked := probs.NewMatrix(500, 3)
+	for x := range big.Data {
+		v := float32(r.IntN(50)) / 50 // ties
+		big.Data[x], ranked.Data[x] = v, 10*v-3
+	}
+	bigRef := &probs.File{Matrix: big, IDs: make([]string, 500)}
+	same, err := MatchQuantiles(Input{"ranked", &probs.File{Matrix: ranked, IDs: bigRef.IDs}}, Input{"ref", bigRef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for x, v := range big.Data {
+		// A tie run maps to the middle of its positions, where ref's
+		// values are the tied value too.
+		if same.Data[x] != v {
+			t.Fatalf("value %d: %v, ref %v", x, same.Data[x], v)
+		}
+	}
+
+	for _, c := range []struct {
+		scores, ref *probs.File
+		want        string
+	}{
+		{file([][]float32{{1}}, nil, nil), ref, "scores has 1 label columns, ref has 2"},
+		{file([][]float32{{1, 2}}, nil, []string{"1", "3"}), ref, `ref has no attribute "3"`},
+		{file([][]float32{{1, float32(math.NaN())}}, nil, nil), ref, `scores: NaN at image "img0", column 1`},
+	} {
+		if _, err := MatchQuantiles(Input{"scores", c.scores}, Input{"ref", c.ref}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want %q", err, c.want)
+		}
+	}
+}

@@ -19,11 +19,31 @@ func (p *Problem) subset(rows []int) *Problem {
 // CVResult is a rule's cross-validated score: searched on all folds but
 // one, scored on the one left out, for each fold in turn.
 type CVResult struct {
-	Name string
-	// PerFold is the held-out score of each fold.
-	PerFold []float64
+	Name string `json:"name"`
 	// Mean and SD summarise PerFold.
-	Mean, SD float64
+	Mean float64 `json:"mean"`
+	SD   float64 `json:"sd"`
+	// PerFold is the held-out score of each fold.
+	PerFold []float64 `json:"per_fold"`
+}
+
+// Choose returns the index in res of the rule to use: the one with the
+// best held-out mean when held (CrossValidate's results for the same
+// rules) is given, as the in-sample score flatters the rules with the most
+// freedom; else the best in sample. Ties go to the earlier, simpler rule.
+// res must not be empty.
+func Choose(res []Result, held []CVResult) int {
+	b := 0
+	for r := range res {
+		if held != nil {
+			if held[r].Mean > held[b].Mean+tieTol {
+				b = r
+			}
+		} else if res[r].Score > res[b].Score+tieTol {
+			b = r
+		}
+	}
+	return b
 }
 
 // CrossValidate measures how much each rule's search overfits: for each of

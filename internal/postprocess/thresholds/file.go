@@ -35,6 +35,9 @@ type File struct {
 	// Rows is the number of images the rules were searched on.
 	Rows  int      `json:"rows"`
 	Rules []Result `json:"rules"`
+	// HeldOut, when the rules were cross-validated, holds each rule's
+	// score with thresholds searched on the other folds (CrossValidate).
+	HeldOut []CVResult `json:"held_out,omitempty"`
 }
 
 // Rule returns the named rule, or the file's Use rule when name is empty.
@@ -97,6 +100,11 @@ func (f *File) validate() error {
 			if b.Min < 0 || b.Max < 0 || (b.Max > 0 && b.Min > b.Max) {
 				return fmt.Errorf("rule %s: bounds of group %s are min %d, max %d", r.Name, f.Groups[g], b.Min, b.Max)
 			}
+		}
+	}
+	for _, h := range f.HeldOut {
+		if _, err := f.Rule(h.Name); err != nil {
+			return fmt.Errorf("held_out: %w", err)
 		}
 	}
 	if _, err := f.Rule(""); err != nil {

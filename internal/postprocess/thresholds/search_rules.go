@@ -108,13 +108,10 @@ func Search(pr *Problem, rules []string, o Options) ([]Result, error) {
 // Best returns the highest-scoring result; ties go to the earlier (simpler)
 // rule.
 func Best(rs []Result) *Result {
-	var b *Result
-	for i := range rs {
-		if b == nil || rs[i].Score > b.Score+tieTol {
-			b = &rs[i]
-		}
+	if len(rs) == 0 {
+		return nil
 	}
-	return b
+	return &rs[Choose(rs, nil)]
 }
 
 // relativeSweep scores every grid value r as the relative factor on top of

@@ -340,3 +340,23 @@ func TestCrossValidate(t *testing.T) {
 		t.Error("fold index out of range accepted")
 	}
 }
+
+// Choose goes by the held-out mean when there is one, else by the
+// in-sample score; ties go to the earlier rule.
+func TestChoose(t *testing.T) {
+	res := []Result{{Name: Global, Score: 0.60}, {Name: Group, Score: 0.60}, {Name: Label, Score: 0.62}}
+	if got := Choose(res, nil); got != 2 {
+		t.Errorf("in sample: %d", got)
+	}
+	held := []CVResult{{Name: Global, Mean: 0.59}, {Name: Group, Mean: 0.59}, {Name: Label, Mean: 0.57}}
+	if got := Choose(res, held); got != 0 {
+		t.Errorf("held out: %d (a tie goes to the earlier rule)", got)
+	}
+	held[1].Mean = 0.595
+	if got := Choose(res, held); got != 1 {
+		t.Errorf("held out: %d", got)
+	}
+	if Best(res) != &res[2] || Best(nil) != nil {
+		t.Error("Best disagrees with Choose")
+	}
+}

@@ -46,8 +46,15 @@ type Result struct {
 	OOF        string
 	Thresholds string
 	Submission string
-	Rule       string
-	Score      float64
+	// Rule is the threshold rule written as the one to use: the best
+	// held out when two or more folds were trained, else the best in
+	// sample.
+	Rule string
+	// Score is Rule's F2 on the out-of-fold probabilities with thresholds
+	// searched on them all (in sample); HeldOut, when not nil, its mean
+	// F2 on each fold with thresholds searched on the other folds.
+	Score   float64
+	HeldOut *float64
 }
 
 // FoldState says where a fold's run directory stands.
@@ -190,15 +197,40 @@ func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result
 	if err != nil {
 		return nil, err
 	}
-	best := thresholds.Best(results)
-	for _, r := range results {
-		logf("event=thresholds rule=%s f2=%.5f mean_labels=%.2f", r.Name, r.Score, r.MeanLabels)
+	// Each OOF row is held out by the fold whose file it came from, so the
+	// rules can be scored on folds their thresholds were not searched on.
+	var held []thresholds.CVResult
+	if len(oofIn) >= 2 {
+		fold := make([]int, 0, oof.Rows)
+		for x, in := range oofIn {
+			for range in.File.Rows {
+				fold = append(fold, x)
+			}
+		}
+		if held, err = thresholds.CrossValidate(pr, fold, len(oofIn), rules, topts); err != nil {
+			return nil, fmt.Errorf("%s: held-out threshold scores: %w", res.OOF, err)
+		}
 	}
+	for x, r := range results {
+		if held != nil {
+			logf("event=thresholds rule=%s f2=%.5f heldout_f2=%.5f heldout_sd=%.5f mean_labels=%.2f", r.Name, r.Score, held[x].Mean, held[x].SD, r.MeanLabels)
+		} else {
+			logf("event=thresholds rule=%s f2=%.5f mean_labels=%.2f", r.Name, r.Score, r.MeanLabels)
+		}
+	}
+	use := thresholds.Choose(results, held)
+	best := &results[use]
 	res.Rule, res.Score = best.Name, best.Score
+	if held != nil {
+		res.HeldOut = &held[use].Mean
+		logf("event=thresholds use=%s chosen_by=heldout f2=%.5f heldout_f2=%.5f folds=%d", best.Name, best.Score, held[use].Mean, len(oofIn))
+	} else {
+		logf("event=thresholds use=%s chosen_by=in-sample f2=%.5f (one fold: no held-out score)", best.Name, best.Score)
+	}
 	res.Thresholds = filepath.Join(o.Out, "thresholds.json")
 	tf := &thresholds.File{Version: thresholds.FileVersion, Use: best.Name, Beta: topts.Score.Beta,
 		EmptyRows: topts.Score.BothEmpty.String(), Labels: oof.Labels, Groups: ds.Labels.Groups,
-		LabelGroups: ds.Labels.GroupOf, Rows: oof.Rows, Rules: results}
+		LabelGroups: ds.Labels.GroupOf, Rows: oof.Rows, Rules: results, HeldOut: held}
 	if err := thresholds.WriteFile(res.Thresholds, tf); err != nil {
 		return nil, err
 	}
@@ -213,6 +245,16 @@ func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result
 	test, err := ensemble.Combine(testIn, method, nil)
 	if err != nil {
 		return nil, err
+	}
+	if method == ensemble.Rank {
+		// Rank scores are not probabilities: thresholds searched on the
+		// OOF probabilities would pass nearly every label. Mapped onto the
+		// OOF quantiles, label by label, they are on the thresholds' scale
+		// again (docs/postprocessing.md, "Rank ensembles and thresholds").
+		if test, err = ensemble.MatchQuantiles(ensemble.Input{Name: "the rank ensemble of the test probabilities", File: test}, ensemble.Input{Name: res.OOF, File: oof}); err != nil {
+			return nil, err
+		}
+		logf("event=ensemble method=rank mapped_onto=%s", res.OOF)
 	}
 	if err := probs.Save(filepath.Join(o.Out, "test.npy"), test); err != nil {
 		return nil, err
