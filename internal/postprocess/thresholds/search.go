@@ -116,8 +116,6 @@ const (
 	Target   = "target"
 )
 
-// AllRules lists every rule Search knows.
-var AllRules = []string{Global, Group, Label, TopK, Relative, Target}
 
 // Result is one searched rule and the score it reaches on the problem.
 type Result struct {
