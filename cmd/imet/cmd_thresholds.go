@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -12,8 +13,8 @@ import (
 
 	"imet/internal/base/atomicfile"
 	"imet/internal/data/dataset"
-	"imet/internal/postprocess/fbeta"
 	"imet/internal/data/folds"
+	"imet/internal/postprocess/fbeta"
 	"imet/internal/postprocess/probs"
 	"imet/internal/postprocess/thresholds"
 )
@@ -59,21 +60,11 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	byID := make(map[string][]int, len(rows))
-	for _, r := range rows {
-		byID[r.ID] = r.Labels
+	labelsOf, err := dataset.LabelsFor(rows, oof.IDs)
+	if err != nil {
+		return missingID(err, probs.IDsPath(c.OOF), c.Truth)
 	}
-	truth := make([][]int32, oof.Rows)
-	for i, id := range oof.IDs {
-		ls, ok := byID[id]
-		if !ok {
-			return fmt.Errorf("image %q (line %d of %s) is not in %s", id, i+2, probs.IDsPath(c.OOF), c.Truth)
-		}
-		truth[i] = make([]int32, len(ls))
-		for x, j := range ls {
-			truth[i][x] = int32(j)
-		}
-	}
+	truth := thresholds.TruthOf(labelsOf)
 	empty, err := fbeta.ParseBothEmpty(c.EmptyRows)
 	if err != nil {
 		return err
@@ -107,17 +98,9 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 		if err != nil {
 			return err
 		}
-		byID := make(map[string]int, len(a.IDs))
-		for i, id := range a.IDs {
-			byID[id] = a.Fold[i]
-		}
-		fold := make([]int, oof.Rows)
-		for i, id := range oof.IDs {
-			f, ok := byID[id]
-			if !ok {
-				return fmt.Errorf("image %q (line %d of %s) is not in %s", id, i+2, probs.IDsPath(c.OOF), c.Folds)
-			}
-			fold[i] = f
+		fold, err := a.Of(oof.IDs)
+		if err != nil {
+			return missingID(err, probs.IDsPath(c.OOF), c.Folds)
 		}
 		if cv, err = thresholds.CrossValidate(pr, fold, a.K, c.Rules, o); err != nil {
 			return fmt.Errorf("%s: %w", c.Folds, err)
@@ -164,9 +147,7 @@ func (c *thresholdsCmd) Run(g *Globals) error {
 	tr := make([][]int, oof.Rows)
 	for i := range pred {
 		pred[i] = pd.Predict(oof.Row(i), nil)
-		for _, j := range truth[i] {
-			tr[i] = append(tr[i], int(j))
-		}
+		tr[i] = labelsOf[i]
 	}
 	// Within one group many images have no true and no predicted label;
 	// scoring those 0 (or 1) would swamp the figure, so they are skipped.
@@ -332,4 +313,14 @@ func checkRange(path string, f *probs.File, labels *dataset.Labels) error {
 		}
 	}
 	return nil
+}
+
+// missingID words a failed join by id with the files involved: the line of
+// the ids sidecar (after its header) and the file that lacks the image.
+func missingID(err error, idsFile, other string) error {
+	var m *dataset.MissingIDError
+	if errors.As(err, &m) {
+		return fmt.Errorf("image %q (line %d of %s) is not in %s", m.ID, m.Index+2, idsFile, other)
+	}
+	return err
 }

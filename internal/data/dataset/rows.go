@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
@@ -201,3 +202,33 @@ func FormatIDs(labels *Labels, cols []int) string {
 }
 
 func baseName(path string) string { return filepath.Base(path) }
+
+// MissingIDError says that the image at Index of a list of ids has no
+// row: callers add which file that list and the rows came from.
+type MissingIDError struct {
+	Index int
+	ID    string
+}
+
+func (e *MissingIDError) Error() string {
+	return fmt.Sprintf("image %q (entry %d) has no row", e.ID, e.Index+1)
+}
+
+// LabelsFor returns the labels of each of ids, in that order, from rows
+// (train.csv): the join every out-of-fold file needs with its truth. The
+// first id without a row is a *MissingIDError.
+func LabelsFor(rows []Row, ids []string) ([][]int, error) {
+	byID := make(map[string][]int, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = r.Labels
+	}
+	out := make([][]int, len(ids))
+	for i, id := range ids {
+		ls, ok := byID[id]
+		if !ok {
+			return nil, &MissingIDError{Index: i, ID: id}
+		}
+		out[i] = ls
+	}
+	return out, nil
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"imet/internal/base/atomicfile"
+	"imet/internal/data/dataset"
 )
 
 // Header is the header of folds.csv.
@@ -185,4 +186,23 @@ func WriteGroups(path string, ids, groups []string) error {
 		cw.Flush()
 		return cw.Error()
 	})
+}
+
+// Of returns the fold of each of ids, which may be any subset of the
+// assignment (one model's out-of-fold rows); the first id without a fold is
+// a *dataset.MissingIDError.
+func (a *Assignment) Of(ids []string) ([]int, error) {
+	pos := make(map[string]int, len(a.IDs))
+	for i, id := range a.IDs {
+		pos[id] = a.Fold[i]
+	}
+	out := make([]int, len(ids))
+	for i, id := range ids {
+		f, ok := pos[id]
+		if !ok {
+			return nil, &dataset.MissingIDError{Index: i, ID: id}
+		}
+		out[i] = f
+	}
+	return out, nil
 }

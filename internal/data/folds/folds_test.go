@@ -1,6 +1,7 @@
 package folds
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"imet/internal/data/dataset"
 )
 
 // imetLike draws n rows of labels with iMet 2019's shape: 398 culture
@@ -259,4 +262,16 @@ func BenchmarkStratifyIMet(b *testing.B) {
 			Evaluate(labels, n, fold, 5)
 		}
 	})
+}
+
+func TestAssignmentOfSubset(t *testing.T) {
+	a := &Assignment{IDs: []string{"a", "b", "c"}, Fold: []int{0, 1, 0}, K: 2}
+	got, err := a.Of([]string{"c", "b"})
+	if err != nil || fmt.Sprint(got) != "[0 1]" {
+		t.Fatalf("Of = %v, %v", got, err)
+	}
+	var m *dataset.MissingIDError
+	if _, err := a.Of([]string{"b", "x"}); !errors.As(err, &m) || m.Index != 1 || m.ID != "x" {
+		t.Fatalf("missing id: %v", err)
+	}
 }

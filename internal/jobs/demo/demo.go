@@ -7,6 +7,7 @@ package demo
 import (
 	"bytes"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,9 +16,9 @@ import (
 
 	"imet/internal/base/atomicfile"
 	"imet/internal/data/dataset"
-	"imet/internal/postprocess/fbeta"
 	"imet/internal/data/folds"
 	"imet/internal/data/synth"
+	"imet/internal/postprocess/fbeta"
 )
 
 //go:embed recipe.yaml.tmpl
@@ -134,17 +135,18 @@ func CleanScore(dataDir, submission, truth string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	byID := make(map[string][]int, len(got))
-	for _, r := range got {
-		byID[r.ID] = r.Labels
+	ids := make([]string, len(want))
+	t := make([][]int, len(want))
+	for i, r := range want {
+		ids[i], t[i] = r.ID, r.Labels
 	}
-	var t, p [][]int
-	for _, r := range want {
-		pred, ok := byID[r.ID]
-		if !ok {
-			return 0, fmt.Errorf("%s: no prediction for image %q of %s", submission, r.ID, truth)
+	p, err := dataset.LabelsFor(got, ids)
+	if err != nil {
+		var m *dataset.MissingIDError
+		if errors.As(err, &m) {
+			return 0, fmt.Errorf("%s: no prediction for image %q of %s", submission, m.ID, truth)
 		}
-		t, p = append(t, r.Labels), append(p, pred)
+		return 0, err
 	}
 	return fbeta.Samples(t, p, fbeta.Default())
 }

@@ -116,7 +116,6 @@ const (
 	Target   = "target"
 )
 
-
 // Result is one searched rule and the score it reaches on the problem.
 type Result struct {
 	Name  string  `json:"name"`
@@ -617,4 +616,16 @@ func (s *searcher) labelAscent(start []float64) []float64 {
 		}
 	}
 	return th
+}
+
+// TruthOf converts each image's true label columns to a Problem's Truth.
+func TruthOf(labels [][]int) [][]int32 {
+	out := make([][]int32, len(labels))
+	for i, ls := range labels {
+		out[i] = make([]int32, len(ls))
+		for x, j := range ls {
+			out[i][x] = int32(j)
+		}
+	}
+	return out
 }

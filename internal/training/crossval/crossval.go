@@ -8,6 +8,7 @@ package crossval
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,8 +17,8 @@ import (
 	"sync"
 
 	"imet/internal/data/dataset"
-	"imet/internal/postprocess/ensemble"
 	"imet/internal/data/folds"
+	"imet/internal/postprocess/ensemble"
 	"imet/internal/postprocess/probs"
 	"imet/internal/postprocess/submission"
 	"imet/internal/postprocess/thresholds"
@@ -172,22 +173,16 @@ func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result
 	if err := probs.Save(res.OOF, oof); err != nil {
 		return nil, err
 	}
-	truthByID := map[string][]int{}
-	for _, r := range ds.Train {
-		truthByID[r.ID] = r.Labels
-	}
 	pr := &thresholds.Problem{Rows: oof.Rows, Cols: oof.Cols, Probs: oof.Data, GroupOf: ds.Labels.GroupOf, Groups: ds.Labels.Groups}
-	for _, id := range oof.IDs {
-		t, ok := truthByID[id]
-		if !ok {
-			return nil, fmt.Errorf("%s: image %s is not in train.csv", res.OOF, id)
+	truth, err := dataset.LabelsFor(ds.Train, oof.IDs)
+	if err != nil {
+		var m *dataset.MissingIDError
+		if errors.As(err, &m) {
+			return nil, fmt.Errorf("%s: image %s is not in train.csv", res.OOF, m.ID)
 		}
-		row := make([]int32, len(t))
-		for i, c := range t {
-			row[i] = int32(c)
-		}
-		pr.Truth = append(pr.Truth, row)
+		return nil, err
 	}
+	pr.Truth = thresholds.TruthOf(truth)
 	rules := o.Rules
 	if len(rules) == 0 {
 		rules = []string{thresholds.Global, thresholds.Group}
