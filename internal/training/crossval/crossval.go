@@ -16,8 +16,8 @@ import (
 	"sync"
 
 	"imet/internal/data/dataset"
-	"imet/internal/postprocess/ensemble"
 	"imet/internal/data/folds"
+	"imet/internal/postprocess/ensemble"
 	"imet/internal/postprocess/probs"
 	"imet/internal/postprocess/submission"
 	"imet/internal/postprocess/thresholds"
@@ -66,6 +66,9 @@ func (o Options) Run(ctx context.Context) (*Result, error) {
 	cfg, err := trainconfig.Load(o.ConfigPath)
 	if err != nil {
 		return nil, err
+	}
+	if _, err := train.CheckEngine(&cfg.Engine); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.ConfigPath, err)
 	}
 	fp := cfg.Data.Folds
 	if !filepath.IsAbs(fp) {

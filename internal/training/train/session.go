@@ -74,6 +74,9 @@ func TrainFold(ctx context.Context, fr FoldRun) (Result, string, error) {
 	if err != nil {
 		return res, runDir, err
 	}
+	if _, err := CheckEngine(&cfg.Engine); err != nil {
+		return res, runDir, fmt.Errorf("%s: %w", cfgPath, err)
+	}
 	if runDir == "" {
 		runDir = filepath.Join("runs", cfg.Name, "fold"+strconv.Itoa(fold))
 	}

@@ -347,12 +347,13 @@ func (r *Run) Validate() error {
 	if r.HardMining.Fraction < 0 || r.HardMining.Fraction >= 1 {
 		return fmt.Errorf("hard_mining.fraction %g outside [0, 1)", r.HardMining.Fraction)
 	}
-	return r.Engine.validate()
+	return r.Engine.Validate()
 }
 
-// validate checks the engine's names. Whether this process can use the
-// device is torch.CheckDevice's question, asked when training starts.
-func (e *Engine) validate() error {
+// Validate checks the engine's settings: the names, and fp16 only on a
+// GPU. Whether this process can use the device is torch.CheckDevice's
+// question, asked when training starts.
+func (e *Engine) Validate() error {
 	dev, err := torch.ParseDevice(e.Device)
 	if err != nil {
 		return &KeyError{Key: "engine.device", Msg: err.Error()}
