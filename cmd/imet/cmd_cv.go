@@ -13,10 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/training/crossval"
-	"imet/internal/postprocess/ensemble"
 	"imet/internal/experiments/registry"
+	"imet/internal/postprocess/ensemble"
 	"imet/internal/postprocess/thresholds"
+	"imet/internal/training/crossval"
 	"imet/internal/training/train"
 )
 
@@ -54,6 +54,9 @@ func (c *cvCmd) Run(g *Globals) error {
 	}
 	if m := ensemble.Method(c.Ensemble); m != ensemble.Mean && m != ensemble.Rank && m != ensemble.GeoMean {
 		return fmt.Errorf("--ensemble: unknown method %q (known: mean, rank, geomean)", c.Ensemble)
+	}
+	if err := train.CheckConfig(c.Config); err != nil {
+		return err
 	}
 	again := c.continueCommand()
 	o := crossval.Options{ConfigPath: c.Config, Out: c.Out, Folds: c.Folds, Parallel: c.Parallel, Rules: c.Rules,
