@@ -53,9 +53,13 @@ func (d Device) String() string {
 	return fmt.Sprintf("cuda:%d", d.Index())
 }
 
-// ParseDevice reads a device name as PyTorch spells it: cpu, cuda (GPU 0)
-// or cuda:N. It checks the name only; CheckDevice says whether this
-// process can use it.
+// DeviceSyntax is the spelling ParseDevice accepts, for messages and the
+// generated configuration reference.
+const DeviceSyntax = "cpu, cuda or cuda:N"
+
+// ParseDevice reads a device name as PyTorch spells it: "cpu", "cuda"
+// (GPU 0) or "cuda:N". It checks the spelling only: whether the GPU exists
+// is CheckDevice's question.
 func ParseDevice(s string) (Device, error) {
 	switch {
 	case s == "cpu":
@@ -63,12 +67,13 @@ func ParseDevice(s string) (Device, error) {
 	case s == "cuda":
 		return CUDA(0), nil
 	case strings.HasPrefix(s, "cuda:"):
-		n, err := strconv.Atoi(s[len("cuda:"):])
-		if err == nil && n >= 0 && strconv.Itoa(n) == s[len("cuda:"):] {
-			return CUDA(n), nil
+		n := s[len("cuda:"):]
+		// Atoi alone would take "+1"; a device index is plain digits.
+		if i, err := strconv.Atoi(n); err == nil && n != "" && n[0] >= '0' && n[0] <= '9' {
+			return CUDA(i), nil
 		}
 	}
-	return CPU, fmt.Errorf("device %q: want cpu, cuda or cuda:N", s)
+	return CPU, fmt.Errorf("device %q: want %s", s, DeviceSyntax)
 }
 
 // CheckDevice reports, in one line, why this process cannot use d: a

@@ -26,8 +26,8 @@ func TestParseDevice(t *testing.T) {
 	if torch.CUDA(7).String() != "cuda:7" || torch.CUDA(7).Index() != 7 || torch.CPU.Index() != -1 {
 		t.Errorf("names: %v %d %d", torch.CUDA(7), torch.CUDA(7).Index(), torch.CPU.Index())
 	}
-	for _, bad := range []string{"", "gpu", "CPU", "cuda:", "cuda:-1", "cuda:x", "cuda:01", "cuda0", "mps"} {
-		if _, err := torch.ParseDevice(bad); err == nil || !strings.Contains(err.Error(), "want cpu, cuda or cuda:N") {
+	for _, bad := range []string{"", "gpu", "CPU", "cuda:", "cuda:-1", "cuda:+1", "cuda:x", "cuda0", "cuda:1:2", "mps"} {
+		if _, err := torch.ParseDevice(bad); err == nil || !strings.Contains(err.Error(), "want "+torch.DeviceSyntax) {
 			t.Errorf("ParseDevice(%q): %v", bad, err)
 		}
 	}

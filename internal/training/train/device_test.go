@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -257,14 +256,19 @@ func TestFP16OnGPU(t *testing.T) {
 		r.Engine.Device, r.Engine.Precision, r.Engine.ChannelsLast, r.Engine.CudnnBenchmark = "cuda", p, true, true
 		dir := t.TempDir()
 		var losses []float64
-		obs := stepFunc(func(e StepEvent) { losses = append(losses, e.Loss) })
+		skipped := 0
+		obs := stepFunc(func(e StepEvent) {
+			losses = append(losses, e.Loss)
+			if e.Skipped {
+				skipped++
+			}
+		})
 		res, err := scaledSession(t, r, dir, false, 0, nil, Options{Observer: obs})
 		if err != nil || !res.Completed || res.BestF2 <= 0 {
 			t.Fatalf("%s: %+v %v", p, res, err)
 		}
-		sort.Float64s(losses)
-		if math.IsNaN(losses[len(losses)-1]) || math.IsInf(losses[len(losses)-1], 0) {
-			t.Errorf("%s: losses %v", p, losses)
+		if last := losses[len(losses)-1]; math.IsNaN(last) || math.IsInf(last, 0) || skipped > len(losses)/4 {
+			t.Errorf("%s: %d of %d steps skipped, losses %v", p, skipped, len(losses), losses)
 		}
 		if ls := finalTensors(t, dir).State.LossScale; (ls != nil) != (p == trainconfig.PrecisionFP16) {
 			t.Errorf("%s: loss scale state %+v", p, ls)
