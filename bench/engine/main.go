@@ -276,9 +276,21 @@ func runWorker(name, mode, variant string, steps, threads int) (result, error) {
 		return result{}, err
 	}
 	cl := strings.HasSuffix(variant, "cl")
-	bf16 := variant == "bf16" || variant == "bf16cl"
-	if strings.HasPrefix(variant, "fp16") {
-		return result{}, fmt.Errorf("variant %s: fp16 needs the engine's fp16 autocast and loss scaling", variant)
+	// half is the autocast dtype of the variant, 0 for fp32; fp16 also
+	// scales the loss, as torch.cuda.amp.GradScaler on the Python side.
+	var half torch.DType
+	switch strings.TrimSuffix(variant, "cl") {
+	case "bf16":
+		half = torch.BFloat16
+	case "fp16":
+		half = torch.Float16
+	}
+	cast := func(f func()) {
+		if half == 0 {
+			f()
+			return
+		}
+		torch.AutocastOn(device, half, f)
 	}
 	x := torch.Randn(torch.Float32, device, batch, 3, size, size)
 	y := torch.Rand(torch.Float32, device, batch, classes).LtScalar(0.01).To(torch.Float32)
@@ -292,18 +304,27 @@ func runWorker(name, mode, variant string, steps, threads int) (result, error) {
 	if mode == "train" {
 		s.Train(true)
 		opt := optim.NewSGD([]*optim.Group{{Params: s.Params(), LR: 0.01}}, optim.SGDOptions{Momentum: 0.9})
+		var scaler *optim.GradScaler
+		if half == torch.Float16 {
+			scaler = optim.NewGradScaler(optim.GradScalerOptions{})
+		}
 		step = func() {
 			opt.ZeroGrad()
 			var loss *torch.Tensor
-			fwd := func() { loss = torch.BCEWithLogits(m.Forward(x), y, nil, nil, torch.ReduceMean) }
-			if bf16 {
-				torch.Autocast(fwd)
+			cast(func() { loss = torch.BCEWithLogits(m.Forward(x), y, nil, nil, torch.ReduceMean) })
+			if scaler != nil {
+				scaler.ScaleLoss(loss).Backward()
+				if _, err := scaler.Step(opt); err != nil {
+					panic(err)
+				}
+				if err := scaler.Update(); err != nil {
+					panic(err)
+				}
 			} else {
-				fwd()
-			}
-			loss.Backward()
-			if err := opt.Step(); err != nil {
-				panic(err)
+				loss.Backward()
+				if err := opt.Step(); err != nil {
+					panic(err)
+				}
 			}
 			loss.Item() // waits for the device, as the Python side does
 		}
@@ -311,12 +332,7 @@ func runWorker(name, mode, variant string, steps, threads int) (result, error) {
 		s.Train(false)
 		step = func() {
 			torch.InferenceMode(func() {
-				fwd := func() { m.Forward(x).To(torch.Float32).Sum().Item() }
-				if bf16 {
-					torch.Autocast(fwd)
-				} else {
-					fwd()
-				}
+				cast(func() { m.Forward(x).To(torch.Float32).Sum().Item() })
 			})
 		}
 	}

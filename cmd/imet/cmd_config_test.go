@@ -209,6 +209,22 @@ func TestConfigCheck(t *testing.T) {
 	if code == 0 || !strings.Contains(errs, "bad.yaml:4") || !strings.Contains(errs, "lr_max") {
 		t.Fatalf("misspelt key: exit %d, %s", code, errs)
 	}
+	for doc, want := range map[string]string{
+		"name: x\nengine:\n  precision: fp16\n":               "bad.yaml:3: engine.precision: fp16 needs a CUDA device",
+		"name: x\nengine:\n  device: gpu\n":                   `bad.yaml:3: engine.device: device "gpu": want cpu, cuda or cuda:N`,
+		"name: x\nengine:\n  bf16: true\n  precision: fp32\n": "bad.yaml:3: engine.bf16: true (deprecated) means precision bf16",
+	} {
+		os.WriteFile(bad, []byte(doc), 0o644)
+		if code, _, errs := runCLI(t, "config", "check", bad); code == 0 || !strings.Contains(errs, want) {
+			t.Errorf("%q: exit %d, %s", doc, code, errs)
+		}
+	}
+	// A GPU configuration checks on a machine without one: the device is
+	// looked for when training starts.
+	os.WriteFile(bad, []byte("name: x\nengine: {device: 'cuda:1', precision: fp16}\n"), 0o644)
+	if code, _, errs := runCLI(t, "config", "check", bad); code != 0 {
+		t.Errorf("GPU config: exit %d, %s", code, errs)
+	}
 }
 
 // Names are checked against the tables the code builds from, and the

@@ -12,10 +12,10 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/training/crossval"
-	"imet/internal/postprocess/ensemble"
 	"imet/internal/experiments/registry"
+	"imet/internal/postprocess/ensemble"
 	"imet/internal/postprocess/thresholds"
+	"imet/internal/training/crossval"
 	"imet/internal/training/train"
 )
 
@@ -50,6 +50,9 @@ func (c *cvCmd) Run(g *Globals) error {
 		if !slices.Contains(thresholds.AllRules, r) {
 			return fmt.Errorf("--rules: unknown rule %q (known: %s)", r, strings.Join(thresholds.AllRules, ", "))
 		}
+	}
+	if err := train.CheckConfig(c.Config); err != nil {
+		return err
 	}
 	again := c.continueCommand()
 	o := crossval.Options{ConfigPath: c.Config, Out: c.Out, Folds: c.Folds, Parallel: c.Parallel, Rules: c.Rules,

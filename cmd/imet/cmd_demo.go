@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"imet/internal/jobs/demo"
 	"imet/internal/data/synth"
+	"imet/internal/jobs/demo"
 )
 
 type demoCmd struct {
@@ -19,6 +19,7 @@ type demoCmd struct {
 	Test       int    `help:"Test images in the synthetic sample." default:"300"`
 	Registry   string `help:"Run registry (default OUT/registry.db)." type:"path"`
 	NoRegistry bool   `help:"Do not record the run."`
+	Device     string `help:"Where to train and predict: cpu, cuda or cuda:N (the GPU check runs the demo on cuda)." default:"cpu"`
 }
 
 func init() {
@@ -29,7 +30,7 @@ func (c *demoCmd) Run(g *Globals) error {
 	start := time.Now()
 	cfg := synth.Default()
 	cfg.Train, cfg.Test = c.Train, c.Test
-	o := demo.Options{Out: c.Out, Data: c.Data, Synth: cfg, Folds: c.Folds, Epochs: c.Epochs}
+	o := demo.Options{Out: c.Out, Data: c.Data, Synth: cfg, Folds: c.Folds, Epochs: c.Epochs, Device: c.Device}
 	if !g.Quiet {
 		o.Log = g.Stderr
 	}

@@ -10,8 +10,9 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/ship/inference"
+	"imet/internal/engine/torch"
 	"imet/internal/postprocess/probs"
+	"imet/internal/ship/inference"
 )
 
 type predictCmd struct {
@@ -22,6 +23,7 @@ type predictCmd struct {
 	Probs      string `help:"Also write the probabilities here (.npy, with .ids.csv and .labels.csv sidecars)."`
 	BatchSize  int    `help:"Images per forward pass (default: the model's validation batch size)."`
 	Threads    int    `help:"libtorch intra-op threads (default: the model's engine.threads; 0 there: one per core)."`
+	Device     string `help:"Where the networks run: cpu, cuda (GPU 0) or cuda:N, whatever device trained them." default:"cpu"`
 	Workers    int    `help:"Image decoding goroutines (0: one per core)."`
 	TTA        string `help:"none: plain view only; empty: the model's test-time augmentation." enum:",none" default:""`
 	Thresholds string `help:"Threshold file to apply instead of the model's." type:"existingfile"`
@@ -35,6 +37,13 @@ func init() {
 func (c *predictCmd) Run(g *Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	dev, err := torch.ParseDevice(c.Device)
+	if err == nil {
+		err = torch.CheckDevice(dev) // before any weights are read
+	}
+	if err != nil {
+		return fmt.Errorf("--%w", err)
+	}
 	src := c.From
 	if c.Bundle != "" {
 		if src != "" {
@@ -70,9 +79,10 @@ func (c *predictCmd) Run(g *Globals) error {
 	if c.TTA == "none" {
 		views = 1
 	}
-	fmt.Fprintf(log, "event=start source=%s kind=%s models=%d images=%d views=%d\n", p.Origin, p.Kind, p.Models(), len(paths), views)
+	fmt.Fprintf(log, "event=start source=%s kind=%s models=%d images=%d views=%d device=%s precision=%s\n",
+		p.Origin, p.Kind, p.Models(), len(paths), views, dev, p.Precision(dev))
 	start := time.Now()
-	o := inference.Options{BatchSize: c.BatchSize, Threads: c.Threads, Workers: c.Workers, TTA: c.TTA}
+	o := inference.Options{BatchSize: c.BatchSize, Threads: c.Threads, Workers: c.Workers, TTA: c.TTA, Device: dev}
 	if !g.Quiet {
 		o.Progress = progressPrinter(log, start)
 	}

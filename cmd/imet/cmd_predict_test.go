@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"imet/internal/engine/torch"
 	"imet/internal/postprocess/probs"
 )
 
@@ -71,7 +72,7 @@ func TestPredictFromRunAndBundle(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("predict exited %d: %s", code, errs)
 	}
-	if !strings.Contains(errs, "event=predict done=16 total=16") || !strings.Contains(out, sub) {
+	if !strings.Contains(errs, "event=predict done=16 total=16") || !strings.Contains(errs, "device=cpu precision=fp32") || !strings.Contains(out, sub) {
 		t.Fatalf("progress or report missing:\nstdout %s\nstderr %s", out, errs)
 	}
 	got, err := probs.Load(npy)
@@ -107,7 +108,7 @@ func TestPredictFromRunAndBundle(t *testing.T) {
 		t.Fatalf("export report: %s", out)
 	}
 	npy2 := filepath.Join(tmp, "b.npy")
-	if code, _, errs := runCLI(t, "predict", "--bundle", bdir, "--images", filepath.Join(data, "test"), "--out", filepath.Join(tmp, "sub2.csv"), "--probs", npy2); code != 0 {
+	if code, _, errs := runCLI(t, "predict", "--bundle", bdir, "--device", "cpu", "--images", filepath.Join(data, "test"), "--out", filepath.Join(tmp, "sub2.csv"), "--probs", npy2); code != 0 {
 		t.Fatalf("predict --bundle exited %d: %s", code, errs)
 	}
 	if !bytes.Equal([]byte(readFile(t, npy)), []byte(readFile(t, npy2))) || readFile(t, sub) != readFile(t, filepath.Join(tmp, "sub2.csv")) {
@@ -175,11 +176,47 @@ func TestPredictFromRunAndBundle(t *testing.T) {
 			t.Errorf("%s: error does not name the file (%s):\n%s", c.name, c.want, errs)
 		}
 	}
+	// A bundle written before precision replaced bf16 still opens.
+	spec := readFile(t, filepath.Join(bdir, "inference.json"))
+	if !strings.Contains(spec, `"precision": "fp32"`) {
+		t.Fatalf("inference.json does not record the precision:\n%s", spec)
+	}
+	old := copyDir("old-spec")
+	os.Remove(filepath.Join(old, "manifest.json"))
+	os.WriteFile(filepath.Join(old, "inference.json"), []byte(strings.Replace(spec, `"precision": "fp32"`, `"bf16": true`, 1)), 0o644)
+	if code, _, errs := runCLI(t, "predict", "--bundle", old, "--images", filepath.Join(data, "test"), "--out", filepath.Join(tmp, "old.csv")); code != 0 || !strings.Contains(errs, "precision=bf16") {
+		t.Errorf("bundle with bf16: true: exit %d\n%s", code, errs)
+	}
+	os.WriteFile(filepath.Join(old, "inference.json"), []byte(strings.Replace(spec, `"precision": "fp32"`, `"precision": "fp16", "bf16": true`, 1)), 0o644)
+	if errs := predictErr(old); !strings.Contains(errs, "inference.json: bf16 (the old key) is true but precision is fp16") {
+		t.Errorf("contradicting bf16 and precision: %s", errs)
+	}
 	if errs := predictErr(filepath.Join(tmp, "nowhere")); !strings.Contains(errs, "nowhere") {
 		t.Errorf("missing bundle: %s", errs)
 	}
 	if errs := predictErr(filepath.Join(data)); !strings.Contains(errs, "not a bundle") {
 		t.Errorf("a data folder as bundle: %s", errs)
+	}
+}
+
+// TestPredictDeviceIsCheckedFirst: a device name that is wrong, or a GPU
+// this libtorch cannot reach, is refused in one line before any model is
+// read.
+func TestPredictDeviceIsCheckedFirst(t *testing.T) {
+	images := t.TempDir()
+	nowhere := filepath.Join(t.TempDir(), "no-model")
+	args := func(dev string) []string {
+		return []string{"predict", "--from", nowhere, "--images", images, "--out", filepath.Join(images, "x.csv"), "--device", dev}
+	}
+	code, _, errs := runCLI(t, args("gpu")...)
+	if code == 0 || !strings.Contains(errs, `--device "gpu": want cpu, cuda or cuda:N`) {
+		t.Errorf("--device gpu: exit %d: %s", code, errs)
+	}
+	gpu := torch.CUDA(torch.CUDADeviceCount()).String() // the first GPU this process lacks
+	code, _, errs = runCLI(t, args(gpu)...)
+	t.Log(strings.TrimSpace(errs))
+	if code == 0 || !strings.Contains(errs, "--device "+gpu+": ") || !strings.Contains(errs, "libtorch "+torch.Version()) || strings.Contains(errs, "no-model") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+		t.Errorf("--device %s: exit %d: %s", gpu, code, errs)
 	}
 }
 

@@ -45,6 +45,12 @@ func (c *trainCmd) run(g *Globals, extra ...train.Observer) error {
 	if cfgPath == "" && c.Resume != "" {
 		cfgPath = filepath.Join(c.Resume, "config.yaml")
 	}
+	if cfgPath != "" {
+		// A GPU this libtorch lacks fails here, before the registry records a run.
+		if err := train.CheckConfig(cfgPath); err != nil {
+			return err
+		}
+	}
 	tr, err := c.startTracking(g, registry.KindTrain, "", cfgPath)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"imet/internal/engine/torch"
 	"imet/internal/postprocess/probs"
 )
 
@@ -154,6 +155,30 @@ func TestTrainIsRecordedInRegistry(t *testing.T) {
 	for _, want := range []string{"finished", "val_f2", "loss", "lr", "checkpoint", "oof_fold0.npy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("runs show lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestTrainOnAMissingGPUFailsFirst: engine.device naming a GPU this
+// libtorch cannot reach stops imet train and imet cv in one line naming
+// the libtorch in use, before any data, weights or run directory.
+func TestTrainOnAMissingGPUFailsFirst(t *testing.T) {
+	cfg := tinyRun(t)
+	gpu := torch.CUDA(torch.CUDADeviceCount()).String()
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), "engine: {threads: 1}", "engine: {threads: 1, device: '"+gpu+"'}", 1)), 0o644)
+	runDir := filepath.Join(t.TempDir(), "run")
+	out := filepath.Join(t.TempDir(), "cv")
+	for _, args := range [][]string{{"train", "--config", cfg, "--run-dir", runDir}, {"cv", "--config", cfg, "--out", out}} {
+		code, _, errs := runCLI(t, args...)
+		t.Log(strings.TrimSpace(errs))
+		if code == 0 || !strings.Contains(errs, cfg+": engine.device "+gpu+": ") || !strings.Contains(errs, "libtorch "+torch.Version()) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+			t.Errorf("%s: exit %d: %s", args[0], code, errs)
+		}
+	}
+	for _, d := range []string{runDir, out} {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s exists: something ran before the device check", d)
 		}
 	}
 }

@@ -84,3 +84,22 @@ func errorMessage(err error) string {
 	}
 	return err.Error()
 }
+
+// KeyLine is the line of the key at a dotted path ("engine.device",
+// "stages[0].lr") in the YAML document data, or 0 when the document does
+// not set it, so that checks made after decoding can still name a line.
+func KeyLine(data []byte, key string) int {
+	p, err := yaml.PathString("$." + key)
+	if err != nil {
+		return 0
+	}
+	n, err := p.ReadNode(bytes.NewReader(data))
+	if err != nil || n == nil {
+		return 0
+	}
+	tk := n.GetToken()
+	if tk == nil || tk.Position == nil {
+		return 0
+	}
+	return tk.Position.Line
+}

@@ -76,3 +76,12 @@ func ExampleDecode() {
 	fmt.Println(err)
 	// Output: run.yaml:2: unknown field "lr_max" (misspelt, or not valid in this section)
 }
+
+func TestKeyLine(t *testing.T) {
+	doc := []byte("name: a\nengine:\n  threads: 2\n  device: cuda\nstages:\n  - epochs: 1\n  - epochs: 2\n    lr: [1]\n")
+	for key, want := range map[string]int{"name": 1, "engine.device": 4, "engine.threads": 3, "stages[1].lr": 8, "engine.bf16": 0, "nope.x": 0} {
+		if got := KeyLine(doc, key); got != want {
+			t.Errorf("KeyLine(%q) = %d, want %d", key, got, want)
+		}
+	}
+}

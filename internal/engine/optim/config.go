@@ -15,6 +15,9 @@ type Config struct {
 	Eps         float64    `yaml:"eps" doc:"AdamW epsilon."`
 	Momentum    float64    `yaml:"momentum" doc:"SGD momentum."`
 	Nesterov    bool       `yaml:"nesterov" doc:"SGD Nesterov momentum."`
+	// ClipGradNorm is applied by the trainer, not the optimizer, but is
+	// configured with it, per stage.
+	ClipGradNorm float64 `yaml:"clip_grad_norm" doc:"Clip the 2-norm of all gradients together to this before each step, as torch.nn.utils.clip_grad_norm_ (0: off); with fp16 the gradients are unscaled first."`
 }
 
 // DefaultName is the optimizer of a stage that names none.

@@ -19,6 +19,9 @@ static terr (*p_tt_zero_grad)(tt t);
 static terr (*p_tt_detach)(tt t, tt *out);
 static terr (*p_tt_clone)(tt t, tt *out);
 static terr (*p_tt_to)(tt t, int dtype, int device, tt *out);
+static terr (*p_tt_to_device)(tt t, int device, int non_blocking, tt *out);
+static terr (*p_tt_from_data_pinned)(const void *data, const int64_t *shape, int ndim, int dtype, tt *out);
+static terr (*p_tt_is_pinned)(tt t, int *out);
 static terr (*p_tt_contiguous)(tt t, int channels_last, tt *out);
 static terr (*p_tt_is_channels_last)(tt t, int *out);
 static terr (*p_tt_unary)(int op, tt a, tt *out);
@@ -48,14 +51,19 @@ static terr (*p_tt_uniform_)(tt t, double lo, double hi);
 static terr (*p_tt_normal_)(tt t, double mean, double std);
 static terr (*p_tt_adamw_step)(tt p, tt g, tt m, tt v, double lr, double b1, double b2, double eps, double wd, int64_t step);
 static terr (*p_tt_sgd_step)(tt p, tt g, tt buf, double lr, double momentum, double dampening, double wd, int nesterov, int first);
+static terr (*p_tt_clip_grad_norm_)(tt *grads, int n, double max_norm, double *total);
+static terr (*p_tt_amp_unscale_)(tt *grads, int n, double inv_scale, int *found_inf);
 static terr (*p_tt_set_num_threads)(int n);
 static int (*p_tt_get_num_threads)(void);
 static terr (*p_tt_manual_seed)(uint64_t seed);
 static int (*p_tt_grad_enabled)(void);
 static void (*p_tt_set_grad_enabled)(int on);
 static terr (*p_tt_autocast)(int enter);
+static terr (*p_tt_autocast_on)(int enter, int device, int dtype);
 static terr (*p_tt_inference_mode)(int enter, void **guard);
 static int (*p_tt_cuda_device_count)(void);
+static terr (*p_tt_set_cudnn_benchmark)(int on);
+static int (*p_tt_get_cudnn_benchmark)(void);
 static const char * (*p_tt_version)(void);
 static terr (*p_tt_runtime_info)(char **out);
 
@@ -77,6 +85,9 @@ const imet_symbol imet_symbols[] = {
     {"tt_detach", (void **)&p_tt_detach},
     {"tt_clone", (void **)&p_tt_clone},
     {"tt_to", (void **)&p_tt_to},
+    {"tt_to_device", (void **)&p_tt_to_device},
+    {"tt_from_data_pinned", (void **)&p_tt_from_data_pinned},
+    {"tt_is_pinned", (void **)&p_tt_is_pinned},
     {"tt_contiguous", (void **)&p_tt_contiguous},
     {"tt_is_channels_last", (void **)&p_tt_is_channels_last},
     {"tt_unary", (void **)&p_tt_unary},
@@ -106,14 +117,19 @@ const imet_symbol imet_symbols[] = {
     {"tt_normal_", (void **)&p_tt_normal_},
     {"tt_adamw_step", (void **)&p_tt_adamw_step},
     {"tt_sgd_step", (void **)&p_tt_sgd_step},
+    {"tt_clip_grad_norm_", (void **)&p_tt_clip_grad_norm_},
+    {"tt_amp_unscale_", (void **)&p_tt_amp_unscale_},
     {"tt_set_num_threads", (void **)&p_tt_set_num_threads},
     {"tt_get_num_threads", (void **)&p_tt_get_num_threads},
     {"tt_manual_seed", (void **)&p_tt_manual_seed},
     {"tt_grad_enabled", (void **)&p_tt_grad_enabled},
     {"tt_set_grad_enabled", (void **)&p_tt_set_grad_enabled},
     {"tt_autocast", (void **)&p_tt_autocast},
+    {"tt_autocast_on", (void **)&p_tt_autocast_on},
     {"tt_inference_mode", (void **)&p_tt_inference_mode},
     {"tt_cuda_device_count", (void **)&p_tt_cuda_device_count},
+    {"tt_set_cudnn_benchmark", (void **)&p_tt_set_cudnn_benchmark},
+    {"tt_get_cudnn_benchmark", (void **)&p_tt_get_cudnn_benchmark},
     {"tt_version", (void **)&p_tt_version},
     {"tt_runtime_info", (void **)&p_tt_runtime_info},
     {0, 0},
@@ -202,6 +218,21 @@ terr tt_clone(tt t, tt *out) {
 terr tt_to(tt t, int dtype, int device, tt *out) {
     if (!imet_shim_ensure()) return imet_shim_error_copy();
     return p_tt_to(t, dtype, device, out);
+}
+
+terr tt_to_device(tt t, int device, int non_blocking, tt *out) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_to_device(t, device, non_blocking, out);
+}
+
+terr tt_from_data_pinned(const void *data, const int64_t *shape, int ndim, int dtype, tt *out) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_from_data_pinned(data, shape, ndim, dtype, out);
+}
+
+terr tt_is_pinned(tt t, int *out) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_is_pinned(t, out);
 }
 
 terr tt_contiguous(tt t, int channels_last, tt *out) {
@@ -349,6 +380,16 @@ terr tt_sgd_step(tt p, tt g, tt buf, double lr, double momentum, double dampenin
     return p_tt_sgd_step(p, g, buf, lr, momentum, dampening, wd, nesterov, first);
 }
 
+terr tt_clip_grad_norm_(tt *grads, int n, double max_norm, double *total) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_clip_grad_norm_(grads, n, max_norm, total);
+}
+
+terr tt_amp_unscale_(tt *grads, int n, double inv_scale, int *found_inf) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_amp_unscale_(grads, n, inv_scale, found_inf);
+}
+
 terr tt_set_num_threads(int n) {
     if (!imet_shim_ensure()) return imet_shim_error_copy();
     return p_tt_set_num_threads(n);
@@ -379,6 +420,11 @@ terr tt_autocast(int enter) {
     return p_tt_autocast(enter);
 }
 
+terr tt_autocast_on(int enter, int device, int dtype) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_autocast_on(enter, device, dtype);
+}
+
 terr tt_inference_mode(int enter, void **guard) {
     if (!imet_shim_ensure()) return imet_shim_error_copy();
     return p_tt_inference_mode(enter, guard);
@@ -387,6 +433,16 @@ terr tt_inference_mode(int enter, void **guard) {
 int tt_cuda_device_count(void) {
     if (!imet_shim_ensure()) return 0;
     return p_tt_cuda_device_count();
+}
+
+terr tt_set_cudnn_benchmark(int on) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_set_cudnn_benchmark(on);
+}
+
+int tt_get_cudnn_benchmark(void) {
+    if (!imet_shim_ensure()) return 0;
+    return p_tt_get_cudnn_benchmark();
 }
 
 const char * tt_version(void) {

@@ -82,7 +82,7 @@ func FromBytes(data []byte, dt DType, shape ...int) *Tensor {
 func Full(v float64, dt DType, dev Device, shape ...int) *Tensor {
 	s := toI64(shape)
 	var out C.tt
-	check("full", C.tt_full(i64p(s), C.int(len(s)), C.double(v), C.int(dt), C.int(dev), &out))
+	check("full", C.tt_full(i64p(s), C.int(len(s)), C.double(v), C.int(dt), dev.code(), &out))
 	return wrap(out)
 }
 
@@ -96,7 +96,7 @@ func Ones(dt DType, dev Device, shape ...int) *Tensor { return Full(1, dt, dev, 
 func Randn(dt DType, dev Device, shape ...int) *Tensor {
 	s := toI64(shape)
 	var out C.tt
-	check("randn", C.tt_randn(i64p(s), C.int(len(s)), C.int(dt), C.int(dev), &out))
+	check("randn", C.tt_randn(i64p(s), C.int(len(s)), C.int(dt), dev.code(), &out))
 	return wrap(out)
 }
 
@@ -104,14 +104,14 @@ func Randn(dt DType, dev Device, shape ...int) *Tensor {
 func Rand(dt DType, dev Device, shape ...int) *Tensor {
 	s := toI64(shape)
 	var out C.tt
-	check("rand", C.tt_rand(i64p(s), C.int(len(s)), C.int(dt), C.int(dev), &out))
+	check("rand", C.tt_rand(i64p(s), C.int(len(s)), C.int(dt), dev.code(), &out))
 	return wrap(out)
 }
 
 // Arange is 0, 1, ..., n-1.
 func Arange(n int, dt DType, dev Device) *Tensor {
 	var out C.tt
-	check("arange", C.tt_arange(C.int64_t(n), C.int(dt), C.int(dev), &out))
+	check("arange", C.tt_arange(C.int64_t(n), C.int(dt), dev.code(), &out))
 	return wrap(out)
 }
 
@@ -130,7 +130,7 @@ func (t *Tensor) info() info {
 	for i := range s {
 		s[i] = int(shape[i])
 	}
-	return info{s, DType(dt), Device(dev), rg != 0}
+	return info{s, DType(dt), deviceOf(dev), rg != 0}
 }
 
 // Shape is the tensor's size along each dimension.
@@ -257,8 +257,58 @@ func (t *Tensor) To(dt DType) *Tensor { return t.ToDevice(dt, t.Device()) }
 // ToDevice converts element type and device at once.
 func (t *Tensor) ToDevice(dt DType, dev Device) *Tensor {
 	var out C.tt
-	check("to", C.tt_to(t.h("to"), C.int(dt), C.int(dev), &out))
+	check("to", C.tt_to(t.h("to"), C.int(dt), dev.code(), &out))
 	return wrap(out)
+}
+
+// ToDeviceAsync is t on dev, element type kept, copied without waiting
+// when t lies in pinned host memory and dev is a GPU (PyTorch's
+// non_blocking=True): the GPU's later work on the result queues behind the
+// copy, and libtorch keeps the pinned block alive until the copy is done,
+// so t may be freed at once.
+func (t *Tensor) ToDeviceAsync(dev Device) *Tensor {
+	var out C.tt
+	check("to_device", C.tt_to_device(t.h("to_device"), dev.code(), 1, &out))
+	return wrap(out)
+}
+
+// PinnedFromFloat32 copies data into a new float32 host tensor in
+// page-locked (pinned) memory, which a GPU copies from asynchronously.
+// It needs a CUDA build of libtorch.
+func PinnedFromFloat32(data []float32, shape ...int) *Tensor {
+	if numel(shape) != len(data) {
+		panic(&Error{Op: "pinned_from_float32", Msg: fmt.Sprintf("%d values do not fill shape %v", len(data), shape)})
+	}
+	var dummy [4]byte
+	p := unsafe.Pointer(&dummy[0])
+	if len(data) > 0 {
+		p = unsafe.Pointer(&data[0])
+	}
+	s := toI64(shape)
+	var out C.tt
+	check("pinned_from_float32", C.tt_from_data_pinned(p, i64p(s), C.int(len(s)), C.int(Float32), &out))
+	return wrap(out)
+}
+
+// IsPinned reports whether t lies in pinned host memory.
+func (t *Tensor) IsPinned() bool {
+	var v C.int
+	check("is_pinned", C.tt_is_pinned(t.h("is_pinned"), &v))
+	return v != 0
+}
+
+// Upload copies a host batch (float32, row-major) to a new tensor on dev.
+// For a GPU the data goes through pinned memory with an asynchronous copy,
+// as a PyTorch DataLoader with pin_memory=True and .to(non_blocking=True)
+// does: data may be reused as soon as Upload returns, while the copy and
+// the work queued after it run on the GPU. On the CPU it is FromFloat32.
+func Upload(data []float32, dev Device, shape ...int) *Tensor {
+	if !dev.IsCUDA() {
+		return FromFloat32(data, shape...)
+	}
+	staging := PinnedFromFloat32(data, shape...)
+	defer staging.Free()
+	return staging.ToDeviceAsync(dev)
 }
 
 // Contiguous is t laid out row-major (NCHW for images).
@@ -308,6 +358,39 @@ func (t *Tensor) Normal_(mean, std float64) {
 func AdamWStep(p, g, m, v *Tensor, lr, beta1, beta2, eps, weightDecay float64, step int) {
 	check("adamw_step", C.tt_adamw_step(p.h("adamw"), g.h("adamw"), m.h("adamw"), v.h("adamw"),
 		C.double(lr), C.double(beta1), C.double(beta2), C.double(eps), C.double(weightDecay), C.int64_t(step)))
+}
+
+func handles(op string, ts []*Tensor) (*C.tt, C.int) {
+	if len(ts) == 0 {
+		return nil, 0
+	}
+	hs := make([]C.tt, len(ts))
+	for i, t := range ts {
+		hs[i] = t.h(op)
+	}
+	return &hs[0], C.int(len(hs))
+}
+
+// ClipGradNorm is torch.nn.utils.clip_grad_norm_ with the 2-norm: when the
+// norm of all grads taken together exceeds maxNorm, each is scaled in place
+// by maxNorm/(norm+1e-6). It returns that total norm (before clipping).
+func ClipGradNorm(grads []*Tensor, maxNorm float64) float64 {
+	p, n := handles("clip_grad_norm_", grads)
+	var total C.double
+	check("clip_grad_norm_", C.tt_clip_grad_norm_(p, n, C.double(maxNorm), &total))
+	return float64(total)
+}
+
+// AmpUnscale is the unscaling half of PyTorch's GradScaler: every gradient
+// is multiplied in place by invScale (rounded to float32), and the result
+// says whether any held an inf or NaN before. All grads must be on one
+// device; on a GPU this is at::_amp_foreach_non_finite_check_and_unscale_,
+// with one host sync to read the flag.
+func AmpUnscale(grads []*Tensor, invScale float64) (foundInf bool) {
+	p, n := handles("amp_unscale_", grads)
+	var found C.int
+	check("amp_unscale_", C.tt_amp_unscale_(p, n, C.double(invScale), &found))
+	return found != 0
 }
 
 // SGDStep applies one torch.optim.SGD update to p with gradient g; buf is the

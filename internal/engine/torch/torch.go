@@ -116,26 +116,6 @@ func (d DType) String() string {
 // Size is the number of bytes one element takes.
 func (d DType) Size() int { return dtypeSizes[d] }
 
-// Device is where a tensor's memory lives: CPU, or a CUDA device index.
-type Device int
-
-// CPU is the host. CUDA(i) names GPU i where a CUDA build of libtorch is
-// linked and a device is present.
-const CPU Device = -1
-
-// CUDA returns the device for GPU i.
-func CUDA(i int) Device { return Device(i) }
-
-func (d Device) String() string {
-	if d < 0 {
-		return "cpu"
-	}
-	return fmt.Sprintf("cuda:%d", int(d))
-}
-
-// CUDADeviceCount is the number of usable GPUs; 0 with a CPU-only libtorch.
-func CUDADeviceCount() int { return int(C.tt_cuda_device_count()) }
-
 // Version is the libtorch version compiled against, e.g. "1.13.1".
 func Version() string { return C.GoString(C.tt_version()) }
 
@@ -329,6 +309,27 @@ func NoGrad(f func()) {
 // and loss only; backward and the optimiser run outside.
 // Nested calls on one thread are fine: only the outermost switches.
 func Autocast(f func()) {
+	nestAutocast(func() { check("autocast", C.tt_autocast(1)) }, func() { check("autocast", C.tt_autocast(0)) }, f)
+}
+
+// AutocastOn runs f with autocast of dev's device type to dt, as
+// torch.autocast(device_type, dtype) does: bfloat16 on the CPU (libtorch's
+// CPU autocast knows no other type), float16 or bfloat16 on a GPU. Wrap
+// forward and loss only. Nested Autocast and AutocastOn calls on one thread
+// leave the outermost one in charge.
+func AutocastOn(dev Device, dt DType, f func()) {
+	if !dev.IsCUDA() && dt != BFloat16 {
+		panic(&Error{Op: "autocast", Msg: fmt.Sprintf("CPU autocast runs bfloat16 only, not %v", dt)})
+	}
+	code := dev.code()
+	nestAutocast(func() { check("autocast", C.tt_autocast_on(1, code, C.int(dt))) },
+		func() { check("autocast", C.tt_autocast_on(0, code, C.int(dt))) }, f)
+}
+
+// nestAutocast runs f on a locked thread between enter and exit, which
+// only the outermost call on the thread runs: libtorch keeps one switch
+// per thread.
+func nestAutocast(enter, exit func(), f func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tid := syscall.Gettid()
@@ -345,8 +346,8 @@ func Autocast(f func()) {
 		autocastMu.Unlock()
 	}()
 	if outer {
-		check("autocast", C.tt_autocast(1))
-		defer func() { check("autocast", C.tt_autocast(0)) }()
+		enter()
+		defer exit()
 	}
 	f()
 }

@@ -34,6 +34,8 @@ type Options struct {
 	Synth  synth.Config
 	Folds  int // default 3
 	Epochs int // default 8
+	// Device is the recipe's engine.device (cpu, cuda, cuda:N); empty: cpu.
+	Device string
 	Seed   int64
 	Log    io.Writer
 }
@@ -110,7 +112,7 @@ func Prepare(o Options) (*Prepared, error) {
 	}
 	var buf bytes.Buffer
 	tmpl := template.Must(template.New("recipe").Parse(recipeTemplate))
-	if err := tmpl.Execute(&buf, map[string]any{"Seed": o.Seed, "Data": p.Data, "Pipelines": pipes, "Epochs": o.Epochs}); err != nil {
+	if err := tmpl.Execute(&buf, map[string]any{"Seed": o.Seed, "Data": p.Data, "Pipelines": pipes, "Epochs": o.Epochs, "Device": o.Device}); err != nil {
 		return nil, err
 	}
 	p.Recipe = filepath.Join(o.Out, "recipe.yaml")

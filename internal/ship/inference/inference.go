@@ -5,13 +5,15 @@
 // written by Export. Open finds out which, and gathers in one Predictor
 // everything prediction needs: the network and its weights, the
 // preprocessing and TTA views, the label set, the threshold rules, and the
-// engine settings (batch size, threads, bf16) the model was validated with.
+// engine settings (batch size, threads, precision, layout) the model was
+// validated with. Prediction runs on the CPU or on a GPU (Options.Device)
+// whatever device trained the model.
 //
 // Prediction goes through train.Predict, the function training uses for
 // its out-of-fold and test predictions, so the same weights on the same
 // images give bit-identical probabilities here, in a run's test_fold<K>.npy
-// and in a bundle on another machine (on CPU, with the same thread count
-// and batch size).
+// and in a bundle on another machine (on the same kind of device, with the
+// same thread count and batch size).
 //
 // A bundle is a folder (see docs/predict.md):
 //
@@ -40,21 +42,21 @@ import (
 	"strconv"
 	"strings"
 
-	"imet/internal/ship/bundle"
-	"imet/internal/training/checkpoint"
 	"imet/internal/base/config"
 	"imet/internal/data/dataset"
+	"imet/internal/engine/torch"
 	"imet/internal/postprocess/ensemble"
 	"imet/internal/postprocess/fbeta"
-	"imet/internal/vision/loader"
-	"imet/internal/zoo/models"
-	"imet/internal/vision/pipeline"
 	"imet/internal/postprocess/probs"
 	"imet/internal/postprocess/submission"
 	"imet/internal/postprocess/thresholds"
-	"imet/internal/engine/torch"
+	"imet/internal/ship/bundle"
+	"imet/internal/training/checkpoint"
 	"imet/internal/training/train"
 	"imet/internal/training/trainconfig"
+	"imet/internal/vision/loader"
+	"imet/internal/vision/pipeline"
+	"imet/internal/zoo/models"
 )
 
 // SpecFormat identifies an inference.json this package reads.
@@ -92,12 +94,18 @@ type Spec struct {
 	Weights    []string `json:"weights"`
 	Labels     string   `json:"labels"`
 	Thresholds string   `json:"thresholds"`
-	// BatchSize, Threads and BF16 are the engine settings the model was
-	// validated with; predicting with the same ones reproduces training's
-	// probabilities bit for bit on CPU.
-	BatchSize int  `json:"batch_size"`
-	Threads   int  `json:"threads"`
-	BF16      bool `json:"bf16"`
+	// BatchSize, Threads, Precision and ChannelsLast are the engine
+	// settings the model was validated with; predicting with the same ones
+	// reproduces training's probabilities bit for bit on CPU. Precision is
+	// fp32, bf16 or fp16 (empty: fp32); fp16 autocast exists on GPUs only,
+	// so a CPU predicts an fp16 model in fp32.
+	BatchSize    int    `json:"batch_size"`
+	Threads      int    `json:"threads"`
+	Precision    string `json:"precision,omitempty"`
+	ChannelsLast bool   `json:"channels_last,omitempty"`
+	// BF16 is how bundles written before Precision said bf16; OpenBundle
+	// turns it into Precision.
+	BF16 bool `json:"bf16,omitempty"`
 	// Source records what the bundle was exported from.
 	Source string `json:"source"`
 }
@@ -124,6 +132,9 @@ type Options struct {
 	BatchSize int
 	Threads   int
 	Workers   int // image decoding goroutines (0: one per core)
+	// Device runs the networks on the CPU (the zero value) or a GPU; the
+	// weights move there before the first batch.
+	Device torch.Device
 	// TTA "none" predicts the plain evaluation view only; "" keeps the
 	// pipeline's views.
 	TTA string
@@ -224,6 +235,19 @@ func OpenBundle(dir string) (*Predictor, error) {
 	}
 	if len(s.Weights) == 0 {
 		return nil, fmt.Errorf("%s: no weight files listed", specPath)
+	}
+	if s.BF16 {
+		if s.Precision != "" && s.Precision != trainconfig.PrecisionBF16 {
+			return nil, fmt.Errorf("%s: bf16 (the old key) is true but precision is %s", specPath, s.Precision)
+		}
+		s.Precision, s.BF16 = trainconfig.PrecisionBF16, false
+	}
+	switch s.Precision {
+	case "":
+		s.Precision = trainconfig.PrecisionFP32
+	case trainconfig.PrecisionFP32, trainconfig.PrecisionBF16, trainconfig.PrecisionFP16:
+	default:
+		return nil, fmt.Errorf("%s: precision %q: want fp32, bf16 or fp16", specPath, s.Precision)
 	}
 	in := func(name string) string { return filepath.Join(dir, filepath.FromSlash(name)) }
 	p := &Predictor{Spec: s, Origin: dir, Kind: "bundle", labelsPath: in(s.Labels)}
@@ -439,7 +463,8 @@ func fromConfig(cfg *trainconfig.Run, cfgPath, origin, kind string) (*Predictor,
 	}
 	p.Spec = Spec{Format: SpecFormat, Arch: cfg.Model.Arch, NumClasses: p.Labels.Len(), Pool: cfg.Model.Pool,
 		Features: cfg.Model.Features, Dropout: cfg.Model.Dropout, Pipeline: cfg.Data.Pipeline, TTA: cfg.Data.TTA,
-		Seed: cfg.Seed, BatchSize: cfg.Validation.BatchSize, Threads: cfg.Engine.Threads, BF16: cfg.Engine.BF16, Source: origin}
+		Seed: cfg.Seed, BatchSize: cfg.Validation.BatchSize, Threads: cfg.Engine.Threads, Precision: cfg.Engine.Precision,
+		ChannelsLast: cfg.Engine.ChannelsLast, Source: origin}
 	if p.Pipeline, p.pipelineSpec, err = resolvePipeline(cfg.Data.Pipeline, cfg.Data.PipelinesFile, cfg.Data.TTA); err != nil {
 		return nil, err
 	}
@@ -583,6 +608,19 @@ func (p *Predictor) UseThresholds(path string) error {
 	return nil
 }
 
+// Precision is the precision the models run in on dev: the one they were
+// validated with, except that fp16, which only GPUs autocast to, runs in
+// fp32 on the CPU.
+func (p *Predictor) Precision(dev torch.Device) string {
+	if p.Spec.Precision == trainconfig.PrecisionFP16 && !dev.IsCUDA() {
+		return trainconfig.PrecisionFP32
+	}
+	if p.Spec.Precision == "" {
+		return trainconfig.PrecisionFP32
+	}
+	return p.Spec.Precision
+}
+
 // Predict returns the probabilities of the images at paths (rows named
 // ids), each model's TTA views averaged, then the models averaged
 // (ensemble.Mean). It must run on one goroutine, which it pins to its OS
@@ -593,6 +631,9 @@ func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options)
 	}
 	if len(paths) == 0 {
 		return nil, errors.New("predict: no images")
+	}
+	if err := torch.CheckDevice(o.Device); err != nil {
+		return nil, fmt.Errorf("predict: %w", err)
 	}
 	threads := o.Threads
 	if threads == 0 {
@@ -625,7 +666,16 @@ func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options)
 	var ins []ensemble.Input
 	for k, m := range p.models {
 		m.Store().Train(false)
-		po := train.PredictOptions{Views: src.Views(), BatchSize: bs, BF16: p.Spec.BF16}
+		if err := m.Store().To(o.Device); err != nil {
+			return nil, fmt.Errorf("predict: model %d to %v: %w", k, o.Device, err)
+		}
+		if p.Spec.ChannelsLast {
+			if err := m.Store().ChannelsLast(); err != nil {
+				return nil, fmt.Errorf("predict: model %d channels-last: %w", k, err)
+			}
+		}
+		po := train.PredictOptions{Views: src.Views(), BatchSize: bs, Device: o.Device, Precision: p.Precision(o.Device),
+			ChannelsLast: p.Spec.ChannelsLast}
 		if o.Progress != nil {
 			base := k * len(paths) * src.Views()
 			po.OnBatch = func(done, _ int) { o.Progress(base+done, total) }

@@ -1,7 +1,9 @@
 // Package checkpoint saves and restores the complete state of a training
-// run — weights, optimizer moments, EMA weights, schedule state, position
-// in the recipe and in the data order, and every random generator — so that
-// a run killed at any moment resumes as if it had never stopped.
+// run — weights, optimizer moments, EMA weights, loss scale, schedule
+// state, position in the recipe and in the data order, and every random
+// generator — so that a run killed at any moment resumes as if it had
+// never stopped. Tensors are kept as host bytes, whatever device trained
+// them, so a run may resume on another device.
 //
 // A checkpoint is one file, written through internal/base/atomicfile: a kill -9
 // during a save leaves the previous checkpoint whole. The format is a magic
@@ -59,12 +61,22 @@ type State struct {
 	// states, libtorch generator state).
 	RNG map[string][]byte `json:"rng"`
 
-	BestF2    float64                    `json:"best_f2"`   // best validation F2 so far (-1: none)
-	LastF2    float64                    `json:"last_f2"`   // F2 of the latest validation (-1: none)
-	Threshold float64                    `json:"threshold"` // global threshold of the latest validation
-	ElapsedS  float64                    `json:"elapsed_s"` // training wall time over all sessions
-	Sessions  int                        `json:"sessions"`  // sessions that contributed
+	BestF2    float64 `json:"best_f2"`   // best validation F2 so far (-1: none)
+	LastF2    float64 `json:"last_f2"`   // F2 of the latest validation (-1: none)
+	Threshold float64 `json:"threshold"` // global threshold of the latest validation
+	ElapsedS  float64 `json:"elapsed_s"` // training wall time over all sessions
+	Sessions  int     `json:"sessions"`  // sessions that contributed
+	// LossScale is the fp16 loss scaler's state; nil for runs without one.
+	LossScale *LossScale                 `json:"loss_scale,omitempty"`
 	Extra     map[string]json.RawMessage `json:"extra,omitempty"`
+}
+
+// LossScale is a dynamic loss scaler's state, as PyTorch's GradScaler
+// state_dict keeps it: the scale and the number of consecutive steps
+// without inf or NaN gradients.
+type LossScale struct {
+	Scale         float64 `json:"scale"`
+	GrowthTracker int     `json:"growth_tracker"`
 }
 
 // Tensor is one named array in raw little-endian bytes.

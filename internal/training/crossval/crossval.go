@@ -75,6 +75,9 @@ func (o Options) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := train.CheckEngine(&cfg.Engine); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.ConfigPath, err)
+	}
 	fp := cfg.Data.FoldsPath()
 	asg, err := folds.Read(fp)
 	if err != nil {

@@ -8,12 +8,12 @@ import (
 
 	"imet/internal/data/dataset"
 	"imet/internal/data/folds"
-	"imet/internal/vision/loader"
-	"imet/internal/vision/mixup"
-	"imet/internal/zoo/models"
-	"imet/internal/vision/pipeline"
 	"imet/internal/engine/torch"
 	"imet/internal/training/trainconfig"
+	"imet/internal/vision/loader"
+	"imet/internal/vision/mixup"
+	"imet/internal/vision/pipeline"
+	"imet/internal/zoo/models"
 )
 
 // FoldData is one fold of an iMet-layout data set, ready for Run: the

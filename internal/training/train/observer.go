@@ -23,7 +23,8 @@ type StartEvent struct {
 	Stages     int
 	TrainRows  int
 	ValRows    int
-	Device     string
+	Device     string // cpu or cuda:N
+	Precision  string // fp32, bf16 or fp16
 	Threads    int
 }
 
@@ -38,6 +39,11 @@ type StepEvent struct {
 	LR           float64 // rate of the last (head) group
 	ImagesPerSec float64 // over the session so far
 	Elapsed      time.Duration
+	// LossScale is the fp16 loss scale after the step (0 without loss
+	// scaling); Skipped says the update was skipped for inf or NaN
+	// gradients.
+	LossScale float64
+	Skipped   bool
 }
 
 // EpochEvent follows each validation.

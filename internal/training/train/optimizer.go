@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"strings"
 
-	"imet/internal/training/checkpoint"
 	"imet/internal/engine/nn"
 	"imet/internal/engine/optim"
 	"imet/internal/engine/torch"
+	"imet/internal/training/checkpoint"
 	"imet/internal/training/trainconfig"
 )
 
@@ -34,12 +34,11 @@ func newOptimizer(cfg trainconfig.Optimizer, store *nn.Store, rates map[string]f
 	return o, nil
 }
 
-// step sets every group's rate to base × factor and updates.
-func (o *optimizer) step(factor float64) error {
+// setRates sets every group's rate to base × factor, before a step.
+func (o *optimizer) setRates(factor float64) {
 	for _, g := range o.opt.Groups() {
 		g.LR = o.base[g.Name] * factor
 	}
-	return o.opt.Step()
 }
 
 func (o *optimizer) zeroGrad() { o.opt.ZeroGrad() }

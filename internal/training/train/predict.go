@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"imet/internal/engine/torch"
+	"imet/internal/training/trainconfig"
 	"imet/internal/vision/loader"
 	"imet/internal/vision/pipeline"
-	"imet/internal/engine/torch"
 )
 
 // PredictOptions steer Predict.
@@ -15,8 +16,14 @@ type PredictOptions struct {
 	Views int
 	// BatchSize is images per forward pass (default 32).
 	BatchSize int
-	// BF16 runs the forward pass under bfloat16 autocast.
-	BF16 bool
+	// Device is where the model's tensors are (the zero value: the CPU);
+	// batches are uploaded there and probabilities copied back.
+	Device torch.Device
+	// Precision is the engine precision: bf16 and fp16 run the forward
+	// pass under autocast to that type (fp16 on a GPU only); "" is fp32.
+	Precision string
+	// ChannelsLast lays each batch out NHWC, for a channels-last model.
+	ChannelsLast bool
 	// OnBatch, when set, is called after each batch with the images done
 	// so far over all views and the total (Len × Views), for progress.
 	OnBatch func(done, total int)
@@ -47,23 +54,20 @@ func Predict(ctx context.Context, m Model, src Source, o PredictOptions) ([]floa
 			}
 			err = torch.Run(func() {
 				torch.InferenceMode(func() {
-					x := torch.FromFloat32(b.Images, b.N, b.C, b.H, b.W)
+					rows := append([]int(nil), b.Indices...) // the source may reuse b once released
+					labelled := view == 0 && len(b.Targets) == b.N*cols
+					x, y := upload(b, o.Device, o.ChannelsLast, labelled)
 					var logits *torch.Tensor
-					if o.BF16 {
-						torch.Autocast(func() { logits = m.Forward(x) })
-					} else {
-						logits = m.Forward(x)
-					}
+					autocast(o.Precision, o.Device, func() { logits = m.Forward(x) })
 					logits = logits.To(torch.Float32)
 					p := logits.Sigmoid().Float32s()
-					for i, idx := range b.Indices {
+					for i, idx := range rows {
 						dst := out[idx*cols : (idx+1)*cols]
 						for j := range dst {
 							dst[j] += p[i*cols+j] / float32(views)
 						}
 					}
-					if view == 0 && len(b.Targets) == b.N*cols {
-						y := torch.FromFloat32(b.Targets, b.N, cols)
+					if labelled {
 						lossSum += torch.BCEWithLogits(logits, y, nil, nil, torch.ReduceSum).Item()
 					}
 				})
@@ -85,6 +89,38 @@ func Predict(ctx context.Context, m Model, src Source, o PredictOptions) ([]floa
 		}
 	}
 	return out, lossSum / float64(n*cols), nil
+}
+
+// upload copies a batch's images (and, with targets, its targets) to dev
+// and hands the batch's buffers back to its source at once, so that the
+// loader's workers refill them while the network runs; b.Release is then
+// nil. channelsLast lays the images out NHWC.
+func upload(b *Batch, dev torch.Device, channelsLast, targets bool) (x, y *torch.Tensor) {
+	if release := b.Release; release != nil {
+		b.Release = nil
+		defer release()
+	}
+	x = torch.Upload(b.Images, dev, b.N, b.C, b.H, b.W)
+	if channelsLast {
+		x = x.ChannelsLast()
+	}
+	if targets {
+		y = torch.Upload(b.Targets, dev, b.N, b.L)
+	}
+	return x, y
+}
+
+// autocast runs f under the autocast an engine precision asks for on dev:
+// none for fp32 (or ""), bfloat16 for bf16, float16 for fp16.
+func autocast(precision string, dev torch.Device, f func()) {
+	switch precision {
+	case trainconfig.PrecisionBF16:
+		torch.AutocastOn(dev, torch.BFloat16, f)
+	case trainconfig.PrecisionFP16:
+		torch.AutocastOn(dev, torch.Float16, f)
+	default:
+		f()
+	}
 }
 
 // NewImageSource is a Source over image files for prediction: Eval yields

@@ -40,8 +40,8 @@ func (p *Progress) OnStart(e StartEvent) {
 		verb = "resume"
 	}
 	p.endBar()
-	fmt.Fprintf(p.W, "event=%s run=%s fold=%d step=%d stages=%d train=%d val=%d device=%s threads=%d\n",
-		verb, e.RunDir, e.Fold, e.GlobalStep, e.Stages, e.TrainRows, e.ValRows, e.Device, e.Threads)
+	fmt.Fprintf(p.W, "event=%s run=%s fold=%d step=%d stages=%d train=%d val=%d device=%s precision=%s threads=%d\n",
+		verb, e.RunDir, e.Fold, e.GlobalStep, e.Stages, e.TrainRows, e.ValRows, e.Device, e.Precision, e.Threads)
 }
 
 func (p *Progress) OnStep(e StepEvent) {
@@ -66,8 +66,15 @@ func (p *Progress) OnStep(e StepEvent) {
 		return
 	}
 	p.lastLine = now
-	fmt.Fprintf(p.W, "event=step stage=%s epoch=%d batch=%d/%d step=%d loss=%.5f lr=%.3e img_per_s=%.1f elapsed=%s\n",
-		e.StageName, e.Epoch+1, e.Batch, e.Batches, e.GlobalStep, e.Loss, e.LR, e.ImagesPerSec, e.Elapsed.Round(time.Second))
+	scale := ""
+	if e.LossScale > 0 {
+		scale = fmt.Sprintf(" loss_scale=%g", e.LossScale)
+		if e.Skipped {
+			scale += " skipped=true"
+		}
+	}
+	fmt.Fprintf(p.W, "event=step stage=%s epoch=%d batch=%d/%d step=%d loss=%.5f lr=%.3e img_per_s=%.1f elapsed=%s%s\n",
+		e.StageName, e.Epoch+1, e.Batch, e.Batches, e.GlobalStep, e.Loss, e.LR, e.ImagesPerSec, e.Elapsed.Round(time.Second), scale)
 }
 
 func (p *Progress) endBar() {

@@ -52,6 +52,20 @@ func TestPath(runDir string, fold int) string {
 	return filepath.Join(runDir, fmt.Sprintf("test_fold%d.npy", fold))
 }
 
+// CheckConfig loads the run configuration at path and checks that this
+// process can run its engine (CheckEngine), so that a command can refuse a
+// GPU it lacks before it records or starts anything.
+func CheckConfig(path string) error {
+	cfg, err := trainconfig.Load(path)
+	if err != nil {
+		return err
+	}
+	if _, err := CheckEngine(&cfg.Engine); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
 // TrainFold opens the data, builds the model, and runs or resumes one
 // fold, writing OOF and test probabilities (.npy with id and label
 // sidecars) into the run directory. It returns the run directory used. A
@@ -80,6 +94,9 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 	cfg, err := trainconfig.Load(cfgPath)
 	if err != nil {
 		return res, runDir, err
+	}
+	if _, err := CheckEngine(&cfg.Engine); err != nil {
+		return res, runDir, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	if runDir == "" {
 		runDir = filepath.Join("runs", cfg.Name, "fold"+strconv.Itoa(fold))

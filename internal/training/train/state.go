@@ -6,9 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"imet/internal/training/checkpoint"
-	"imet/internal/postprocess/fbeta"
+	"imet/internal/engine/optim"
 	"imet/internal/engine/torch"
+	"imet/internal/postprocess/fbeta"
+	"imet/internal/training/checkpoint"
 	"imet/internal/training/trainconfig"
 )
 
@@ -16,6 +17,12 @@ import (
 // validation result (NaN: none) so the directory can keep the best.
 func (t *trainer) save(f2 float64, reason string) (string, error) {
 	t.st.ElapsedS = t.elapsed0 + time.Since(t.start).Seconds()
+	if t.scaler != nil {
+		st := t.scaler.State()
+		t.st.LossScale = &checkpoint.LossScale{Scale: st.Scale, GrowthTracker: st.GrowthTracker}
+	}
+	// Bytes copies each tensor to the host: a checkpoint never depends on
+	// the device that wrote it.
 	c := &checkpoint.Checkpoint{State: t.st, Tensors: map[string]checkpoint.Tensor{}}
 	err := torch.Catch(func() {
 		for _, v := range t.store.Vars() {
@@ -99,12 +106,22 @@ func (t *trainer) restore(path string) error {
 	if len(t.mining) != t.Train.Len() {
 		return fmt.Errorf("%s: hard-mining state for %d samples, but the fold has %d", path, len(t.mining), t.Train.Len())
 	}
+	if t.scaler != nil {
+		ls := c.State.LossScale
+		if ls == nil {
+			return fmt.Errorf("%s: no loss-scale state for a run with loss scaling", path)
+		}
+		if err := t.scaler.LoadState(optim.GradScalerState{Scale: ls.Scale, GrowthTracker: ls.GrowthTracker}); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	t.st = c.State
 	t.savedStep = c.State.GlobalStep
 	return nil
 }
 
-// loadModel copies prefix+name tensors of c into the model.
+// loadModel copies prefix+name tensors of c into the model, wherever its
+// tensors live.
 func (t *trainer) loadModel(c *checkpoint.Checkpoint, prefix string) error {
 	for _, v := range t.store.Vars() {
 		ct, ok := c.Tensors[prefix+v.Name]
@@ -185,7 +202,8 @@ func (t *trainer) withEMA(f func() error) error {
 func (t *trainer) predict(ctx context.Context, src Source, views int) ([]float32, float64, error) {
 	t.store.Train(false)
 	defer t.store.Train(true)
-	return Predict(ctx, t.Model, src, PredictOptions{Views: views, BatchSize: t.cfg.Validation.BatchSize, BF16: t.cfg.Engine.BF16})
+	return Predict(ctx, t.Model, src, PredictOptions{Views: views, BatchSize: t.cfg.Validation.BatchSize, Device: t.dev,
+		Precision: t.cfg.Engine.Precision, ChannelsLast: t.cfg.Engine.ChannelsLast})
 }
 
 // validate scores the validation split (view 0 only, for speed), feeds the

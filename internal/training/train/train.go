@@ -1,8 +1,19 @@
 // Package train runs a training recipe (internal/training/trainconfig) on one fold:
 // stages in order, per-group learning rates and schedules, accumulation,
-// optional bf16 autocast, EMA of weights, hard-example resampling,
-// validation with F2 at the best global threshold, checkpoints, a time
-// budget that stops cleanly, and exact resume.
+// gradient clipping, EMA of weights, hard-example resampling, validation
+// with F2 at the best global threshold, checkpoints, a time budget that
+// stops cleanly, and exact resume.
+//
+// # Devices and precision
+//
+// The model, the optimizer state, the EMA weights and every loss and
+// metric live on engine.device (the CPU or one GPU): the parameter store
+// moves there once, after its weights have loaded, and each batch follows
+// from pinned host memory with an asynchronous copy while the loader's
+// workers decode the next ones. Checkpoints hold host bytes, so a run may
+// resume on another device. engine.precision bf16 autocasts forward and
+// loss to bfloat16; fp16 (GPU only) autocasts to float16 and scales the
+// loss with optim.GradScaler, whose state the checkpoint keeps.
 //
 // # Exact resume
 //
@@ -17,7 +28,7 @@
 // F2 — is all in the checkpoint. A resumed run therefore recomputes the
 // same batches with the same rates on the same weights; on CPU, with the
 // same thread count, its weights are bit-identical to an uninterrupted
-// run's.
+// run's; on one GPU they are as far as its kernels are deterministic.
 package train
 
 import (
@@ -30,11 +41,12 @@ import (
 	"runtime/debug"
 	"time"
 
+	"imet/internal/engine/nn"
+	"imet/internal/engine/optim"
+	"imet/internal/engine/torch"
 	"imet/internal/training/checkpoint"
 	"imet/internal/training/losses"
-	"imet/internal/engine/nn"
 	"imet/internal/training/schedule"
-	"imet/internal/engine/torch"
 	"imet/internal/training/trainconfig"
 )
 
@@ -92,11 +104,31 @@ type Result struct {
 // for a completed session.
 func (r Result) StopReason() string { return stopReason(r.Stopped, r.Signal) }
 
+// CheckEngine checks a run's engine settings and that this process can
+// use its device, and returns the device: the first thing a session does,
+// so that asking a CPU-only libtorch for CUDA fails in one line before any
+// data or weights are loaded.
+func CheckEngine(e *trainconfig.Engine) (torch.Device, error) {
+	if err := e.Validate(); err != nil {
+		return torch.CPU, err
+	}
+	dev, err := torch.ParseDevice(e.Device)
+	if err == nil {
+		err = torch.CheckDevice(dev)
+	}
+	if err != nil {
+		return torch.CPU, fmt.Errorf("engine.%w", err)
+	}
+	return dev, nil
+}
+
 // trainer is one session's state.
 type trainer struct {
 	Options
 	cfg     *trainconfig.Run
+	dev     torch.Device
 	store   *nn.Store
+	scaler  *optim.GradScaler // fp16 loss scaling; nil otherwise
 	dir     checkpoint.Dir
 	st      checkpoint.State
 	opt     *optimizer
@@ -122,7 +154,11 @@ type trainer struct {
 
 // Run trains (or resumes) one fold. It must be called on the goroutine that
 // will run every step; it pins that goroutine to its OS thread.
-func Run(ctx context.Context, o Options) (res Result, err error) {
+func Run(ctx context.Context, o Options) (Result, error) { return run(ctx, o, nil) }
+
+// run is Run; setup, when set, adjusts the trainer before it restores a
+// checkpoint or starts (tests turn loss scaling on for a CPU run with it).
+func run(ctx context.Context, o Options, setup func(*trainer)) (res Result, err error) {
 	t := &trainer{Options: o, cfg: &o.Config, store: o.Model.Store(), start: time.Now(), stageBest: math.NaN(), savedStep: -1}
 	if t.Observer == nil {
 		t.Observer = Observers{}
@@ -137,11 +173,20 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			t.Observer.OnFail(err)
 		}
 	}()
-	if d := t.cfg.Engine.Device; d != "" && d != "cpu" {
-		return res, fmt.Errorf("engine.device %q: this trainer keeps tensors on the CPU so far; use cpu", d)
+	if t.dev, err = CheckEngine(&t.cfg.Engine); err != nil {
+		return res, err
 	}
 	unlock := torch.LockThread(t.cfg.Engine.Threads)
 	defer unlock()
+	if err := t.place(); err != nil {
+		return res, err
+	}
+	if t.cfg.Engine.Precision == trainconfig.PrecisionFP16 {
+		t.scaler = optim.NewGradScaler(optim.GradScalerOptions{})
+	}
+	if setup != nil {
+		setup(t)
+	}
 	t.groups = t.store.Groups()
 	t.dir = checkpoint.Dir{Path: filepath.Join(o.RunDir, "checkpoints"), Keep: t.cfg.Checkpoint.Keep}
 	n := o.Train.Len()
@@ -174,7 +219,8 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		t.initEMA()
 	}
 	t.Observer.OnStart(StartEvent{RunDir: o.RunDir, Fold: o.Fold, Resumed: resumed, GlobalStep: t.st.GlobalStep,
-		Stages: len(t.cfg.Stages), TrainRows: n, ValRows: o.Val.Len(), Device: t.cfg.Engine.Device, Threads: torch.NumThreads()})
+		Stages: len(t.cfg.Stages), TrainRows: n, ValRows: o.Val.Len(), Device: t.dev.String(), Precision: t.cfg.Engine.Precision,
+		Threads: torch.NumThreads()})
 
 	stopped, err := t.loop(ctx)
 	// A signal during a validation or the final predictions cuts them
@@ -216,6 +262,22 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	res.Completed = true
 	t.Observer.OnFinish(FinishEvent{Completed: true, BestF2: t.st.BestF2, GlobalStep: t.st.GlobalStep, Outputs: res.Outputs})
 	return res, nil
+}
+
+// place moves the model to the session's device, once, its weights
+// loaded, and lays its weights out channels-last when asked. cuDNN's
+// autotuner is a process-wide switch, set here for the session.
+func (t *trainer) place() error {
+	torch.SetCudnnBenchmark(t.cfg.Engine.CudnnBenchmark)
+	if err := t.store.To(t.dev); err != nil {
+		return fmt.Errorf("model to %v: %w", t.dev, err)
+	}
+	if t.cfg.Engine.ChannelsLast {
+		if err := t.store.ChannelsLast(); err != nil {
+			return fmt.Errorf("model channels-last: %w", err)
+		}
+	}
+	return nil
 }
 
 func nanSlice(n int) []float32 {
@@ -376,8 +438,9 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		}
 		factor := t.sched.Factor(t.st.StageStep, &t.st.Schedule)
 		var stepErr error
+		skipped := false
 		err = torch.Catch(func() {
-			if stepErr = t.opt.step(factor); stepErr != nil {
+			if skipped, stepErr = t.optimizerStep(s, factor); stepErr != nil {
 				return
 			}
 			t.opt.zeroGrad()
@@ -400,9 +463,13 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		t.st.EpochLossSteps++
 		t.lastDur = time.Since(stepStart) * time.Duration(s.Accumulate)
 		el := time.Since(t.start)
-		t.Observer.OnStep(StepEvent{Stage: t.st.Stage, Epoch: t.st.Epoch, StageName: s.Name, Batch: t.st.Batch, Batches: bpe,
+		ev := StepEvent{Stage: t.st.Stage, Epoch: t.st.Epoch, StageName: s.Name, Batch: t.st.Batch, Batches: bpe,
 			GlobalStep: t.st.GlobalStep, Loss: stepLoss / float64(s.Accumulate), LR: factor * s.LR[len(s.LR)-1],
-			ImagesPerSec: float64(t.images) / el.Seconds(), Elapsed: el})
+			ImagesPerSec: float64(t.images) / el.Seconds(), Elapsed: el, Skipped: skipped}
+		if t.scaler != nil {
+			ev.LossScale = t.scaler.Scale()
+		}
+		t.Observer.OnStep(ev)
 		stepLoss = 0
 		endOfEpoch := t.st.Batch >= bpe || t.st.StageStep >= total
 		if endOfEpoch {
@@ -483,31 +550,61 @@ func (t *trainer) shouldStop(ctx context.Context) string {
 // forwardBackward runs one micro-batch and returns its loss.
 func (t *trainer) forwardBackward(b *Batch, accumulate int) float64 {
 	t.store.Train(true)
-	x := torch.FromFloat32(b.Images, b.N, b.C, b.H, b.W)
-	y := torch.FromFloat32(b.Targets, b.N, b.L)
+	var idx []int
+	if t.cfg.HardMining.Fraction > 0 {
+		idx = append(idx, b.Indices...) // the source may reuse b once released
+	}
+	x, y := upload(b, t.dev, t.cfg.Engine.ChannelsLast, true)
 	var logits, loss *torch.Tensor
-	fwd := func() {
+	autocast(t.cfg.Engine.Precision, t.dev, func() {
 		logits = t.Model.Forward(x)
 		loss = t.loss.Forward(logits, y)
-	}
-	if t.cfg.Engine.BF16 {
-		torch.Autocast(fwd)
+	})
+	if t.cfg.Engine.Precision != trainconfig.PrecisionFP32 {
 		logits = logits.To(torch.Float32)
 		loss = loss.To(torch.Float32)
-	} else {
-		fwd()
 	}
 	v := loss.Item()
 	if accumulate > 1 {
 		loss = loss.DivScalar(float64(accumulate))
 	}
+	if t.scaler != nil {
+		loss = t.scaler.ScaleLoss(loss)
+	}
 	loss.Backward()
-	if t.cfg.HardMining.Fraction > 0 {
+	if idx != nil {
 		for i, l := range losses.PerSample(logits, y) {
-			t.mining[b.Indices[i]] = l
+			t.mining[idx[i]] = l
 		}
 	}
 	return v
+}
+
+// optimizerStep applies the accumulated gradients. With loss scaling they
+// are unscaled first, and the update is skipped (and the scale backs off)
+// when one holds an inf or NaN; clipping then acts on the true gradients,
+// as PyTorch's AMP recipe has it. It reports a skipped update.
+func (t *trainer) optimizerStep(s *trainconfig.Stage, factor float64) (skipped bool, err error) {
+	sc := t.scaler
+	if sc != nil {
+		if err := sc.Unscale(t.opt.opt); err != nil {
+			return false, err
+		}
+	}
+	if c := s.Optimizer.ClipGradNorm; c > 0 && (sc == nil || !sc.FoundInf()) {
+		if _, err := optim.ClipGradNorm(t.opt.opt, c); err != nil {
+			return false, err
+		}
+	}
+	t.opt.setRates(factor)
+	if sc == nil {
+		return false, t.opt.opt.Step()
+	}
+	stepped, err := sc.Step(t.opt.opt)
+	if err != nil {
+		return false, err
+	}
+	return !stepped, sc.Update()
 }
 
 // mixSeed derives a 64-bit seed from two values (SplitMix64 finaliser).

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"imet/internal/training/checkpoint"
-	"imet/internal/zoo/models"
-	"imet/internal/training/schedule"
 	"imet/internal/engine/torch"
+	"imet/internal/training/checkpoint"
+	"imet/internal/training/schedule"
 	"imet/internal/training/trainconfig"
+	"imet/internal/zoo/models"
 )
 
 // tinyRecipe exercises every piece of state a resume must restore: two
@@ -404,7 +404,7 @@ func TestLearnsTheSyntheticTask(t *testing.T) {
 // resume like the float32 run.
 func TestBF16Autocast(t *testing.T) {
 	r := tinyRecipe()
-	r.Engine.BF16 = true
+	r.Engine.Precision = trainconfig.PrecisionBF16
 	r.Stages = r.Stages[:1]
 	tr, val := newMemSource(1, 48, 5, 16), newMemSource(2, 24, 5, 16)
 	var log bytes.Buffer

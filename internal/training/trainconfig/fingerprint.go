@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -58,8 +59,22 @@ func flatten(v reflect.Value, path string, out *[]string) {
 	}
 }
 
+// added lists the settings that appeared after checkpoints already
+// existed, each with the value that computes what imet computed before it:
+// a fingerprint without the setting matches a configuration holding that
+// value. Stage indices are written [].
+var added = map[string]string{
+	"engine.precision":                  PrecisionFP32,
+	"engine.channels_last":              "false",
+	"stages[].optimizer.clip_grad_norm": "0",
+}
+
+var index = regexp.MustCompile(`\[\d+\]`)
+
 // Diff compares two fingerprints and describes each difference as
 // "path: was X, now Y" (or only in one of them). Empty means compatible.
+// A was fingerprint written before engine.precision replaced engine.bf16
+// reads as the precision it meant.
 func Diff(was, now []string) []string {
 	split := func(lines []string) map[string]string {
 		m := map[string]string{}
@@ -70,6 +85,20 @@ func Diff(was, now []string) []string {
 		return m
 	}
 	a, b := split(was), split(now)
+	if v, ok := a["engine.bf16"]; ok {
+		if _, has := a["engine.precision"]; !has {
+			a["engine.precision"] = PrecisionFP32
+			if v == "true" {
+				a["engine.precision"] = PrecisionBF16
+			}
+		}
+		delete(a, "engine.bf16")
+	}
+	for k, vb := range b {
+		if _, ok := a[k]; !ok && added[index.ReplaceAllString(k, "[]")] == vb {
+			a[k] = vb
+		}
+	}
 	var keys []string
 	for k := range a {
 		keys = append(keys, k)

@@ -11,6 +11,7 @@
 package trainconfig
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -126,10 +127,32 @@ type HardMining struct {
 
 // Engine chooses where and how the network runs.
 type Engine struct {
-	Device  string `yaml:"device" doc:"Device to run on: ${devices}; training refuses a device it cannot use." resume:"free"`
+	Device  string `yaml:"device" doc:"Device to run on: ${devices}; training refuses a device it cannot use. Checkpoints hold CPU tensors, so a run may resume on another device; it is bit-identical only on the same device with the same threads." resume:"free"`
 	Threads int    `yaml:"threads" doc:"Intra-op threads for libtorch (0: one per core). Changing it may change float rounding." resume:"free"`
-	BF16    bool   `yaml:"bf16" doc:"Autocast forward and loss to bfloat16."`
+	// Precision is one of the Precision* names.
+	Precision string `yaml:"precision" doc:"fp32; bf16: autocast forward and loss to bfloat16 (CPU or CUDA); fp16: CUDA autocast to float16 with dynamic loss scaling (PyTorch's GradScaler: scale 65536, x2 after 2000 clean steps, x0.5 and the step skipped on inf/NaN gradients)."`
+	// BF16 is the key precision replaced; Parse turns it into Precision
+	// and clears it, so it is never part of a fingerprint.
+	BF16           *bool `yaml:"bf16,omitempty" doc:"Deprecated: use precision. true means precision bf16, false fp32; set both only if they agree." resume:"free"`
+	ChannelsLast   bool  `yaml:"channels_last" doc:"Lay weights and input batches out NHWC (faster convolutions on oneDNN and on tensor cores). Changes float rounding."`
+	CudnnBenchmark bool  `yaml:"cudnn_benchmark" doc:"Let cuDNN time its convolution algorithms on the first batch and keep the fastest (CUDA only). The choice may change between runs, and float rounding with it." resume:"free"`
 }
+
+// The values of Engine.Precision.
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionBF16 = "bf16"
+	PrecisionFP16 = "fp16"
+)
+
+// KeyError is a validation error about one configuration key, which Parse
+// turns into an error naming the key's line.
+type KeyError struct {
+	Key string // dotted path, e.g. engine.device
+	Msg string
+}
+
+func (e *KeyError) Error() string { return e.Key + ": " + e.Msg }
 
 // Default is the default recipe: the seed's three-stage fine-tuning of a
 // ResNet-50 (head only, then the top of the body, then everything with
@@ -148,7 +171,7 @@ func Default() Run {
 		Validation: Validation{EveryEpochs: 1, BatchSize: 64},
 		Checkpoint: Checkpoint{EverySteps: 500, Keep: 2},
 		EMA:        EMA{Decay: 0.999},
-		Engine:     Engine{Device: "cpu"},
+		Engine:     Engine{Device: "cpu", Precision: PrecisionFP32},
 	}
 }
 
@@ -204,7 +227,15 @@ func Parse(name string, data []byte) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
-	if err := r.Validate(); err != nil {
+	err = r.Engine.upgrade(config.KeyLine(data, "engine.precision") > 0)
+	if err == nil {
+		err = r.Validate()
+	}
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		return Run{}, &config.Error{File: name, Line: config.KeyLine(data, ke.Key), Msg: ke.Error()}
+	}
+	if err != nil {
 		return Run{}, fmt.Errorf("%s: %w", name, err)
 	}
 	return r, nil
@@ -219,6 +250,23 @@ func Decode(name string, data []byte) (Run, error) {
 		return Run{}, err
 	}
 	return r, nil
+}
+
+// upgrade turns the deprecated engine.bf16 into engine.precision;
+// explicit says the file set precision itself, which must then agree.
+func (e *Engine) upgrade(explicit bool) error {
+	if e.BF16 == nil {
+		return nil
+	}
+	legacy := PrecisionFP32
+	if *e.BF16 {
+		legacy = PrecisionBF16
+	}
+	if explicit && e.Precision != legacy {
+		return &KeyError{Key: "engine.bf16", Msg: fmt.Sprintf("%v (deprecated) means precision %s, but engine.precision is %s; keep only precision", *e.BF16, legacy, e.Precision)}
+	}
+	e.Precision, e.BF16 = legacy, nil
+	return nil
 }
 
 // UnmarshalYAML starts every stage in a file from DefaultStage, so that a
@@ -279,6 +327,9 @@ func (r *Run) Validate() error {
 		case s.Mixup.Prob < 0 || s.Mixup.Prob > 1 || s.CutMix.Prob < 0 || s.CutMix.Prob > 1:
 			return fmt.Errorf("%s: mixing prob outside [0, 1]", at)
 		}
+		if c := s.Optimizer.ClipGradNorm; !(c >= 0) || math.IsInf(c, 0) {
+			return fmt.Errorf("%s: optimizer.clip_grad_norm %g: want 0 (off) or a positive norm", at, c)
+		}
 		for _, lr := range s.LR {
 			if !(lr >= 0) || math.IsInf(lr, 0) {
 				return fmt.Errorf("%s: learning rate %g", at, lr)
@@ -304,6 +355,29 @@ func (r *Run) Validate() error {
 	}
 	if r.HardMining.Fraction < 0 || r.HardMining.Fraction >= 1 {
 		return fmt.Errorf("hard_mining.fraction %g outside [0, 1)", r.HardMining.Fraction)
+	}
+	return r.Engine.Validate()
+}
+
+// Validate checks the engine's settings: the names, and fp16 only on a
+// GPU. Whether this process can use the device is torch.CheckDevice's
+// question, asked when training starts.
+func (e *Engine) Validate() error {
+	dev, err := torch.ParseDevice(e.Device)
+	if err != nil {
+		return &KeyError{Key: "engine.device", Msg: err.Error()}
+	}
+	switch e.Precision {
+	case PrecisionFP32, PrecisionBF16:
+	case PrecisionFP16:
+		if !dev.IsCUDA() {
+			return &KeyError{Key: "engine.precision", Msg: "fp16 needs a CUDA device (engine.device is " + e.Device + "): CPU autocast runs bfloat16 only; use bf16"}
+		}
+	default:
+		return &KeyError{Key: "engine.precision", Msg: fmt.Sprintf("%q: want fp32, bf16 or fp16", e.Precision)}
+	}
+	if e.BF16 != nil {
+		return &KeyError{Key: "engine.bf16", Msg: "deprecated: set engine.precision"}
 	}
 	return nil
 }

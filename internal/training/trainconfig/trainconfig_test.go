@@ -1,9 +1,12 @@
 package trainconfig
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+
+	"imet/internal/base/config"
 )
 
 func TestExampleConfigParses(t *testing.T) {
@@ -101,5 +104,84 @@ func TestDiffNamesWhatChanged(t *testing.T) {
 	c.Stages = c.Stages[:2]
 	if d := Diff(a.Fingerprint(), c.Fingerprint()); len(d) == 0 || !strings.Contains(d[0], "stages[2]") || !strings.Contains(d[0], "not in this config") {
 		t.Fatalf("removed stage diff: %q", d)
+	}
+}
+
+func TestEngineSettings(t *testing.T) {
+	ok := []struct {
+		doc, precision, device string
+	}{
+		{"name: x\n", "fp32", "cpu"},
+		{"engine: {bf16: true}\n", "bf16", "cpu"},
+		{"engine: {bf16: false}\n", "fp32", "cpu"},
+		{"engine: {bf16: true, precision: bf16}\n", "bf16", "cpu"},
+		{"engine: {precision: fp16, device: cuda}\n", "fp16", "cuda"},
+		{"engine: {precision: fp16, device: 'cuda:1', cudnn_benchmark: true, channels_last: true}\n", "fp16", "cuda:1"},
+	}
+	for _, c := range ok {
+		r, err := Parse("x.yaml", []byte(c.doc))
+		if err != nil {
+			t.Errorf("%q: %v", c.doc, err)
+			continue
+		}
+		if r.Engine.Precision != c.precision || r.Engine.Device != c.device || r.Engine.BF16 != nil {
+			t.Errorf("%q: engine %+v, want precision %s on %s with bf16 cleared", c.doc, r.Engine, c.precision, c.device)
+		}
+		y, err := config.Marshal(r)
+		if err != nil || strings.Contains(string(y), "bf16:") || !strings.Contains(string(y), "precision: "+c.precision) {
+			t.Errorf("%q: the recorded config says\n%s", c.doc, y)
+		}
+	}
+	bad := []struct{ doc, want string }{
+		{"name: x\nengine:\n  precision: fp32\n  bf16: true\n", "x.yaml:4: engine.bf16: true (deprecated) means precision bf16, but engine.precision is fp32"},
+		{"engine:\n  device: cuda\n  bf16: false\n  precision: fp16\n", "x.yaml:3: engine.bf16"},
+		{"engine:\n  threads: 1\n  precision: fp16\n", "x.yaml:3: engine.precision: fp16 needs a CUDA device"},
+		{"engine:\n  device: gpu\n", `x.yaml:2: engine.device: device "gpu": want cpu, cuda or cuda:N`},
+		{"engine:\n  device: 'cuda:-1'\n", "x.yaml:2: engine.device"},
+		{"engine: {precision: fp8}\n", `engine.precision: "fp8": want fp32, bf16 or fp16`},
+		{"stages:\n  - epochs: 1\n    optimizer: {clip_grad_norm: -1}\n", "optimizer.clip_grad_norm -1"},
+	}
+	for _, c := range bad {
+		_, err := Parse("x.yaml", []byte(c.doc))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want it to contain %q", c.doc, err, c.want)
+		}
+	}
+}
+
+// TestDiffReadsFingerprintsFromBeforeAKeyExisted: a checkpoint written
+// before engine.precision, engine.channels_last and clip_grad_norm existed
+// (with engine.bf16 instead) resumes under a configuration that computes
+// the same, and is refused under one that does not.
+func TestDiffReadsFingerprintsFromBeforeAKeyExisted(t *testing.T) {
+	old := func(bf16 bool) []string {
+		r := Default()
+		var out []string
+		for _, l := range r.Fingerprint() {
+			if strings.HasPrefix(l, "engine.precision") || strings.HasPrefix(l, "engine.channels_last") || strings.Contains(l, "clip_grad_norm") {
+				continue
+			}
+			out = append(out, l)
+		}
+		return append(out, fmt.Sprintf("engine.bf16 = %v", bf16))
+	}
+	bf := Default()
+	bf.Engine.Precision = PrecisionBF16
+	if d := Diff(old(true), bf.Fingerprint()); len(d) != 0 {
+		t.Errorf("bf16 checkpoint, precision bf16: %q", d)
+	}
+	fp := Default()
+	if d := Diff(old(false), fp.Fingerprint()); len(d) != 0 {
+		t.Errorf("fp32 checkpoint, precision fp32: %q", d)
+	}
+	if d := Diff(old(false), bf.Fingerprint()); !reflect.DeepEqual(d, []string{"engine.precision: was fp32, now bf16"}) {
+		t.Errorf("fp32 checkpoint, precision bf16: %q", d)
+	}
+	cl := Default()
+	cl.Engine.ChannelsLast = true
+	cl.Stages[1].Optimizer.ClipGradNorm = 1
+	want := []string{"engine.channels_last: not in the checkpoint's config, now true", "stages[1].optimizer.clip_grad_norm: not in the checkpoint's config, now 1"}
+	if d := Diff(old(false), cl.Fingerprint()); !reflect.DeepEqual(d, want) {
+		t.Errorf("new settings switched on: %q, want %q", d, want)
 	}
 }

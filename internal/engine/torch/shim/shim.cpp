@@ -77,7 +77,8 @@ int dtypeCode(at::ScalarType s) {
 }
 
 at::Device device(int d) {
-  if (d < 0) return at::Device(at::kCPU);
+  if (d == TT_DEVICE_CPU) return at::Device(at::kCPU);
+  if (d < 0) throw std::invalid_argument("unknown device code " + std::to_string(d));
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(d));
 }
 
@@ -116,7 +117,7 @@ terr tt_info(tt t, int *ndim, int64_t *shape, int *dt, int *dev, int *rg) {
     *ndim = n;
     for (int i = 0; i < n; i++) shape[i] = x.size(i);
     *dt = dtypeCode(x.scalar_type());
-    *dev = x.is_cuda() ? x.device().index() : -1;
+    *dev = x.is_cuda() ? x.device().index() : TT_DEVICE_CPU;
     *rg = x.requires_grad() ? 1 : 0;
   })
 }
@@ -147,6 +148,17 @@ terr tt_detach(tt t, tt *out) { TRY(*out = H(T(t).detach())) }
 terr tt_clone(tt t, tt *out) { TRY(*out = H(T(t).clone())) }
 
 terr tt_to(tt t, int dt, int dev, tt *out) { TRY(*out = H(T(t).to(device(dev), dtype(dt)))) }
+terr tt_to_device(tt t, int dev, int nb, tt *out) {
+  TRY(*out = H(T(t).to(device(dev), T(t).scalar_type(), nb != 0)))
+}
+terr tt_from_data_pinned(const void *data, const int64_t *shape, int ndim, int dt, tt *out) {
+  TRY({
+    at::Tensor t = at::empty(ints(shape, ndim), at::TensorOptions().dtype(dtype(dt)).pinned_memory(true));
+    if (t.nbytes() > 0) std::memcpy(t.data_ptr(), data, t.nbytes());
+    *out = H(std::move(t));
+  })
+}
+terr tt_is_pinned(tt t, int *out) { TRY(*out = T(t).is_pinned() ? 1 : 0) }
 terr tt_contiguous(tt t, int cl, tt *out) {
   TRY(*out = H(T(t).contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous)))
 }
@@ -327,15 +339,90 @@ terr tt_sgd_step(tt p, tt g, tt buf, double lr, double momentum, double dampenin
   })
 }
 
-terr tt_set_num_threads(int n) { TRY(at::set_num_threads(n)) }
-int tt_get_num_threads(void) { return at::get_num_threads(); }
-terr tt_manual_seed(uint64_t seed) {
+namespace {
+std::vector<at::Tensor> tensors(tt *ts, int n) {
+  std::vector<at::Tensor> v;
+  v.reserve(n);
+  for (int i = 0; i < n; i++) v.push_back(T(ts[i]));
+  return v;
+}
+at::Tensor vectorNorm(const at::Tensor &t) {
+  std::vector<int64_t> all(static_cast<size_t>(t.dim()));
+  for (size_t i = 0; i < all.size(); i++) all[i] = static_cast<int64_t>(i);
+  return at::norm(t, at::Scalar(2.0), all, false);
+}
+} // namespace
+
+// Mirrors torch.nn.utils.clip_grad_norm_ (1.13, norm_type 2): torch.norm
+// over all dims of each gradient, the norm of their stack, and
+// max_norm / (total + 1e-6) (Python's float / Tensor is reciprocal, then
+// multiply) clamped at 1 multiplied into every gradient.
+terr tt_clip_grad_norm_(tt *grads, int n, double max_norm, double *total) {
   TRY({
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_current_seed(seed);
+    at::NoGradGuard ng;
+    *total = 0;
+    if (n > 0) {
+      std::vector<at::Tensor> gs = tensors(grads, n);
+      std::vector<at::Tensor> norms;
+      norms.reserve(gs.size());
+      for (auto &g : gs) norms.push_back(vectorNorm(g).to(gs[0].device()));
+      at::Tensor tot = vectorNorm(at::stack(norms));
+      at::Tensor coef = at::clamp_max(at::mul(at::reciprocal(at::add(tot, 1e-6)), max_norm), 1.0);
+      for (auto &g : gs) g.mul_(coef.to(g.device()));
+      *total = tot.item<double>();
+    }
   })
 }
+
+// GradScaler.unscale_ (torch/cuda/amp/grad_scaler.py): gradients grouped
+// by dtype go through at::_amp_foreach_non_finite_check_and_unscale_ on
+// CUDA. libtorch 1.13 has no CPU kernel for it, so on the CPU the same
+// element rule (flag a non-finite value, then multiply by inv_scale unless
+// it is 1) runs through ordinary ops. One host sync reads the flag, as
+// GradScaler.step does before deciding to step.
+terr tt_amp_unscale_(tt *grads, int n, double inv_scale, int *found_inf) {
+  TRY({
+    at::NoGradGuard ng;
+    *found_inf = 0;
+    if (n > 0) {
+      std::vector<at::Tensor> gs = tensors(grads, n);
+      at::Device dev = gs[0].device();
+      for (auto &g : gs)
+        if (g.device() != dev)
+          throw std::invalid_argument("amp_unscale_: gradients on " + dev.str() + " and " + g.device().str());
+      at::TensorOptions fo = at::TensorOptions().dtype(at::kFloat).device(dev);
+      at::Tensor found = at::zeros({1}, fo);
+      at::Tensor inv = at::full({1}, inv_scale, fo); // float32, as GradScaler's reciprocal().float()
+      if (dev.is_cuda()) {
+        std::vector<at::ScalarType> order;
+        std::vector<std::vector<at::Tensor>> byType;
+        for (auto &g : gs) {
+          size_t k = 0;
+          while (k < order.size() && order[k] != g.scalar_type()) k++;
+          if (k == order.size()) {
+            order.push_back(g.scalar_type());
+            byType.emplace_back();
+          }
+          byType[k].push_back(g);
+        }
+        for (auto &list : byType) at::_amp_foreach_non_finite_check_and_unscale_(list, found, inv);
+        *found_inf = found.item<float>() != 0 ? 1 : 0;
+      } else {
+        bool one = inv.item<float>() == 1.0f;
+        for (auto &g : gs) {
+          if (!at::isfinite(g).all().item<bool>()) *found_inf = 1;
+          if (!one) g.mul_(inv);
+        }
+      }
+    }
+  })
+}
+
+terr tt_set_num_threads(int n) { TRY(at::set_num_threads(n)) }
+int tt_get_num_threads(void) { return at::get_num_threads(); }
+// at::manual_seed seeds the CPU generator and, where GPUs are present,
+// each of theirs (dropout on a GPU draws from its own generator).
+terr tt_manual_seed(uint64_t seed) { TRY(at::manual_seed(seed)) }
 int tt_grad_enabled(void) { return c10::GradMode::is_enabled() ? 1 : 0; }
 void tt_set_grad_enabled(int on) { c10::GradMode::set_enabled(on != 0); }
 
@@ -346,20 +433,19 @@ void tt_set_grad_enabled(int on) { c10::GradMode::set_enabled(on != 0); }
 #define IMET_AUTOCAST_DEVICE_API 1
 #endif
 
-static void autocastEnable(bool on, bool cuda) {
+// autocastSet switches autocast of one device type (CPU or CUDA) and sets
+// the type it casts to.
+static void autocastSet(at::DeviceType dev, bool on, at::ScalarType dt) {
 #ifdef IMET_AUTOCAST_DEVICE_API
-  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-  at::autocast::set_autocast_enabled(at::kCPU, on);
-  if (cuda) {
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, on);
-  }
+  at::autocast::set_autocast_dtype(dev, dt);
+  at::autocast::set_autocast_enabled(dev, on);
 #else
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  at::autocast::set_cpu_enabled(on);
-  if (cuda) {
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  if (dev == at::kCUDA) {
+    at::autocast::set_autocast_gpu_dtype(dt);
     at::autocast::set_enabled(on);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(dt);
+    at::autocast::set_cpu_enabled(on);
   }
 #endif
 }
@@ -368,6 +454,11 @@ static void autocastEnable(bool on, bool cuda) {
 // through Context, whose static accessor exists in 1.13 and 2.x alike.
 static long cudnnVersion() { return at::globalContext().hasCuDNN() ? at::globalContext().versionCuDNN() : 0; }
 // compat:end
+
+static void autocastEnable(bool on, bool cuda) {
+  autocastSet(at::kCPU, on, at::kBFloat16);
+  if (cuda) autocastSet(at::kCUDA, on, at::kBFloat16);
+}
 
 // Autocast to bfloat16 on CPU, and on CUDA where a device is present.
 terr tt_autocast(int enter) {
@@ -379,6 +470,22 @@ terr tt_autocast(int enter) {
     } else {
       if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
       autocastEnable(false, cuda);
+    }
+  })
+}
+
+// Autocast of the device type the model runs on, to dt: bfloat16 on the
+// CPU, float16 or bfloat16 on CUDA (torch.autocast(device_type, dtype)).
+terr tt_autocast_on(int enter, int device, int dt) {
+  TRY({
+    at::DeviceType dev = device == TT_DEVICE_CPU ? at::kCPU : at::kCUDA;
+    at::ScalarType type = dtype(dt);
+    if (enter) {
+      autocastSet(dev, true, type);
+      at::autocast::increment_nesting();
+    } else {
+      if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+      autocastSet(dev, false, type);
     }
   })
 }
@@ -399,6 +506,11 @@ int tt_cuda_device_count(void) {
     return 0;
   }
 }
+
+// cuDNN's autotuner (torch.backends.cudnn.benchmark); a flag only on a
+// CPU-only libtorch.
+terr tt_set_cudnn_benchmark(int on) { TRY(at::globalContext().setBenchmarkCuDNN(on != 0)) }
+int tt_get_cudnn_benchmark(void) { return at::globalContext().benchmarkCuDNN() ? 1 : 0; }
 
 const char *tt_version(void) { return TORCH_VERSION; }
 

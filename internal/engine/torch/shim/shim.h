@@ -80,7 +80,10 @@ typedef enum {
   TT_REDUCTION_SUM = 2
 } tt_reduction;
 
-/* device codes: -1 cpu, >=0 cuda index */
+/* device codes: TT_DEVICE_CPU, or a GPU's index (0, 1, ...) */
+typedef enum {
+  TT_DEVICE_CPU = -1
+} tt_device;
 
 void tt_free(tt t);
 void tt_free_err(terr e);
@@ -104,6 +107,13 @@ terr tt_clone(tt t, tt *out);
 
 /* conversion */
 terr tt_to(tt t, int dtype, int device, tt *out);
+/* t on device, dtype kept; non_blocking: asynchronous when t is in pinned
+ * host memory and device is a GPU (libtorch keeps the pinned block alive
+ * until the copy is done, so t may be freed right after) */
+terr tt_to_device(tt t, int device, int non_blocking, tt *out);
+/* a copy of data in page-locked host memory; needs a CUDA libtorch */
+terr tt_from_data_pinned(const void *data, const int64_t *shape, int ndim, int dtype, tt *out);
+terr tt_is_pinned(tt t, int *out);
 terr tt_contiguous(tt t, int channels_last, tt *out);
 terr tt_is_channels_last(tt t, int *out);
 
@@ -141,16 +151,27 @@ terr tt_adamw_step(tt p, tt g, tt m, tt v, double lr, double b1, double b2, doub
                    double wd, int64_t step);
 terr tt_sgd_step(tt p, tt g, tt buf, double lr, double momentum, double dampening, double wd,
                  int nesterov, int first);
+/* torch.nn.utils.clip_grad_norm_ (2-norm): scales the gradients in place
+ * when their total norm exceeds max_norm; *total is that norm */
+terr tt_clip_grad_norm_(tt *grads, int n, double max_norm, double *total);
+/* GradScaler's unscale: multiplies every gradient by inv_scale (a float32
+ * value) in place and sets *found_inf when any held an inf or NaN; all
+ * gradients on one device */
+terr tt_amp_unscale_(tt *grads, int n, double inv_scale, int *found_inf);
 
 /* thread-local and global state */
 terr tt_set_num_threads(int n);
 int tt_get_num_threads(void);
-terr tt_manual_seed(uint64_t seed);
+terr tt_manual_seed(uint64_t seed); /* the CPU generator and every GPU's */
 int tt_grad_enabled(void);
 void tt_set_grad_enabled(int on);
 terr tt_autocast(int enter);
+/* autocast of one device's type (the CPU, or CUDA for a GPU's code) to dtype */
+terr tt_autocast_on(int enter, int device, int dtype);
 terr tt_inference_mode(int enter, void **guard);
 int tt_cuda_device_count(void);
+terr tt_set_cudnn_benchmark(int on);
+int tt_get_cudnn_benchmark(void);
 const char *tt_version(void);
 /* A malloc'd JSON object describing the libtorch in use: version, whether
  * CUDA is available, device count and names, cuDNN version, C++ ABI. */
