@@ -459,8 +459,12 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		micro = 0
 		t.st.StageStep++
 		t.st.GlobalStep++
-		t.st.EpochLossSum += stepLoss / float64(s.Accumulate)
-		t.st.EpochLossSteps++
+		// A step the loss scaler skipped has an inf/NaN loss and changed
+		// nothing: it is left out of the epoch's mean (and the checkpoint).
+		if l := stepLoss / float64(s.Accumulate); !math.IsNaN(l) && !math.IsInf(l, 0) {
+			t.st.EpochLossSum += l
+			t.st.EpochLossSteps++
+		}
 		t.lastDur = time.Since(stepStart) * time.Duration(s.Accumulate)
 		el := time.Since(t.start)
 		ev := StepEvent{Stage: t.st.Stage, Epoch: t.st.Epoch, StageName: s.Name, Batch: t.st.Batch, Batches: bpe,

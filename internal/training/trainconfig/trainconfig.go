@@ -306,9 +306,6 @@ func (r *Run) Validate() error {
 	if err := (models.Options{Pool: r.Model.Pool, Features: r.Model.Features, Dropout: r.Model.Dropout}).Check(); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
-	if _, err := torch.ParseDevice(r.Engine.Device); err != nil {
-		return fmt.Errorf("engine.device: %w", err)
-	}
 	for i, s := range r.Stages {
 		at := fmt.Sprintf("stages[%d] (%s)", i, s.Name)
 		switch {
