@@ -101,7 +101,8 @@ func (c *predictCmd) Run(g *Globals) error {
 // key=value line at most every 10 s (and at the end).
 func progressPrinter(w io.Writer, start time.Time) func(done, total int) {
 	live := false
-	if f, ok := w.(*os.File); ok {
+	// Stat, not *os.File: stderr is a redact.Writer over the file.
+	if f, ok := w.(interface{ Stat() (os.FileInfo, error) }); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			live = true
 		}

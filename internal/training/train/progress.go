@@ -25,8 +25,10 @@ func NewProgress(w io.Writer) *Progress {
 	return &Progress{W: w, Live: isTerminal(w), Every: 10 * time.Second}
 }
 
+// isTerminal asks for Stat rather than an *os.File, so that it sees
+// through a writer that wraps one (redact.Writer).
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := w.(interface{ Stat() (os.FileInfo, error) })
 	if !ok {
 		return false
 	}
