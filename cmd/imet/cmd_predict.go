@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"imet/internal/ship/inference"
 	"imet/internal/postprocess/probs"
+	"imet/internal/ship/inference"
 )
 
 type predictCmd struct {
