@@ -25,6 +25,11 @@ type StartEvent struct {
 	ValRows    int
 	Device     string
 	Threads    int
+
+	// ResumedFrom is the checkpoint a resumed session continues from;
+	// Skipped the newer ones it passed over ("path: why"), newest first.
+	ResumedFrom string
+	Skipped     []string
 }
 
 // StepEvent follows each optimizer step.

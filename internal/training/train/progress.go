@@ -42,8 +42,15 @@ func (p *Progress) OnStart(e StartEvent) {
 		verb = "resume"
 	}
 	p.endBar()
-	fmt.Fprintf(p.W, "event=%s run=%s fold=%d step=%d stages=%d train=%d val=%d device=%s threads=%d\n",
-		verb, e.RunDir, e.Fold, e.GlobalStep, e.Stages, e.TrainRows, e.ValRows, e.Device, e.Threads)
+	for _, s := range e.Skipped {
+		fmt.Fprintf(p.W, "warning: skipped checkpoint %s; resuming from %s\n", s, e.ResumedFrom)
+	}
+	from := ""
+	if e.ResumedFrom != "" {
+		from = " from=" + e.ResumedFrom
+	}
+	fmt.Fprintf(p.W, "event=%s run=%s fold=%d step=%d stages=%d train=%d val=%d device=%s threads=%d%s\n",
+		verb, e.RunDir, e.Fold, e.GlobalStep, e.Stages, e.TrainRows, e.ValRows, e.Device, e.Threads, from)
 }
 
 func (p *Progress) OnStep(e StepEvent) {

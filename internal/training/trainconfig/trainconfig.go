@@ -252,6 +252,9 @@ func (l *LossTerm) UnmarshalYAML(unmarshal func(any) error) error {
 
 // Validate checks what the types cannot.
 func (r *Run) Validate() error {
+	if err := CheckName(r.Name); err != nil {
+		return err
+	}
 	if len(r.Stages) == 0 {
 		return fmt.Errorf("no stages")
 	}
