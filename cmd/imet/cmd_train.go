@@ -55,7 +55,9 @@ func (c *trainCmd) run(g *Globals, extra ...train.Observer) error {
 	}
 	if tr != nil {
 		fr.Log = trackLog(tr, fr.Log)
-		fr.Observers = append(fr.Observers, &trainRecorder{t: tr, warn: g.Stderr})
+		rec := &trainRecorder{t: tr, warn: g.Stderr}
+		fr.Observers = append(fr.Observers, rec)
+		fr.OnBroken = rec.OnBroken
 	}
 	res, runDir, err := train.TrainFold(ctx, fr)
 	if tr != nil {

@@ -127,6 +127,11 @@ type Options struct {
 	// Progress, when set, is called after each batch with the images done
 	// over all models and views, and the total.
 	Progress func(done, total int)
+	// SkipBroken leaves images that do not decode out instead of stopping
+	// at the first: their probability rows are zero. OnBroken, when set,
+	// is told of each once (from a loader goroutine).
+	SkipBroken bool
+	OnBroken   func(path string, err error)
 }
 
 // Models is the number of networks whose probabilities are averaged.
@@ -590,7 +595,13 @@ func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options)
 	for i, path := range paths {
 		items[i] = loader.Item{Path: path, Target: make([]float32, L)}
 	}
-	src := train.NewImageSource(items, pipe, loader.Options{Workers: o.Workers, Seed: uint64(p.Spec.Seed)}, L)
+	broken := &train.BrokenImages{OnReport: o.OnBroken}
+	lo := loader.Options{Workers: o.Workers, Seed: uint64(p.Spec.Seed), SkipBroken: o.SkipBroken}
+	if o.SkipBroken {
+		lo.OnSkip = broken.Report
+	}
+	src := train.NewImageSource(items, pipe, lo, L)
+	src.SetBrokenHint("predict with --skip-broken to leave broken images out (each reported once, its row predicting no label), or list them all first with imet datasets validate --decode")
 	total := len(paths) * src.Views() * len(p.models)
 	labels := p.LabelIDs()
 	var ins []ensemble.Input

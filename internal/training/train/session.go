@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"imet/internal/base/atomicfile"
@@ -17,6 +18,7 @@ import (
 	"imet/internal/postprocess/probs"
 	"imet/internal/training/checkpoint"
 	"imet/internal/training/trainconfig"
+	"imet/internal/vision/imageio"
 )
 
 // FoldRun describes one fold's session as the commands start it.
@@ -38,6 +40,31 @@ type FoldRun struct {
 	ResumeFlags []string
 	Log         io.Writer // progress and the weight-loading report; nil: none
 	Observers   Observers // attached besides the progress display
+	// OnBroken, when set, is told of each image left out as broken
+	// (data.skip_broken), once, from a loader goroutine; the log says it
+	// too.
+	OnBroken func(path string, err error)
+}
+
+// lockedWriter serialises writes: broken images are reported from loader
+// goroutines while the session logs its progress.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Stat lets terminal detection see the file underneath.
+func (l *lockedWriter) Stat() (os.FileInfo, error) {
+	if f, ok := l.w.(interface{ Stat() (os.FileInfo, error) }); ok {
+		return f.Stat()
+	}
+	return nil, errors.New("not a file")
 }
 
 // runInfo is what a run directory records besides its configuration, so
@@ -87,6 +114,9 @@ func ResumeTarget(path string) (runDir, ckpt string, err error) {
 // can still be filling them.
 func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err error) {
 	defer recoverPanic(&err)
+	if fr.Log != nil {
+		fr.Log = &lockedWriter{w: fr.Log}
+	}
 	if fr.ResumeFrom != "" {
 		fr.Resume = true
 		if fr.RunDir == "" {
@@ -145,6 +175,19 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 	fd, err := OpenFold(&cfg, fold)
 	if err != nil {
 		return res, runDir, err
+	}
+	fd.Broken.OnReport = func(path string, err error) {
+		if fr.Log != nil {
+			why := err
+			var de *imageio.DecodeError
+			if errors.As(err, &de) && de.Path != "" {
+				why = de.Err // the path is said already
+			}
+			fmt.Fprintf(fr.Log, "warning: left out broken image %s (data.skip_broken): %v\n", path, why)
+		}
+		if fr.OnBroken != nil {
+			fr.OnBroken(path, err)
+		}
 	}
 	model, report, err := BuildModel(&cfg, fd.Dataset.Labels.Len())
 	if err != nil {

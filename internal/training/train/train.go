@@ -358,6 +358,7 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		if err != nil {
 			return "", err
 		}
+		t.st.Batch += b.SkippedBatches
 		if t.st.Batch >= bpe || t.st.StageStep >= total {
 			if b.Release != nil {
 				b.Release()
