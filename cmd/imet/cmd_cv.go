@@ -81,7 +81,9 @@ func (c *cvCmd) Run(g *Globals) error {
 		}
 		if tr != nil {
 			fr.Log = trackLog(tr, fr.Log)
-			fr.Observers = append(fr.Observers, &trainRecorder{t: tr, prefix: fmt.Sprintf("fold%d/", fold), warn: g.Stderr})
+			rec := &trainRecorder{t: tr, prefix: fmt.Sprintf("fold%d/", fold), warn: g.Stderr}
+			fr.Observers = append(fr.Observers, rec)
+			fr.OnBroken = rec.OnBroken
 		}
 		res, _, err := train.TrainFold(ctx, fr)
 		return res.Completed, err

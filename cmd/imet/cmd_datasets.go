@@ -25,12 +25,15 @@ type datasetsValidateCmd struct {
 	AllowEmpty  bool   `help:"Accept train rows with no attribute ids."`
 	MaxProblems int    `help:"Stop after this many errors." default:"100"`
 	SkipImages  bool   `help:"Do not check that every image file exists."`
+	Decode      bool   `help:"Decode every image (in parallel) and list the broken ones: truncated, zero bytes, not an image, corrupt."`
+	Workers     int    `help:"Decoding goroutines for --decode; 0 uses every core."`
 }
 
 func (c *datasetsValidateCmd) Run(g *Globals) error {
 	d, probs := dataset.Validate(c.Dir, dataset.Options{
 		ReadOptions: dataset.ReadOptions{AllowEmpty: c.AllowEmpty, MaxProblems: c.MaxProblems},
 		SkipImages:  c.SkipImages,
+		Decode:      c.Decode && !c.SkipImages, DecodeWorkers: c.Workers,
 	})
 	errs := 0
 	for _, p := range probs {
@@ -47,7 +50,11 @@ func (c *datasetsValidateCmd) Run(g *Globals) error {
 		return fmt.Errorf("%s: %d errors%s", c.Dir, errs, more)
 	}
 	if !g.Quiet {
-		fmt.Fprintln(g.Stdout, "ok:", d.Summary())
+		decoded := ""
+		if c.Decode && !c.SkipImages {
+			decoded = "; every image decodes"
+		}
+		fmt.Fprintln(g.Stdout, "ok:", d.Summary()+decoded)
 	}
 	return nil
 }

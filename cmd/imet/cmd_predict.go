@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ type predictCmd struct {
 	TTA        string `help:"none: plain view only; empty: the model's test-time augmentation." enum:",none" default:""`
 	Thresholds string `help:"Threshold file to apply instead of the model's." type:"existingfile"`
 	Rule       string `help:"Rule of the threshold file to apply (default: the file's chosen one)."`
+	SkipBroken bool   `help:"Leave images that do not decode out (each reported once; its probabilities stay zero) instead of stopping at the first."`
 }
 
 func init() {
@@ -82,9 +84,14 @@ func (c *predictCmd) Run(g *Globals) error {
 	fmt.Fprintf(log, "event=start source=%s kind=%s models=%d images=%d views=%d device=%s precision=%s\n",
 		p.Origin, p.Kind, p.Models(), len(paths), views, dev, p.Precision(dev))
 	start := time.Now()
-	o := inference.Options{BatchSize: c.BatchSize, Threads: c.Threads, Workers: c.Workers, TTA: c.TTA, Device: dev}
+	o := inference.Options{BatchSize: c.BatchSize, Threads: c.Threads, Workers: c.Workers, TTA: c.TTA, Device: dev, SkipBroken: c.SkipBroken}
 	if !g.Quiet {
 		o.Progress = progressPrinter(log, start)
+	}
+	var broken atomic.Int64
+	o.OnBroken = func(path string, err error) {
+		broken.Add(1)
+		fmt.Fprintf(log, "warning: left out broken image %s (--skip-broken): %v\n", path, err)
 	}
 	f, err := p.Predict(ctx, paths, ids, o)
 	if err != nil {
@@ -101,6 +108,9 @@ func (c *predictCmd) Run(g *Globals) error {
 	}
 	fmt.Fprintf(log, "event=finish images=%d seconds=%.1f\n", len(paths), time.Since(start).Seconds())
 	fmt.Fprintf(g.Stdout, "%d images, %.2f labels per image\n  %s\n", len(paths), st.MeanLabels, c.Out)
+	if n := broken.Load(); n > 0 {
+		fmt.Fprintf(g.Stdout, "  %d broken image(s) left out: their probabilities are zero, their submission rows only the at-least-one-label fallback\n", n)
+	}
 	if c.Probs != "" {
 		fmt.Fprintf(g.Stdout, "  %s\n", c.Probs)
 	}
@@ -111,7 +121,8 @@ func (c *predictCmd) Run(g *Globals) error {
 // key=value line at most every 10 s (and at the end).
 func progressPrinter(w io.Writer, start time.Time) func(done, total int) {
 	live := false
-	if f, ok := w.(*os.File); ok {
+	// Stat, not *os.File: stderr is a redact.Writer over the file.
+	if f, ok := w.(interface{ Stat() (os.FileInfo, error) }); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			live = true
 		}

@@ -155,17 +155,28 @@ func TestPredictFromRunAndBundle(t *testing.T) {
 			b[len(b)/2] ^= 1
 			os.WriteFile(p, b, 0o644)
 		}, weights + ": corrupt or modified"},
-		{"truncated, no manifest", func(d string) {
-			os.Remove(filepath.Join(d, "manifest.json"))
+		{"truncated", func(d string) {
 			p := filepath.Join(d, weights)
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, b[:len(b)-100], 0o644)
-		}, weights + ": "},
+		}, weights + ": corrupt or modified"},
 		{"missing spec", func(d string) { os.Remove(filepath.Join(d, "inference.json")) }, "inference.json"},
-		{"missing labels", func(d string) {
-			os.Remove(filepath.Join(d, "manifest.json"))
-			os.Remove(filepath.Join(d, "labels.csv"))
-		}, "labels.csv"},
+		{"missing labels", func(d string) { os.Remove(filepath.Join(d, "labels.csv")) }, "labels.csv"},
+		// Without a manifest nothing could be verified: refused.
+		{"no manifest", func(d string) { os.Remove(filepath.Join(d, "manifest.json")) }, "manifest.json"},
+		// The libraries are verified too, before the engine loads them.
+		{"flipped byte in a library", func(d string) {
+			libs, _ := filepath.Glob(filepath.Join(d, "lib", "libc10.so*"))
+			if len(libs) != 1 {
+				t.Fatalf("libc10 in the bundle: %v", libs)
+			}
+			b, _ := os.ReadFile(libs[0])
+			b[len(b)/2] ^= 1
+			os.WriteFile(libs[0], b, 0o644)
+		}, "lib/libc10.so"},
+		{"library added to lib/", func(d string) {
+			os.WriteFile(filepath.Join(d, "lib", "libextra.so"), []byte("\x7fELF"), 0o644)
+		}, "lib/libextra.so: not listed in"},
 	}
 	for i, c := range cases {
 		d := copyDir("damaged" + string(rune('a'+i)))
@@ -175,6 +186,15 @@ func TestPredictFromRunAndBundle(t *testing.T) {
 		if !strings.Contains(errs, filepath.Join(d, c.want)) && !strings.Contains(errs, c.want) {
 			t.Errorf("%s: error does not name the file (%s):\n%s", c.name, c.want, errs)
 		}
+		if c.name == "missing spec" {
+			continue // a bundle of the binary only, which imet bundle verify accepts
+		}
+		if code, _, errs := runCLI(t, "bundle", "verify", d); code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("%s: imet bundle verify exited %d: %s", c.name, code, errs)
+		}
+	}
+	if code, out, errs := runCLI(t, "bundle", "verify", bdir); code != 0 || !strings.Contains(out, "ok: "+bdir) {
+		t.Errorf("imet bundle verify of the whole bundle: exit %d\n%s%s", code, out, errs)
 	}
 	// A bundle written before precision replaced bf16 still opens.
 	spec := readFile(t, filepath.Join(bdir, "inference.json"))

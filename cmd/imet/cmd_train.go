@@ -17,7 +17,7 @@ type trainCmd struct {
 	Config     string        `help:"Run configuration (YAML); see configs/ and docs/training.md. Optional with --resume." type:"existingfile"`
 	Fold       int           `help:"Fold held out for validation." default:"0"`
 	RunDir     string        `help:"Run directory for checkpoints and outputs (default runs/<name>/fold<K>)."`
-	Resume     string        `help:"Continue the run in this directory from its newest checkpoint." type:"existingdir"`
+	Resume     string        `help:"Continue a run: its directory (from the newest checkpoint that verifies) or a checkpoint file RUN_DIR/checkpoints/step-*.ckpt (from that one)." type:"path"`
 	TimeBudget time.Duration `help:"Stop cleanly before this much wall time (e.g. 8h30m): finish the step, checkpoint, exit 0."`
 	trackFlags
 }
@@ -36,14 +36,18 @@ func (c *trainCmd) run(g *Globals, extra ...train.Observer) error {
 	fr := train.FoldRun{ConfigPath: c.Config, Fold: c.Fold, RunDir: c.RunDir, TimeBudget: c.TimeBudget,
 		ResumeFlags: c.resumeFlags(), Observers: extra}
 	if c.Resume != "" {
-		fr.RunDir, fr.Resume = c.Resume, true
+		dir, ckpt, err := train.ResumeTarget(c.Resume)
+		if err != nil {
+			return err
+		}
+		fr.RunDir, fr.ResumeFrom, fr.Resume = dir, ckpt, true
 	}
 	if !g.Quiet {
 		fr.Log = g.Stderr
 	}
 	cfgPath := c.Config
 	if cfgPath == "" && c.Resume != "" {
-		cfgPath = filepath.Join(c.Resume, "config.yaml")
+		cfgPath = filepath.Join(fr.RunDir, "config.yaml")
 	}
 	if cfgPath != "" {
 		// A GPU this libtorch lacks fails here, before the registry records a run.
@@ -57,7 +61,9 @@ func (c *trainCmd) run(g *Globals, extra ...train.Observer) error {
 	}
 	if tr != nil {
 		fr.Log = trackLog(tr, fr.Log)
-		fr.Observers = append(fr.Observers, &trainRecorder{t: tr, warn: g.Stderr})
+		rec := &trainRecorder{t: tr, warn: g.Stderr}
+		fr.Observers = append(fr.Observers, rec)
+		fr.OnBroken = rec.OnBroken
 	}
 	res, runDir, err := train.TrainFold(ctx, fr)
 	if tr != nil {

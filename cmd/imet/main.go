@@ -15,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"imet/internal/base/procenv"
+	"imet/internal/base/redact"
 )
 
 // Globals are the flags every command accepts.
@@ -51,7 +52,15 @@ func main() {
 
 // run parses args and executes the chosen command, returning the exit code.
 // It is the entry point for integration tests as well as for main.
+//
+// Everything written to stderr (the log, warnings, the final error) passes
+// through package redact, so that no token a notification or an error
+// quotes reaches a terminal or a log file (cv's fold children write their
+// train.log through their own). Stdout carries results, not logs.
 func run(args []string, stdout, stderr io.Writer) (code int) {
+	rw := redact.NewWriter(stderr)
+	defer rw.Flush()
+	stderr = rw
 	var root cli
 	root.Stdout, root.Stderr = stdout, stderr
 	opts := []kong.Option{

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"imet/internal/base/config"
 	"imet/internal/experiments/notify"
@@ -104,16 +105,22 @@ type trainRecorder struct {
 	t      *tracking.Tracker
 	prefix string // e.g. "fold0/" when several folds share one run
 	epoch  float64
-	warned bool
+	warned atomic.Bool
 	warn   io.Writer
 }
 
 func (r *trainRecorder) check(err error) {
-	if err != nil && !r.warned {
+	if err != nil && !r.warned.Swap(true) {
 		// The registry must never stop training; say once that it failed.
-		r.warned = true
 		fmt.Fprintf(r.warn, "warning: recording metrics: %v\n", err)
 	}
+}
+
+// OnBroken records an image the session left out as broken
+// (data.skip_broken) as an artifact of kind "broken_image". It is called
+// from a loader goroutine.
+func (r *trainRecorder) OnBroken(path string, _ error) {
+	r.check(r.t.Artifact("broken_image", path))
 }
 
 func (r *trainRecorder) OnStart(train.StartEvent) {}

@@ -155,7 +155,7 @@ func TestTrainSignalStopsResumablyAndNotifies(t *testing.T) {
 	}
 	const stamp = "v0.0-test-g0123abc-dirty"
 	bin := filepath.Join(t.TempDir(), "imet")
-	build := exec.Command("go", "build", "-ldflags=-X imet/internal/buildinfo.Revision="+stamp, "-o", bin, ".")
+	build := exec.Command("go", "build", "-ldflags=-X imet/internal/base/buildinfo.Revision="+stamp, "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

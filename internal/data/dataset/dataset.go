@@ -65,6 +65,13 @@ type Options struct {
 	// SkipImages skips the check that every image file exists (it costs
 	// one stat per image, done in parallel).
 	SkipImages bool
+	// Decode decodes every image (in parallel, DecodeWorkers goroutines, 0
+	// for one per core) and reports each broken one: truncated, zero
+	// bytes, not an image, corrupt. DecodeProgress, when set, is called
+	// after each image.
+	Decode         bool
+	DecodeWorkers  int
+	DecodeProgress func(done, total int)
 }
 
 // Open reads and checks a data set directory, failing on the first error.
@@ -154,6 +161,9 @@ func validate(dir string, opt Options, warnings bool) (*Dataset, Problems) {
 				return d, c.problems()
 			}
 		}
+	}
+	if opt.Decode {
+		decodeImages(c, d, trainLines, testLines, opt)
 	}
 	return d, c.problems()
 }

@@ -5,7 +5,10 @@
 //
 // It binds to loopback by default. Bound anywhere else it refuses to start
 // without a token, and then every request must carry it (header, query or
-// the cookie set by a first request with the query).
+// the cookie set by a first request with the query). Without a token it
+// answers only requests addressed to a loopback name (the Host header), so
+// that a web page whose domain is made to resolve to 127.0.0.1 (DNS
+// rebinding) cannot read it.
 package dashboard
 
 import (
@@ -19,6 +22,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +45,10 @@ type Options struct {
 	// empty list's hint; nil leaves the hint out.
 	RecordedBy []string
 }
+
+// MinTokenLen is the shortest token accepted: a short one is guessed by
+// anyone who can reach the port.
+const MinTokenLen = 16
 
 // TokenCookie is the cookie that carries the token after a first request
 // with ?token=, so that links inside the dashboard keep working.
@@ -76,8 +84,9 @@ func New(db *registry.DB, opts Options) *Server {
 		tmpl: template.Must(template.New("").Funcs(funcs).ParseFS(assets, "assets/*.html")),
 		mux:  http.NewServeMux(),
 	}
-	static, _ := fs.Sub(assets, "assets")
-	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	// One file per request and no listing: a directory index would show
+	// the page templates.
+	s.mux.HandleFunc("GET /static/{name}", s.static)
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("GET /runs/{id}", s.run)
 	s.mux.HandleFunc("GET /compare", s.compare)
@@ -91,16 +100,35 @@ func shorten(s string, n int) string {
 	return s
 }
 
-// ServeHTTP checks the token, then serves the page.
+// ServeHTTP checks the token (without one, that the request is addressed
+// to loopback), then serves the page.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Token != "" {
+	switch {
+	case s.opts.Token == "":
+		if !loopbackHost(r.Host) {
+			http.Error(w, fmt.Sprintf("421 misdirected request: without a token this dashboard answers only to localhost, 127.0.0.1 or [::1], not to Host %q", r.Host), http.StatusMisdirectedRequest)
+			return
+		}
+	case CheckToken(s.opts.Token) != nil:
+		http.Error(w, "500: "+CheckToken(s.opts.Token).Error(), http.StatusInternalServerError)
+		return
+	default:
 		ok, fromQuery := s.authorized(r)
 		if !ok {
 			http.Error(w, "401 unauthorized: this dashboard needs its token (Authorization: Bearer …, or ?token=…)", http.StatusUnauthorized)
 			return
 		}
 		if fromQuery {
+			// The token moves into an HttpOnly cookie and out of the
+			// address bar, the history and the Referer of later requests.
 			http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: s.opts.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			u := *r.URL
+			q := u.Query()
+			q.Del("token")
+			u.RawQuery = q.Encode()
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, u.RequestURI(), http.StatusSeeOther)
+			return
 		}
 	}
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
@@ -127,11 +155,24 @@ func (s *Server) authorized(r *http.Request) (ok, fromQuery bool) {
 	return false, false
 }
 
-// CheckBind refuses to listen beyond loopback without a token.
+// CheckToken refuses a token shorter than MinTokenLen; "" (no token) is
+// accepted.
+func CheckToken(token string) error {
+	if token != "" && len(token) < MinTokenLen {
+		return fmt.Errorf("dashboard: the token has %d characters, at least %d are needed (e.g. openssl rand -hex 16)", len(token), MinTokenLen)
+	}
+	return nil
+}
+
+// CheckBind refuses to listen beyond loopback without a token, and a token
+// that CheckToken refuses.
 func CheckBind(addr, token string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("dashboard: address %q: %w", addr, err)
+	}
+	if err := CheckToken(token); err != nil {
+		return err
 	}
 	if token != "" || isLoopback(host) {
 		return nil
@@ -140,11 +181,38 @@ func CheckBind(addr, token string) error {
 }
 
 func isLoopback(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// loopbackHost reports whether a Host header names loopback: localhost,
+// 127.0.0.0/8 or [::1], with or without a port.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	return host != "" && isLoopback(host)
+}
+
+// static serves one embedded file that is not a page template.
+func (s *Server) static(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if name != path.Base(name) || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".html") {
+		http.NotFound(w, r)
+		return
+	}
+	b, err := fs.ReadFile(assets, "assets/"+name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
 }
 
 // Serve answers on ln until ctx is done.

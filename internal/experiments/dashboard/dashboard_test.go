@@ -77,13 +77,21 @@ func serve(t *testing.T, addr string, h http.Handler) string {
 	return "http://" + ln.Addr().String()
 }
 
+// noRedirect answers with a redirect instead of following it.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// get requests url with the headers hdr ("Host" sets the Host header),
+// without following redirects.
 func get(t *testing.T, url string, hdr map[string]string) (int, string, *http.Response) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if h, ok := hdr["Host"]; ok {
+		req.Host = h
+	}
+	resp, err := noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +139,7 @@ func TestPages(t *testing.T) {
 
 func TestTokenOnEveryRequest(t *testing.T) {
 	db, _ := seed(t)
-	const tok = "s3cret-token"
+	const tok = "s3cret-token-0123456789"
 	base := serve(t, "127.0.0.1:0", New(db, Options{Token: tok}))
 	for _, tc := range []struct {
 		name string
@@ -143,7 +151,7 @@ func TestTokenOnEveryRequest(t *testing.T) {
 		{"no token, static", base + "/static/style.css", nil, 401},
 		{"no token, run", base + "/runs/1", nil, 401},
 		{"wrong bearer", base + "/", map[string]string{"Authorization": "Bearer nope"}, 401},
-		{"wrong query", base + "/?token=s3cret", nil, 401},
+		{"wrong query", base + "/?token=s3cret-token", nil, 401},
 		{"bearer", base + "/", map[string]string{"Authorization": "Bearer " + tok}, 200},
 		{"header", base + "/runs/1", map[string]string{"X-Imet-Token": tok}, 200},
 		{"cookie", base + "/runs/1", map[string]string{"Cookie": TokenCookie + "=" + tok}, 200},
@@ -154,9 +162,14 @@ func TestTokenOnEveryRequest(t *testing.T) {
 			t.Errorf("%s: refused page leaks data", tc.name)
 		}
 	}
-	code, _, resp := get(t, base+"/?token="+tok, nil)
-	if code != 200 {
-		t.Fatalf("query token: %d", code)
+	// ?token= is exchanged for an HttpOnly cookie and a redirect to the
+	// same page without it, so that it leaves the address bar and history.
+	code, _, resp := get(t, base+"/compare?id=1&token="+tok+"&id=2", nil)
+	if code != http.StatusSeeOther {
+		t.Fatalf("query token: %d, want 303", code)
+	}
+	if loc := resp.Header.Get("Location"); loc != "/compare?id=1&id=2" {
+		t.Errorf("redirected to %q, want /compare?id=1&id=2", loc)
 	}
 	var c *http.Cookie
 	for _, ck := range resp.Cookies() {
@@ -165,7 +178,93 @@ func TestTokenOnEveryRequest(t *testing.T) {
 		}
 	}
 	if c == nil || !c.HttpOnly || c.Value != tok {
-		t.Errorf("query token did not set an HttpOnly cookie: %+v", c)
+		t.Fatalf("query token did not set an HttpOnly cookie: %+v", c)
+	}
+	if code, body, _ := get(t, base+resp.Header.Get("Location"), map[string]string{"Cookie": c.String()}); code != 200 || !strings.Contains(body, "model.arch") {
+		t.Errorf("the page redirected to, with the cookie: %d", code)
+	}
+}
+
+// Without a token the dashboard answers only requests addressed to a
+// loopback name: a page on evil.example whose name a rebinding DNS server
+// points at 127.0.0.1 reaches the port, but with its own Host header.
+func TestNoTokenAnswersOnlyLoopbackHosts(t *testing.T) {
+	db, _ := seed(t)
+	base := serve(t, "127.0.0.1:0", New(db, Options{}))
+	for _, tc := range []struct {
+		host string
+		code int
+	}{
+		{"evil.example:8080", http.StatusMisdirectedRequest},
+		{"evil.example", http.StatusMisdirectedRequest},
+		{"localhost.evil.example", http.StatusMisdirectedRequest},
+		{"192.168.1.5:8080", http.StatusMisdirectedRequest},
+		{"0.0.0.0:8080", http.StatusMisdirectedRequest},
+		{"localhost:8080", 200},
+		{"LOCALHOST", 200},
+		{"127.0.0.1:8080", 200},
+		{"127.3.4.5", 200},
+		{"[::1]:8080", 200},
+		{"[::1]", 200},
+	} {
+		code, body, _ := get(t, base+"/runs/1", map[string]string{"Host": tc.host})
+		if code != tc.code {
+			t.Errorf("Host %s: %d, want %d", tc.host, code, tc.code)
+		}
+		if code != 200 && (strings.Contains(body, "resnet50") || strings.Contains(body, "imet train")) {
+			t.Errorf("Host %s: refused page leaks the run: %s", tc.host, body)
+		}
+	}
+	// With a token, the token is the guard, whatever the name.
+	tok := strings.Repeat("k", MinTokenLen)
+	base = serve(t, "127.0.0.1:0", New(db, Options{Token: tok}))
+	if code, _, _ := get(t, base+"/", map[string]string{"Host": "dashboard.example", "X-Imet-Token": tok}); code != 200 {
+		t.Errorf("token and another Host: %d", code)
+	}
+}
+
+// A token shorter than MinTokenLen is refused before listening, and a
+// Server given one answers nothing.
+func TestShortTokenRefused(t *testing.T) {
+	short := strings.Repeat("k", MinTokenLen-1)
+	for _, tok := range []string{"x", short} {
+		for _, addr := range []string{"0.0.0.0:8080", "127.0.0.1:8080"} {
+			if err := CheckBind(addr, tok); err == nil || !strings.Contains(err.Error(), "16") {
+				t.Errorf("CheckBind(%s, %d characters) = %v", addr, len(tok), err)
+			}
+		}
+	}
+	db, _ := seed(t)
+	base := serve(t, "127.0.0.1:0", New(db, Options{Token: "x"}))
+	if code, body, _ := get(t, base+"/", map[string]string{"X-Imet-Token": "x"}); code != 500 || strings.Contains(body, "resnet50") {
+		t.Errorf("1-character token: %d %.200s", code, body)
+	}
+}
+
+// /static/ serves the style sheet and nothing else: no listing of the
+// embedded files, no page template.
+func TestStaticListsNothing(t *testing.T) {
+	db, _ := seed(t)
+	base := serve(t, "127.0.0.1:0", New(db, Options{}))
+	for _, tc := range []struct {
+		path string
+		code int
+	}{
+		{"/static/style.css", 200},
+		{"/static/", 404},
+		{"/static", 404},
+		{"/static/index.html", 404},
+		{"/static/layout.html", 404},
+		{"/static/nope.css", 404},
+		{"/static/..%2fdashboard.go", 404},
+	} {
+		code, body, _ := get(t, base+tc.path, nil)
+		if code != tc.code {
+			t.Errorf("%s: %d, want %d", tc.path, code, tc.code)
+		}
+		if tc.code != 200 && (strings.Contains(body, ".html") || strings.Contains(body, "{{")) {
+			t.Errorf("%s shows templates: %.200s", tc.path, body)
+		}
 	}
 }
 
@@ -188,11 +287,12 @@ func TestRemoteBindRefusesWithoutToken(t *testing.T) {
 		t.Fatalf("CheckBind(%s) without token accepted", addr)
 	}
 	db, _ := seed(t)
-	base := serve(t, addr, New(db, Options{Token: "tok"}))
+	const tok = "remote-token-0123456789"
+	base := serve(t, addr, New(db, Options{Token: tok}))
 	if code, _, _ := get(t, base+"/", nil); code != 401 {
 		t.Errorf("remote request without token: %d, want 401", code)
 	}
-	if code, _, _ := get(t, base+"/", map[string]string{"Authorization": "Bearer tok"}); code != 200 {
+	if code, _, _ := get(t, base+"/", map[string]string{"Authorization": "Bearer " + tok}); code != 200 {
 		t.Errorf("remote request with token: %d", code)
 	}
 }
@@ -208,8 +308,9 @@ func TestCheckBind(t *testing.T) {
 		{"0.0.0.0:8080", "", false},
 		{":8080", "", false},
 		{"192.168.1.5:8080", "", false},
-		{"0.0.0.0:8080", "t", true},
-		{"nonsense", "t", false},
+		{"0.0.0.0:8080", "t", false},
+		{"0.0.0.0:8080", "0123456789abcdef", true},
+		{"nonsense", "0123456789abcdef", false},
 	} {
 		if err := CheckBind(tc.addr, tc.token); (err == nil) != tc.ok {
 			t.Errorf("CheckBind(%q, %q) = %v", tc.addr, tc.token, err)
@@ -232,7 +333,8 @@ func TestChromiumScreenshot(t *testing.T) {
 		t.Skip("chromium not installed (scripts/deps.sh installs it)")
 	}
 	db, _ := seed(t)
-	base := serve(t, "127.0.0.1:0", New(db, Options{Token: "tok"}))
+	const tok = "screenshot-token-0123"
+	base := serve(t, "127.0.0.1:0", New(db, Options{Token: tok}))
 	dir := t.TempDir()
 	if a := os.Getenv("IMET_ARTIFACTS"); a != "" {
 		dir = filepath.Join(a, "dashboard")
@@ -246,9 +348,9 @@ func TestChromiumScreenshot(t *testing.T) {
 		shot := filepath.Join(dir, "dashboard-"+pg.name+".png")
 		url := base + pg.path
 		if strings.Contains(url, "?") {
-			url += "&token=tok"
+			url += "&token=" + tok
 		} else {
-			url += "?token=tok"
+			url += "?token=" + tok
 		}
 		flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 			"--disable-background-networking", "--disable-component-update", "--disable-sync",

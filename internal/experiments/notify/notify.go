@@ -7,7 +7,10 @@
 //
 // Secrets (the bot token, webhook URLs with their keys) are read from the
 // environment or from a file named in the configuration, never from the
-// configuration itself, which the registry stores with every run.
+// configuration itself, which the registry stores with every run. Every
+// secret found is registered with package redact, which masks it in every
+// error this package returns and in every log line and registry row the
+// process writes.
 package notify
 
 import (
@@ -22,6 +25,8 @@ import (
 	"github.com/go-telegram/bot"
 	"github.com/nicholas-fedor/shoutrrr"
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
+
+	"imet/internal/base/redact"
 )
 
 // Config says where and when to notify. It holds no secret, only where to
@@ -203,14 +208,15 @@ func (n *Notifier) Notify(ctx context.Context, e Event) error {
 	if (e.Kind == Started && !n.cfg.OnStart) || (e.Kind == Checkpoint && !n.cfg.OnCheckpoint) {
 		return nil
 	}
-	text := e.Text()
+	// The log tail may quote a secret too.
+	text := redact.String(e.Text())
 	var errs []error
 	for _, s := range n.senders {
 		if err := s.Send(ctx, text); err != nil {
 			errs = append(errs, fmt.Errorf("notify %s: %w", s.Name(), err))
 		}
 	}
-	return errors.Join(errs...)
+	return redact.Error(errors.Join(errs...))
 }
 
 // secret reads a value from the environment variable env, else from file.
@@ -239,13 +245,14 @@ type Telegram struct {
 // NewTelegram makes a Telegram sender. serverURL overrides the Bot API
 // server ("" for https://api.telegram.org), e.g. for a local fake in tests.
 func NewTelegram(token, chatID, serverURL string) (*Telegram, error) {
+	redact.Add(token)
 	opts := []bot.Option{bot.WithSkipGetMe()} // no network call until there is news
 	if serverURL != "" {
 		opts = append(opts, bot.WithServerURL(strings.TrimRight(serverURL, "/")))
 	}
 	b, err := bot.New(token, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("notify: telegram: %w", err)
+		return nil, fmt.Errorf("notify: telegram: %s", redact.String(err.Error()))
 	}
 	return &Telegram{bot: b, chatID: chatID}, nil
 }
@@ -258,7 +265,7 @@ func (t *Telegram) Send(ctx context.Context, text string) error {
 	_, err := t.bot.SendMessage(ctx, &bot.SendMessageParams{ChatID: t.chatID, Text: text})
 	if err != nil {
 		// The library's errors may quote the request URL, which holds the token.
-		return errors.New(strings.ReplaceAll(err.Error(), t.bot.Token(), "<token>"))
+		return errors.New(redact.String(err.Error()))
 	}
 	return nil
 }
@@ -272,10 +279,14 @@ type Shoutrrr struct {
 
 // NewShoutrrr makes a Shoutrrr sender for the given URLs.
 func NewShoutrrr(urls ...string) (*Shoutrrr, error) {
+	// Registered before anything can fail: a service's errors quote its URL,
+	// or the URL it derives from it, or a key alone.
+	for _, u := range urls {
+		redact.AddURL(u)
+	}
 	r, err := shoutrrr.CreateSender(urls...)
 	if err != nil {
-		// Never echo the URL: it carries the service's key.
-		return nil, fmt.Errorf("notify: invalid notification URL: %s", redactURLs(err.Error(), urls))
+		return nil, fmt.Errorf("notify: invalid notification URL: %s", redact.String(err.Error()))
 	}
 	return &Shoutrrr{router: r, urls: urls}, nil
 }
@@ -286,14 +297,7 @@ func (s *Shoutrrr) Name() string { return fmt.Sprintf("shoutrrr (%d URLs)", len(
 // Send implements Sender.
 func (s *Shoutrrr) Send(ctx context.Context, text string) error {
 	if err := errors.Join(s.router.Send(text, nil)...); err != nil {
-		return errors.New(redactURLs(err.Error(), s.urls))
+		return errors.New(redact.String(err.Error()))
 	}
 	return nil
-}
-
-func redactURLs(msg string, urls []string) string {
-	for _, u := range urls {
-		msg = strings.ReplaceAll(msg, u, "<url>")
-	}
-	return msg
 }

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"sync"
 
@@ -126,29 +125,4 @@ func Fingerprint(csvPaths []string, imageDirs ...string) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// secretKey matches YAML keys whose values must never be stored; keys that
-// only name where a secret lives (…_env, …_file) are kept.
-var (
-	secretKey = regexp.MustCompile(`(?im)^(\s*(?:-\s+)?"?[\w.-]*(?:token|secret|password|passwd|api_?key|credential)[\w.-]*"?\s*:[ \t]*)([^\s#].*?)$`)
-	envOrFile = regexp.MustCompile(`(?i)_(env|file|path)"?\s*:\s*$`)
-	urlCreds  = regexp.MustCompile(`(://)[^/\s:@]+:[^/\s@]+@`)
-)
-
-// Redacted replaces secret values in stored configurations.
-const Redacted = "<redacted>"
-
-// RedactSecrets blanks the values of secret-looking keys and the passwords
-// in URLs of a YAML document. Secrets belong in the environment or a file;
-// this is the second line of defence for one that slipped into a config.
-func RedactSecrets(yamlText string) string {
-	out := secretKey.ReplaceAllStringFunc(yamlText, func(line string) string {
-		m := secretKey.FindStringSubmatch(line)
-		if envOrFile.MatchString(m[1]) {
-			return line
-		}
-		return m[1] + Redacted
-	})
-	return urlCreds.ReplaceAllString(out, "${1}"+Redacted+"@")
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"imet/internal/base/redact"
 )
 
 // Record is a run as stored in the registry.
@@ -383,8 +385,9 @@ func (db *DB) SetLB(id int64, score float64) error {
 	return nil
 }
 
-// SetNote replaces a run's free-text note.
+// SetNote replaces a run's free-text note (through redact.String, as every
+// text a run stores).
 func (db *DB) SetNote(id int64, note string) error {
-	_, err := db.sql.Exec(`UPDATE runs SET note=? WHERE id=?`, note, id)
+	_, err := db.sql.Exec(`UPDATE runs SET note=? WHERE id=?`, redact.String(note), id)
 	return err
 }

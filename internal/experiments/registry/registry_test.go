@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"imet/internal/base/redact"
 )
 
 func openTemp(t *testing.T) *DB {
@@ -293,20 +295,6 @@ func TestKilledRunShowsInterrupted(t *testing.T) {
 	}
 }
 
-func TestRedactSecrets(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"notify:\n  telegram_token: 123:ABC\n", "notify:\n  telegram_token: <redacted>\n"},
-		{"token_env: IMET_TELEGRAM_TOKEN\n", "token_env: IMET_TELEGRAM_TOKEN\n"},
-		{"api_key: \"k\"\npassword: hunter2 # old\n", "api_key: <redacted>\npassword: <redacted>\n"},
-		{"url: https://user:pa55@example.com/x\n", "url: https://<redacted>@example.com/x\n"},
-		{"optim:\n  lr: 0.001\n", "optim:\n  lr: 0.001\n"},
-	} {
-		if got := RedactSecrets(tc.in); got != tc.want {
-			t.Errorf("RedactSecrets(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestStoredConfigHasNoToken(t *testing.T) {
 	db := openTemp(t)
 	const tok = "987654:SECRETSECRET"
@@ -319,6 +307,35 @@ func TestStoredConfigHasNoToken(t *testing.T) {
 	db.sql.QueryRow("SELECT config FROM runs WHERE id=?", r.ID()).Scan(&cfg)
 	if strings.Contains(cfg, tok) {
 		t.Errorf("token stored in registry: %q", cfg)
+	}
+}
+
+// Every text a run stores passes through the process's redactor: the
+// command line, the configuration, the error, the log tail and notes.
+func TestEveryStoredTextIsRedacted(t *testing.T) {
+	const secret = "REGISTEREDSECRET99"
+	redact.Add(secret)
+	db := openTemp(t)
+	r, err := db.Start(RunInfo{Name: "x", Kind: KindTrain,
+		Args:   []string{"imet", "train", "--hook", "generic://example.com/h?token=UNREGISTERED1"},
+		Config: "notify:\n  url_env: X\n  note: " + secret + "\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Fail(errors.New("send failed: "+secret), []string{"log " + secret, "Post \"https://h.example.com/x?key=UNREGISTERED2\""}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetNote(r.ID(), "tried "+secret); err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	if err := db.sql.QueryRow("SELECT name||args||config||error||log_tail||note FROM runs WHERE id=?", r.ID()).Scan(&row); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{secret, "UNREGISTERED1", "UNREGISTERED2"} {
+		if strings.Contains(row, s) {
+			t.Errorf("registry row holds %s: %q", s, row)
+		}
 	}
 }
 

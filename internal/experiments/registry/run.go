@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"imet/internal/base/redact"
 )
 
 // Kind says which command produced a run.
@@ -48,7 +50,9 @@ type RunInfo struct {
 	// Args is the command line, normally os.Args.
 	Args []string
 	// Config is the fully resolved configuration (YAML), defaults included.
-	// Values under keys that look like secrets are redacted before storing.
+	// It is stored through redact.Config (values under keys that look like
+	// secrets, URL keys and registered secrets masked), as every text field
+	// of a run is stored through package redact.
 	Config string
 	// DataFingerprint identifies the training data; see Fingerprint.
 	DataFingerprint string
@@ -95,7 +99,7 @@ func (db *DB) Start(info RunInfo) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	args, _ := json.Marshal(info.Args)
+	args, _ := json.Marshal(redact.Strings(info.Args))
 	code := CodeVersion()
 	var resumed any
 	if info.ResumedFrom != 0 {
@@ -104,7 +108,7 @@ func (db *DB) Start(info RunInfo) (*Run, error) {
 	res, err := db.sql.Exec(`INSERT INTO runs (name, kind, args, config, code_version, code_dirty,
 		data_fingerprint, host, machine, pid, lock_path, started_at, status, resumed_from)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		info.Name, string(info.Kind), string(args), RedactSecrets(info.Config), code.Revision, code.Dirty,
+		redact.String(info.Name), string(info.Kind), string(args), redact.Config(info.Config), code.Revision, code.Dirty,
 		info.DataFingerprint, db.hostname, machine(), os.Getpid(), lock.Name(), now(), string(StatusRunning), resumed)
 	if err != nil {
 		releaseLock(lock)
@@ -225,7 +229,7 @@ func (r *Run) Fail(err error, lastLogLines []string) error {
 	}
 	return r.end(func(tx *sql.Tx) error {
 		_, e := tx.Exec(`UPDATE runs SET status=?, ended_at=?, error=?, log_tail=? WHERE id=?`,
-			string(StatusFailed), now(), msg, strings.Join(lastLogLines, "\n"), r.id)
+			string(StatusFailed), now(), redact.String(msg), redact.String(strings.Join(lastLogLines, "\n")), r.id)
 		return e
 	})
 }
@@ -236,7 +240,7 @@ func (r *Run) Fail(err error, lastLogLines []string) error {
 func (r *Run) Stop(note string) error {
 	return r.end(func(tx *sql.Tx) error {
 		_, e := tx.Exec(`UPDATE runs SET status=?, ended_at=?, note=? WHERE id=?`,
-			string(StatusInterrupted), now(), note, r.id)
+			string(StatusInterrupted), now(), redact.String(note), r.id)
 		return e
 	})
 }

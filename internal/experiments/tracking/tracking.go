@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"imet/internal/base/redact"
 	"imet/internal/experiments/notify"
 	"imet/internal/experiments/registry"
 )
@@ -106,6 +107,6 @@ func (t *Tracker) send(e notify.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := t.notify.Notify(ctx, e); err != nil {
-		fmt.Fprintf(t.warn, "warning: run %d: %v\n", t.run.ID(), err)
+		fmt.Fprintf(t.warn, "warning: run %d: %v\n", t.run.ID(), redact.Error(err))
 	}
 }

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"bufio"
+	"bytes"
 	"debug/elf"
 	"os"
 	"os/exec"
@@ -282,6 +283,53 @@ func TestWriteDirectoryRules(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "w.bin"), []byte("Weights"), 0o644)
 		if err := Verify(dir); err == nil {
 			t.Fatal("Verify accepted a modified file")
+		}
+	})
+	// The libraries are in the manifest and verified like any other file,
+	// and lib/ holds nothing else: ld.so would load it.
+	t.Run("verify catches a changed or added library", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "b")
+		m, err := Write(dir, bin, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		libs, _ := filepath.Glob(filepath.Join(dir, LibDir, "*"))
+		hashed := map[string]bool{}
+		for _, f := range m.Files {
+			if f.SHA256 != "" && f.Size > 0 {
+				hashed[f.Path] = true
+			}
+		}
+		if len(libs) == 0 {
+			t.Fatal("the toy bundle ships no library")
+		}
+		for _, l := range libs {
+			if !hashed[LibDir+"/"+filepath.Base(l)] {
+				t.Errorf("%s is not hashed in the manifest", l)
+			}
+		}
+		b, _ := os.ReadFile(libs[0])
+		b[len(b)/2] ^= 1
+		os.WriteFile(libs[0], b, 0o644)
+		if err := Verify(dir); err == nil || !strings.Contains(err.Error(), libs[0]+": corrupt or modified") {
+			t.Errorf("flipped byte in %s: %v", libs[0], err)
+		}
+		b[len(b)/2] ^= 1
+		os.WriteFile(libs[0], b, 0o644)
+		if err := Verify(dir); err != nil {
+			t.Fatal(err)
+		}
+		extra := filepath.Join(dir, LibDir, "libevil.so")
+		os.WriteFile(extra, []byte("\x7fELF"), 0o644)
+		if err := Verify(dir); err == nil || !strings.Contains(err.Error(), extra+": not listed in") {
+			t.Errorf("unlisted library: %v", err)
+		}
+		os.Remove(extra)
+		// A manifest path leaving the bundle is refused, not read.
+		data, _ := os.ReadFile(filepath.Join(dir, ManifestName))
+		os.WriteFile(filepath.Join(dir, ManifestName), bytes.Replace(data, []byte(`"path": "imet"`), []byte(`"path": "../../etc/passwd"`), 1), 0o644)
+		if err := Verify(dir); err == nil || !strings.Contains(err.Error(), "leaves the bundle") {
+			t.Errorf("manifest path ../../etc/passwd: %v", err)
 		}
 	})
 }

@@ -183,8 +183,10 @@ func assemble(dir, binary string, extra []File, plugins []string) (*Manifest, er
 	}
 	bin := c.objs[""]
 	// A DT_RUNPATH would cover only the binary's own DT_NEEDED entries,
-	// and it disables DT_RPATH: replace it.
-	needPatchelf := len(c.Shipped) > 0 && (len(bin.runpath) > 0 || !slices.Contains(bin.rpath, RPath))
+	// and it disables DT_RPATH: replace it. A statically linked binary has
+	// no dynamic section to carry a run path (patchelf refuses it); it is
+	// shipped as it is, with the plugins beside it.
+	needPatchelf := len(c.Shipped) > 0 && bin.dyn != nil && (len(bin.runpath) > 0 || !slices.Contains(bin.rpath, RPath))
 	taken := map[string]bool{}
 	for _, l := range c.Shipped {
 		taken[LibDir+"/"+l.Name] = true
@@ -274,19 +276,29 @@ func ReadManifest(dir string) (*Manifest, error) {
 	return &m, nil
 }
 
-// Verify checks that every file the manifest of the bundle in dir lists is
-// present with its recorded size and hash, e.g. after copying a bundle to
-// another machine.
+// Verify checks the bundle in dir against its manifest, e.g. after copying
+// it to another machine and before every prediction: every file the
+// manifest lists (the binary, each library under lib/, each extra file) is
+// present with its recorded size and SHA-256, no listed path leaves dir,
+// and lib/ holds nothing the manifest does not list, since ld.so and
+// dlopen search lib/ through the binary's run path. The first problem is
+// returned, naming the file.
 func Verify(dir string) error {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return err
 	}
+	manifest := filepath.Join(dir, ManifestName)
+	listed := map[string]bool{}
 	for _, f := range m.Files {
+		if !filepath.IsLocal(filepath.FromSlash(f.Path)) {
+			return fmt.Errorf("%s: file path %q leaves the bundle", manifest, f.Path)
+		}
+		listed[f.Path] = true
 		p := filepath.Join(dir, filepath.FromSlash(f.Path))
 		fh, err := os.Open(p)
 		if err != nil {
-			return err
+			return fmt.Errorf("bundle %s: %w", dir, err)
 		}
 		h := sha256.New()
 		n, err := io.Copy(h, fh)
@@ -294,11 +306,24 @@ func Verify(dir string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
-			return fmt.Errorf("%s: content differs from %s (size %d, manifest %d)", p, ManifestName, n, f.Size)
+		if sum := hex.EncodeToString(h.Sum(nil)); n != f.Size || sum != f.SHA256 {
+			return fmt.Errorf("%s: corrupt or modified: %d bytes, SHA-256 %s; %s records %d bytes, SHA-256 %s",
+				p, n, sum[:12], manifest, f.Size, f.SHA256[:min(12, len(f.SHA256))])
 		}
 	}
-	return nil
+	return filepath.WalkDir(filepath.Join(dir, LibDir), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("bundle %s: %w", dir, err)
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if !listed[filepath.ToSlash(rel)] {
+			return fmt.Errorf("%s: not listed in %s: the bundled binary could load it; remove it or export the bundle again", p, manifest)
+		}
+		return nil
+	})
 }
 
 // checkDir returns the manifest of the bundle already in dir, nil when dir

@@ -29,12 +29,9 @@ package inference
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,6 +138,11 @@ type Options struct {
 	// Progress, when set, is called after each batch with the images done
 	// over all models and views, and the total.
 	Progress func(done, total int)
+	// SkipBroken leaves images that do not decode out instead of stopping
+	// at the first: their probability rows are zero. OnBroken, when set,
+	// is told of each once (from a loader goroutine).
+	SkipBroken bool
+	OnBroken   func(path string, err error)
 }
 
 // Models is the number of networks whose probabilities are averaged.
@@ -209,20 +211,23 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// OpenBundle loads an inference bundle written by Export. When the folder
-// has a manifest, every file other than the binary and libraries is first
-// checked against its recorded size and SHA-256, so a damaged copy is
-// named rather than predicted from.
+// OpenBundle loads an inference bundle written by Export. Every file of
+// it, the binary and the libraries under lib/ included, is first checked
+// against the manifest (bundle.Verify), so a damaged or tampered copy is
+// named rather than predicted from; the engine's libraries are loaded only
+// at the first tensor operation, after this check. A folder without a
+// manifest is refused: it could not be checked.
 func OpenBundle(dir string) (*Predictor, error) {
 	specPath := filepath.Join(dir, SpecName)
 	data, err := os.ReadFile(specPath)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", dir, err)
 	}
-	if exists(filepath.Join(dir, bundle.ManifestName)) {
-		if err := verifyExtras(dir); err != nil {
-			return nil, err
-		}
+	if !exists(filepath.Join(dir, bundle.ManifestName)) {
+		return nil, fmt.Errorf("bundle %s: no %s, so its files cannot be verified; export it again with imet export", dir, bundle.ManifestName)
+	}
+	if err := bundle.Verify(dir); err != nil {
+		return nil, err
 	}
 	var s Spec
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -283,35 +288,6 @@ func OpenBundle(dir string) (*Predictor, error) {
 		p.models = append(p.models, m)
 	}
 	return p, nil
-}
-
-// verifyExtras checks the bundle's own files (everything but the binary
-// and libraries, which the loader has already mapped) against the manifest.
-func verifyExtras(dir string) error {
-	m, err := bundle.ReadManifest(dir)
-	if err != nil {
-		return fmt.Errorf("bundle %s: %w", dir, err)
-	}
-	for _, f := range m.Files {
-		if f.Kind != "extra" {
-			continue
-		}
-		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		fh, err := os.Open(p)
-		if err != nil {
-			return fmt.Errorf("bundle %s: %w", dir, err)
-		}
-		h := sha256.New()
-		n, err := io.Copy(h, fh)
-		fh.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
-			return fmt.Errorf("%s: corrupt or modified: %d bytes, SHA-256 %s; %s records %d bytes, SHA-256 %s", p, n, hex.EncodeToString(h.Sum(nil))[:12], filepath.Join(dir, bundle.ManifestName), f.Size, f.SHA256[:min(12, len(f.SHA256))])
-		}
-	}
-	return nil
 }
 
 // resolvePipeline builds the named pipeline from file (or the built-ins
@@ -660,7 +636,13 @@ func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options)
 	for i, path := range paths {
 		items[i] = loader.Item{Path: path, Target: make([]float32, L)}
 	}
-	src := train.NewImageSource(items, pipe, loader.Options{Workers: o.Workers, Seed: uint64(p.Spec.Seed)}, L)
+	broken := &train.BrokenImages{OnReport: o.OnBroken}
+	lo := loader.Options{Workers: o.Workers, Seed: uint64(p.Spec.Seed), SkipBroken: o.SkipBroken}
+	if o.SkipBroken {
+		lo.OnSkip = broken.Report
+	}
+	src := train.NewImageSource(items, pipe, lo, L)
+	src.SetBrokenHint("predict with --skip-broken to leave broken images out (each reported once, its row predicting no label), or list them all first with imet datasets validate --decode")
 	total := len(paths) * src.Views() * len(p.models)
 	labels := p.LabelIDs()
 	var ins []ensemble.Input

@@ -2,14 +2,17 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strconv"
+	"sync"
 
 	"imet/internal/data/dataset"
 	"imet/internal/data/folds"
 	"imet/internal/engine/torch"
 	"imet/internal/training/trainconfig"
+	"imet/internal/vision/imageio"
 	"imet/internal/vision/loader"
 	"imet/internal/vision/mixup"
 	"imet/internal/vision/pipeline"
@@ -28,6 +31,8 @@ type FoldData struct {
 	ValTruth   [][]int
 	// LabelIDs are the attribute ids of the columns, as strings.
 	LabelIDs []string
+	// Broken collects the images left out as broken (data.skip_broken).
+	Broken *BrokenImages
 }
 
 // OpenFold reads the data set and folds.csv named by cfg and splits off
@@ -97,13 +102,58 @@ func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
 		testItems = append(testItems, loader.Item{Path: ds.TestImage(id), Target: make([]float32, L)})
 	}
 	fd.TestIDs = ds.TestIDs
-	opt := loader.Options{Workers: cfg.Data.Workers, Seed: uint64(cfg.Seed), CacheBytes: int64(cfg.Data.CacheMB) << 20}
-	fd.Train = &ImageSource{items: trainItems, pipe: p, opt: opt, classes: L}
-	fd.Val = &ImageSource{items: valItems, pipe: p, opt: opt, classes: L}
+	opt := loader.Options{Workers: cfg.Data.Workers, Seed: uint64(cfg.Seed), CacheBytes: int64(cfg.Data.CacheMB) << 20,
+		SkipBroken: cfg.Data.SkipBroken}
+	fd.Broken = &BrokenImages{}
+	if cfg.Data.SkipBroken {
+		opt.OnSkip = fd.Broken.report
+	}
+	const hint = "set data.skip_broken: true in the run configuration to leave broken images out (each is reported once), or list them all first with imet datasets validate --decode"
+	fd.Train = &ImageSource{items: trainItems, pipe: p, opt: opt, classes: L, brokenHint: hint}
+	fd.Val = &ImageSource{items: valItems, pipe: p, opt: opt, classes: L, brokenHint: hint}
 	if len(testItems) > 0 {
-		fd.Test = &ImageSource{items: testItems, pipe: p, opt: opt, classes: L}
+		fd.Test = &ImageSource{items: testItems, pipe: p, opt: opt, classes: L, brokenHint: hint}
 	}
 	return fd, nil
+}
+
+// BrokenImages collects the images that a fold's loaders left out as
+// broken (loader.Options.SkipBroken), each once however many epochs and
+// splits meet it.
+type BrokenImages struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	list []string
+	// OnReport, when set, is called once per broken image, from a loader
+	// goroutine.
+	OnReport func(path string, err error)
+}
+
+func (b *BrokenImages) report(path string, err error) {
+	b.mu.Lock()
+	if b.seen == nil {
+		b.seen = map[string]bool{}
+	}
+	first := !b.seen[path]
+	if first {
+		b.seen[path] = true
+		b.list = append(b.list, path)
+	}
+	on := b.OnReport
+	b.mu.Unlock()
+	if first && on != nil {
+		on(path, err)
+	}
+}
+
+// Report is the loader.Options.OnSkip of a source built outside OpenFold.
+func (b *BrokenImages) Report(path string, err error) { b.report(path, err) }
+
+// List returns the broken images found so far, in the order found.
+func (b *BrokenImages) List() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.list...)
 }
 
 // ImageSource is a Source over image files through internal/vision/loader.
@@ -114,6 +164,28 @@ type ImageSource struct {
 	classes int
 	tta     []*loader.Loader
 	ttaBS   int
+	// brokenHint is added to the error a broken image stops the loader
+	// with (without SkipBroken): the option that skips them instead.
+	brokenHint string
+}
+
+// SetBrokenHint sets what the error of a broken image adds, naming the
+// option that skips broken images instead of stopping.
+func (s *ImageSource) SetBrokenHint(hint string) { s.brokenHint = hint }
+
+// wrap adds the broken-image hint to a decode failure.
+func (s *ImageSource) wrap(err error) error {
+	var de *imageio.DecodeError
+	if s.brokenHint != "" && !s.opt.SkipBroken && errors.As(err, &de) {
+		return fmt.Errorf("%w\n  %s", err, s.brokenHint)
+	}
+	return err
+}
+
+// samples counts the samples of batch numbers [from, to) of n samples
+// batchSize at a time.
+func samples(from, to, batchSize, n int) int {
+	return max(0, min(to*batchSize, n)-min(from*batchSize, n))
 }
 
 // Len implements Source.
@@ -149,16 +221,19 @@ func (s *ImageSource) Train(ctx context.Context, key EpochKey, order []int, batc
 			yield(nil, err)
 			return
 		}
+		next := start
 		for b, err := range l.Epoch(ctx, 0, start) {
 			if err != nil {
-				yield(nil, err)
+				yield(nil, s.wrap(err))
 				return
 			}
 			idx := make([]int, len(b.Indices))
 			for i, p := range b.Indices {
 				idx[i] = order[p]
 			}
-			out := &Batch{Images: b.Images, N: b.N, C: b.C, H: b.H, W: b.W, Targets: b.Targets, L: b.L, Indices: idx, Release: b.Release}
+			out := &Batch{Images: b.Images, N: b.N, C: b.C, H: b.H, W: b.W, Targets: b.Targets, L: b.L, Indices: idx, Release: b.Release,
+				SkippedBatches: b.Number - next}
+			next = b.Number + 1
 			if !yield(out, nil) {
 				return
 			}
@@ -179,15 +254,22 @@ func (s *ImageSource) Eval(ctx context.Context, batchSize, variant int) iter.Seq
 			}
 			s.tta, s.ttaBS = l, batchSize
 		}
+		n, next := len(s.items), 0
 		for b, err := range s.tta[variant].Epoch(ctx, 0, 0) {
 			if err != nil {
-				yield(nil, err)
+				yield(nil, s.wrap(err))
 				return
 			}
-			out := &Batch{Images: b.Images, N: b.N, C: b.C, H: b.H, W: b.W, Targets: b.Targets, L: b.L, Indices: b.Indices, Release: b.Release}
+			out := &Batch{Images: b.Images, N: b.N, C: b.C, H: b.H, W: b.W, Targets: b.Targets, L: b.L, Indices: b.Indices, Release: b.Release,
+				Dropped: samples(next, b.Number+1, batchSize, n) - b.N}
+			next = b.Number + 1
 			if !yield(out, nil) {
 				return
 			}
+		}
+		// Trailing batches whose every image was broken.
+		if tail := samples(next, (n+batchSize-1)/batchSize, batchSize, n); tail > 0 {
+			yield(&Batch{Dropped: tail}, nil)
 		}
 	}
 }

@@ -26,6 +26,11 @@ type StartEvent struct {
 	Device     string // cpu or cuda:N
 	Precision  string // fp32, bf16 or fp16
 	Threads    int
+
+	// ResumedFrom is the checkpoint a resumed session continues from;
+	// Skipped the newer ones it passed over ("path: why"), newest first.
+	ResumedFrom string
+	Skipped     []string
 }
 
 // StepEvent follows each optimizer step.

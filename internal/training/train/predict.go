@@ -45,12 +45,24 @@ func Predict(ctx context.Context, m Model, src Source, o PredictOptions) ([]floa
 		bs = 32
 	}
 	views := max(o.Views, 1)
-	done := 0
+	done, seen := 0, 0
 	for view := 0; view < views; view++ {
 		row := 0
 		for b, err := range src.Eval(ctx, bs, view) {
 			if err != nil {
 				return nil, 0, err
+			}
+			// Samples left out as broken keep zero rows (no label).
+			row += b.Dropped
+			done += b.Dropped
+			if b.N == 0 {
+				if b.Release != nil {
+					b.Release()
+				}
+				continue
+			}
+			if view == 0 {
+				seen += b.N
 			}
 			err = torch.Run(func() {
 				torch.InferenceMode(func() {
@@ -88,7 +100,7 @@ func Predict(ctx context.Context, m Model, src Source, o PredictOptions) ([]floa
 			return nil, 0, fmt.Errorf("prediction saw %d of %d samples", row, n)
 		}
 	}
-	return out, lossSum / float64(n*cols), nil
+	return out, lossSum / float64(max(seen, 1)*cols), nil
 }
 
 // upload copies a batch's images (and, with targets, its targets) to dev

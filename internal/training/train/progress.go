@@ -25,8 +25,10 @@ func NewProgress(w io.Writer) *Progress {
 	return &Progress{W: w, Live: isTerminal(w), Every: 10 * time.Second}
 }
 
+// isTerminal asks for Stat rather than an *os.File, so that it sees
+// through a writer that wraps one (redact.Writer).
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := w.(interface{ Stat() (os.FileInfo, error) })
 	if !ok {
 		return false
 	}
@@ -40,8 +42,15 @@ func (p *Progress) OnStart(e StartEvent) {
 		verb = "resume"
 	}
 	p.endBar()
-	fmt.Fprintf(p.W, "event=%s run=%s fold=%d step=%d stages=%d train=%d val=%d device=%s precision=%s threads=%d\n",
-		verb, e.RunDir, e.Fold, e.GlobalStep, e.Stages, e.TrainRows, e.ValRows, e.Device, e.Precision, e.Threads)
+	for _, s := range e.Skipped {
+		fmt.Fprintf(p.W, "warning: skipped checkpoint %s; resuming from %s\n", s, e.ResumedFrom)
+	}
+	from := ""
+	if e.ResumedFrom != "" {
+		from = " from=" + e.ResumedFrom
+	}
+	fmt.Fprintf(p.W, "event=%s run=%s fold=%d step=%d stages=%d train=%d val=%d device=%s precision=%s threads=%d%s\n",
+		verb, e.RunDir, e.Fold, e.GlobalStep, e.Stages, e.TrainRows, e.ValRows, e.Device, e.Precision, e.Threads, from)
 }
 
 func (p *Progress) OnStep(e StepEvent) {

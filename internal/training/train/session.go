@@ -10,12 +10,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"imet/internal/base/atomicfile"
 	"imet/internal/base/config"
 	"imet/internal/postprocess/probs"
+	"imet/internal/training/checkpoint"
 	"imet/internal/training/trainconfig"
+	"imet/internal/vision/imageio"
 )
 
 // FoldRun describes one fold's session as the commands start it.
@@ -23,7 +26,10 @@ type FoldRun struct {
 	ConfigPath string // run configuration; optional when resuming
 	Fold       int
 	RunDir     string // default runs/<name>/fold<K>
-	Resume     bool   // continue RunDir from its newest checkpoint
+	Resume     bool   // continue RunDir from its newest checkpoint that verifies
+	// ResumeFrom is a checkpoint file to continue from instead (it implies
+	// Resume; RunDir defaults to the run directory it belongs to).
+	ResumeFrom string
 	TimeBudget time.Duration
 	// ResumeCommand is the command line shown to continue a stopped run;
 	// default "imet train --resume RUN_DIR [--time-budget D]" followed by
@@ -34,6 +40,31 @@ type FoldRun struct {
 	ResumeFlags []string
 	Log         io.Writer // progress and the weight-loading report; nil: none
 	Observers   Observers // attached besides the progress display
+	// OnBroken, when set, is told of each image left out as broken
+	// (data.skip_broken), once, from a loader goroutine; the log says it
+	// too.
+	OnBroken func(path string, err error)
+}
+
+// lockedWriter serialises writes: broken images are reported from loader
+// goroutines while the session logs its progress.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Stat lets terminal detection see the file underneath.
+func (l *lockedWriter) Stat() (os.FileInfo, error) {
+	if f, ok := l.w.(interface{ Stat() (os.FileInfo, error) }); ok {
+		return f.Stat()
+	}
+	return nil, errors.New("not a file")
 }
 
 // runInfo is what a run directory records besides its configuration, so
@@ -66,12 +97,48 @@ func CheckConfig(path string) error {
 	return nil
 }
 
+// ResumeTarget resolves what imet train --resume names: a run directory
+// (continued from its newest checkpoint that verifies), or a checkpoint
+// file RUN_DIR/checkpoints/step-*.ckpt (continued from that one). It
+// returns the run directory and the checkpoint file, "" for a directory.
+func ResumeTarget(path string) (runDir, ckpt string, err error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", "", fmt.Errorf("resume: %w", err)
+	}
+	if fi.IsDir() {
+		return path, "", nil
+	}
+	ckDir := filepath.Dir(path)
+	if filepath.Base(ckDir) != "checkpoints" {
+		return "", "", fmt.Errorf("resume %s: not a checkpoint of a run directory (RUN_DIR/checkpoints/step-*.ckpt)", path)
+	}
+	return filepath.Dir(ckDir), path, nil
+}
+
 // TrainFold opens the data, builds the model, and runs or resumes one
 // fold, writing OOF and test probabilities (.npy with id and label
 // sidecars) into the run directory. It returns the run directory used. A
 // panic on the way is returned as a *PanicError.
+//
+// The whole session holds the run directory's lock (checkpoint.LockRun):
+// a second session on the same directory is refused, naming the holder's
+// pid. Once the lock is held, the temporary files that interrupted writes
+// left in the directory and its checkpoints/ are removed, as no writer
+// can still be filling them.
 func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err error) {
 	defer recoverPanic(&err)
+	if fr.Log != nil {
+		fr.Log = &lockedWriter{w: fr.Log}
+	}
+	if fr.ResumeFrom != "" {
+		fr.Resume = true
+		if fr.RunDir == "" {
+			if fr.RunDir, _, err = ResumeTarget(fr.ResumeFrom); err != nil {
+				return res, "", err
+			}
+		}
+	}
 	runDir = fr.RunDir
 	cfgPath, fold := fr.ConfigPath, fr.Fold
 	if fr.Resume {
@@ -99,11 +166,45 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 		return res, runDir, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	if runDir == "" {
+		// cfg.Name is one plain path component (trainconfig.CheckName).
 		runDir = filepath.Join("runs", cfg.Name, "fold"+strconv.Itoa(fold))
+	}
+	lock, err := checkpoint.LockRun(runDir)
+	if err != nil {
+		return res, runDir, err
+	}
+	defer lock.Release()
+	for _, d := range []string{runDir, filepath.Join(runDir, "checkpoints")} {
+		removed, n, err := checkpoint.RemoveStaleTemps(d)
+		if err != nil {
+			return res, runDir, err
+		}
+		if len(removed) > 0 && fr.Log != nil {
+			fmt.Fprintf(fr.Log, "removed %d stale temporary file(s) of interrupted writes in %s (%.1f MB): %s\n",
+				len(removed), d, float64(n)/(1<<20), strings.Join(removed, ", "))
+		}
+	}
+	if !fr.Resume {
+		if _, err := os.Stat(filepath.Join(runDir, "checkpoints", "index.json")); err == nil {
+			return res, runDir, fmt.Errorf("%s already holds a run: continue it with --resume %s, or choose another run directory", runDir, runDir)
+		}
 	}
 	fd, err := OpenFold(&cfg, fold)
 	if err != nil {
 		return res, runDir, err
+	}
+	fd.Broken.OnReport = func(path string, err error) {
+		if fr.Log != nil {
+			why := err
+			var de *imageio.DecodeError
+			if errors.As(err, &de) && de.Path != "" {
+				why = de.Err // the path is said already
+			}
+			fmt.Fprintf(fr.Log, "warning: left out broken image %s (data.skip_broken): %v\n", path, why)
+		}
+		if fr.OnBroken != nil {
+			fr.OnBroken(path, err)
+		}
 	}
 	model, report, err := BuildModel(&cfg, fd.Dataset.Labels.Len())
 	if err != nil {
@@ -113,12 +214,6 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 		fmt.Fprintln(fr.Log, report)
 	}
 	if !fr.Resume {
-		if err := os.MkdirAll(runDir, 0o755); err != nil {
-			return res, runDir, err
-		}
-		if _, err := os.Stat(filepath.Join(runDir, "checkpoints", "index.json")); err == nil {
-			return res, runDir, fmt.Errorf("%s already holds a run: continue it with --resume %s, or choose another run directory", runDir, runDir)
-		}
 		y, err := config.Marshal(cfg)
 		if err != nil {
 			return res, runDir, err
@@ -146,7 +241,7 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 		obs = append(obs, NewProgress(fr.Log))
 	}
 	opts := Options{
-		Config: cfg, Fold: fold, RunDir: runDir, Resume: fr.Resume, TimeBudget: fr.TimeBudget, ResumeHint: hint,
+		Config: cfg, Fold: fold, RunDir: runDir, Resume: fr.Resume, ResumeFrom: fr.ResumeFrom, TimeBudget: fr.TimeBudget, ResumeHint: hint,
 		Observer: obs, Model: model, Train: fd.Train, Val: fd.Val, ValTruth: fd.ValTruth,
 		Outputs: func(oof, test []float32, cols int) ([]string, error) {
 			p := OOFPath(runDir, fold)

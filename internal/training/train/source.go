@@ -14,6 +14,15 @@ type Batch struct {
 	L          int
 	Indices    []int  // sample index of each row
 	Release    func() // hands buffers back to the source; may be nil
+	// SkippedBatches (Train) is how many whole batches before this one the
+	// source left out because every image in them was broken
+	// (data.skip_broken), so that the trainer's position in the epoch
+	// stays the loader's and a resume starts where it should.
+	SkippedBatches int
+	// Dropped (Eval) is how many samples since the previous batch, this
+	// one's included, were left out as broken; their prediction rows stay
+	// zero. A final batch may carry only Dropped, with N 0.
+	Dropped int
 }
 
 // EpochKey identifies an epoch's randomness: augmentation and mixing draws

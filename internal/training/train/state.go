@@ -56,11 +56,7 @@ func (t *trainer) save(f2 float64, reason string) (string, error) {
 }
 
 // restore loads a checkpoint after checking it belongs to this recipe.
-func (t *trainer) restore(path string) error {
-	c, err := checkpoint.Read(path)
-	if err != nil {
-		return err
-	}
+func (t *trainer) restore(c *checkpoint.Checkpoint, path string) (err error) {
 	if err := checkpoint.Compatible(path, &c.State, t.cfg.Fingerprint(), trainconfig.Diff); err != nil {
 		return err
 	}

@@ -61,9 +61,14 @@ type Options struct {
 	Config trainconfig.Run
 	Fold   int
 	RunDir string // checkpoints, config.yaml and outputs go here
-	// Resume continues from the newest checkpoint in RunDir; without it,
-	// a RunDir that already holds checkpoints is refused.
+	// Resume continues from the newest checkpoint in RunDir whose checksum
+	// verifies (checkpoint.Dir.Resumable: newer ones that do not are
+	// skipped, named in StartEvent.Skipped); without it, a RunDir that
+	// already holds checkpoints is refused.
 	Resume bool
+	// ResumeFrom, with Resume, names the checkpoint file (in RunDir's
+	// checkpoints/) to continue from instead of the newest.
+	ResumeFrom string
 	// TimeBudget stops the session cleanly (checkpoint, then return with
 	// Result.Completed false) before this much wall time has passed; 0:
 	// no limit.
@@ -195,20 +200,26 @@ func run(ctx context.Context, o Options, setup func(*trainer)) (res Result, err 
 	if err := os.MkdirAll(o.RunDir, 0o755); err != nil {
 		return res, err
 	}
-	latest, err := t.dir.Latest()
-	if err != nil {
-		return res, err
-	}
+	var from string
+	var skipped []string
 	switch {
-	case latest != "" && !o.Resume:
-		return res, fmt.Errorf("%s already holds checkpoints (%s): resume it with --resume, or choose another run directory", o.RunDir, latest)
-	case latest != "":
-		if err := t.restore(latest); err != nil {
+	case !o.Resume && t.dir.HasCheckpoints():
+		return res, fmt.Errorf("%s already holds checkpoints (%s): resume it with --resume, or choose another run directory", o.RunDir, t.dir.Path)
+	case o.Resume:
+		c, path, skip, err := t.dir.Resumable(o.ResumeFrom)
+		if err != nil {
 			return res, err
 		}
-		resumed = true
-	case o.Resume:
-		return res, fmt.Errorf("--resume %s: no checkpoint there to resume from", o.RunDir)
+		if c == nil {
+			return res, fmt.Errorf("--resume %s: no checkpoint there to resume from", o.RunDir)
+		}
+		if err := t.restore(c, path); err != nil {
+			return res, err
+		}
+		resumed, from = true, path
+		for _, s := range skip {
+			skipped = append(skipped, s.String())
+		}
 	default:
 		fp := t.cfg.Fingerprint()
 		t.st = checkpoint.State{Fingerprint: fp, ConfigHash: trainconfig.Hash(fp), Fold: o.Fold, BestF2: -1, LastF2: -1}
@@ -218,7 +229,7 @@ func run(ctx context.Context, o Options, setup func(*trainer)) (res Result, err 
 	if t.cfg.EMA.Enabled && t.ema == nil {
 		t.initEMA()
 	}
-	t.Observer.OnStart(StartEvent{RunDir: o.RunDir, Fold: o.Fold, Resumed: resumed, GlobalStep: t.st.GlobalStep,
+	t.Observer.OnStart(StartEvent{RunDir: o.RunDir, Fold: o.Fold, Resumed: resumed, ResumedFrom: from, Skipped: skipped, GlobalStep: t.st.GlobalStep,
 		Stages: len(t.cfg.Stages), TrainRows: n, ValRows: o.Val.Len(), Device: t.dev.String(), Precision: t.cfg.Engine.Precision,
 		Threads: torch.NumThreads()})
 
@@ -409,6 +420,7 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		if err != nil {
 			return "", err
 		}
+		t.st.Batch += b.SkippedBatches
 		if t.st.Batch >= bpe || t.st.StageStep >= total {
 			if b.Release != nil {
 				b.Release()

@@ -51,6 +51,7 @@ type Data struct {
 	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core)." resume:"free"`
 	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none)." resume:"free"`
 	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all); for smoke tests."`
+	SkipBroken    bool   `yaml:"skip_broken" doc:"Leave images that do not decode out of training, validation and test prediction (each reported once in the log and recorded in the registry as a broken_image artifact; their probabilities stay zero) instead of stopping at the first." resume:"free"`
 }
 
 // FoldsPath is the folds file: Folds itself when absolute, else under Root.
@@ -287,6 +288,9 @@ func DefaultLossTerm() LossTerm { return losses.DefaultConfig() }
 
 // Validate checks what the types cannot.
 func (r *Run) Validate() error {
+	if err := CheckName(r.Name); err != nil {
+		return err
+	}
 	if len(r.Stages) == 0 {
 		return fmt.Errorf("no stages")
 	}

@@ -15,7 +15,6 @@ package imageio
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 )
@@ -68,11 +67,31 @@ const maxPixels = 1 << 28
 // ErrFormat reports a file that is neither JPEG nor PNG.
 var ErrFormat = errors.New("not a JPEG or PNG file")
 
+// ErrEmpty reports a file of zero bytes.
+var ErrEmpty = errors.New("empty file (zero bytes)")
+
+// DecodeError is every error Decode, DecodeBytes and Decoder.Decode return:
+// the file could not be read or decoded. Callers tell a broken image from
+// other failures with errors.As.
+type DecodeError struct {
+	Path string // the file, or the name given to DecodeBytes
+	Err  error
+}
+
+func (e *DecodeError) Error() string {
+	if e.Path == "" {
+		return "decode image: " + e.Err.Error()
+	}
+	return "decode image " + e.Path + ": " + e.Err.Error()
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
 // Decode reads and decodes the image file at path.
 func Decode(path string, hint Hint) (*Image, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("decode image: %w", err)
+		return nil, &DecodeError{Err: err}
 	}
 	return DecodeBytes(path, data, hint)
 }
@@ -96,12 +115,12 @@ type Decoder struct {
 func (d *Decoder) Decode(path string, hint Hint) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("decode image: %w", err)
+		return nil, &DecodeError{Err: err}
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("decode image: %w", err)
+		return nil, &DecodeError{Err: err}
 	}
 	n := int(st.Size())
 	if cap(d.file) < n+1 {
@@ -116,7 +135,7 @@ func (d *Decoder) Decode(path string, hint Hint) (*Image, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("decode image %s: %w", path, err)
+			return nil, &DecodeError{Path: path, Err: err}
 		}
 		if got == len(buf) { // the file grew
 			buf = append(buf, 0)[:cap(buf)]
@@ -145,6 +164,8 @@ func decodeBytes(name string, data []byte, hint Hint, dst *Image) (*Image, error
 		err error
 	)
 	switch {
+	case len(data) == 0:
+		err = ErrEmpty
 	case len(data) >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF:
 		orient := jpegOrientation(data)
 		h := hint
@@ -161,7 +182,7 @@ func decodeBytes(name string, data []byte, hint Hint, dst *Image) (*Image, error
 		err = ErrFormat
 	}
 	if err != nil {
-		return nil, fmt.Errorf("decode image %s: %w", name, err)
+		return nil, &DecodeError{Path: name, Err: err}
 	}
 	return img, nil
 }

@@ -75,12 +75,23 @@ func pickScale(w, h int, hint Hint) C.tjscalingfactor {
 	return best
 }
 
-func decodeJPEG(data []byte, hint Hint, dst *Image) (*Image, error) {
+func decodeJPEG(data []byte, hint Hint, dst *Image) (img *Image, err error) {
 	h, err := getHandle()
 	if err != nil {
 		return nil, err
 	}
-	defer putHandle(h)
+	// A handle that failed keeps state from the broken file: the next
+	// image decoded with it fails too ("Unsupported marker type 0x07" after
+	// a file of 0x07 bytes). Only a handle whose last call succeeded cleanly
+	// goes back to the pool.
+	clean := false
+	defer func() {
+		if clean {
+			putHandle(h)
+		} else {
+			freeHandle(h)
+		}
+	}()
 	// Go memory is passed straight to libjpeg (no copies): it holds no Go
 	// pointers and libjpeg uses it only during each call.
 	buf := unsafe.Pointer(&data[0])
@@ -94,6 +105,7 @@ func decodeJPEG(data []byte, hint Hint, dst *Image) (*Image, error) {
 	if cs == C.TJCS_CMYK || cs == C.TJCS_YCCK {
 		// libjpeg-turbo 2.x cannot convert these to RGB; the standard
 		// decoder knows Adobe's inverted CMYK.
+		clean = true
 		return decodeStd(data)
 	}
 	sf := pickScale(int(w), int(hh), hint)
@@ -110,10 +122,15 @@ func decodeJPEG(data []byte, hint Hint, dst *Image) (*Image, error) {
 		if C.tjGetErrorCode(h) != C.TJERR_WARNING || strings.Contains(err.Error(), "Premature end") {
 			return nil, err
 		}
+		return out, nil
 	}
+	clean = true
 	return out, nil
 }
 
 func turboErr(h C.tjhandle) error {
 	return errors.New("libjpeg-turbo: " + C.GoString(C.tjGetErrorStr2(h)))
 }
+
+// freeHandle frees a handle that must not be reused.
+func freeHandle(h C.tjhandle) { C.tjDestroy(h) }

@@ -178,6 +178,12 @@ func ReadTFJS(path string) (*TFJSModel, error) {
 }
 
 func readTFJSShard(dir, name string, bundled bool) ([]byte, error) {
+	// A shard path is relative to the model folder and must stay in it: a
+	// downloaded model.json naming "../../secret.bin" must not read what
+	// lies outside.
+	if !filepath.IsLocal(filepath.FromSlash(name)) || strings.Contains(name, "\\") {
+		return nil, fmt.Errorf("weight shard path %q leaves the model folder %s", name, dir)
+	}
 	candidates := []string{filepath.Join(dir, name), filepath.Join(dir, name+".min.js")}
 	if bundled {
 		candidates[0], candidates[1] = candidates[1], candidates[0]

@@ -5,6 +5,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -63,6 +65,34 @@ func TestReadTFJSModelJSON(t *testing.T) {
 	}
 	if _, err := ReadTFJS(dir); err == nil {
 		t.Error("short shard accepted")
+	}
+}
+
+// A shard path that leaves the model folder is refused, naming it, and
+// the file it points at is not read.
+func TestTFJSShardPathStaysInModelFolder(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "model")
+	os.MkdirAll(dir, 0o755)
+	secret := binary.LittleEndian.AppendUint32(nil, math.Float32bits(42))
+	os.WriteFile(filepath.Join(root, "secret.bin"), secret, 0o644)
+	os.WriteFile(filepath.Join(dir, "ok.bin"), secret, 0o644)
+	for _, p := range []string{"../../secret.bin", "/" + filepath.Join(root, "secret.bin"), "sub/../../ok.bin", "", "..\\..\\secret.bin"} {
+		manifest := `{"modelTopology": {}, "weightsManifest": [{"paths": [` + strconv.Quote(p) + `], "weights": [{"name": "w", "shape": [1], "dtype": "float32"}]}]}`
+		os.WriteFile(filepath.Join(dir, "model.json"), []byte(manifest), 0o644)
+		m, err := ReadTFJS(dir)
+		if err == nil {
+			t.Errorf("shard path %q read: %v", p, m.Tensors["w"].Data)
+			continue
+		}
+		if !strings.Contains(err.Error(), "leaves the model folder") || !strings.Contains(err.Error(), "model.json") {
+			t.Errorf("shard path %q: %v", p, err)
+		}
+	}
+	// A path inside the folder is fine.
+	os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"modelTopology": {}, "weightsManifest": [{"paths": ["./ok.bin"], "weights": [{"name": "w", "shape": [1], "dtype": "float32"}]}]}`), 0o644)
+	if m, err := ReadTFJS(dir); err != nil || m.Tensors["w"].Data[0] != 42 {
+		t.Errorf("./ok.bin: %v", err)
 	}
 }
 
