@@ -210,7 +210,14 @@ func startLive(cases []string) func() (parityFile, error) {
 			}
 			defer os.RemoveAll(dir)
 			out := filepath.Join(dir, "live.json")
-			cmd := exec.Command(pyref.Python, filepath.Join("testdata", "gen_parity.py"), out,
+			// Read here, not only by Python, so that go test's cache sees
+			// an edit of the generator.
+			script := filepath.Join("testdata", "gen_parity.py")
+			if _, err := os.ReadFile(script); err != nil {
+				r.err = err
+				return
+			}
+			cmd := exec.Command(pyref.Python, script, out,
 				"--threads", strconv.Itoa(parityThreads), "--cases", key)
 			if b, err := cmd.CombinedOutput(); err != nil {
 				r.err = fmt.Errorf("gen_parity.py: %v\n%s", err, b)
