@@ -309,12 +309,14 @@ func relErr(a, b []float64) float64 {
 // checkCommitted compares what any CPU reproduces: eval logits to 1e-4
 // relative, the stem running-mean sum to 1e-4 absolute (relative above 1).
 // Observed against the committed values (written with the default kernels,
-// one thread): with one and with two threads, under each of
-// ATEN_CPU_CAPABILITY=default|avx2|avx512, ONEDNN_MAX_CPU_ISA=AVX2 with
-// OPENBLAS_CORETYPE=Zen, and ONEDNN_MAX_CPU_ISA=SSE41 with
-// OPENBLAS_CORETYPE=Nehalem and ATEN_CPU_CAPABILITY=default, eval logits
-// within 4.7e-6 (se_resnext_small, SSE4.1 kernels) and the running-mean
-// sum within 7.5e-8 (AVX-512 ATen kernels): 20x and 1000x inside.
+// one thread), with one thread under each of
+// ATEN_CPU_CAPABILITY=default|avx2|avx512 (avx2 is this build's default),
+// ONEDNN_MAX_CPU_ISA=AVX2 with OPENBLAS_CORETYPE=Zen (an AMD EPYC's
+// kernels), and ONEDNN_MAX_CPU_ISA=SSE41 with OPENBLAS_CORETYPE=Nehalem and
+// ATEN_CPU_CAPABILITY=default, and with two threads under the default and
+// the AMD kernels: eval logits within 4.7e-6 (se_resnext_small, SSE4.1
+// kernels), the running-mean sum within 7.5e-8 (AVX-512 ATen kernels):
+// 20x and 1000x inside.
 func checkCommitted(t *testing.T, got, want parityResult) {
 	t.Helper()
 	if got.NumState != want.NumState {
