@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"imet/internal/base/pyref"
 )
 
 func TestWeightsInspect(t *testing.T) {
@@ -27,11 +29,9 @@ func TestWeightsInspect(t *testing.T) {
 // A real check against an architecture: seeded torchvision mobilenet_v2
 // weights with 7 classes, checked as a 1000-class model.
 func TestWeightsInspectAgainstArch(t *testing.T) {
-	if err := exec.Command("/usr/bin/python3", "-c", "import torchvision").Run(); err != nil {
-		t.Skipf("reference torchvision not available: %v", err)
-	}
+	py := pyref.Require(t, "torch", "torchvision")
 	dir := t.TempDir()
-	if out, err := exec.Command("/usr/bin/python3", filepath.Join("..", "..", "scripts", "golden", "torchvision_parity.py"),
+	if out, err := exec.Command(py, filepath.Join("..", "..", "scripts", "golden", "torchvision_parity.py"),
 		"mobilenet_v2", dir).CombinedOutput(); err != nil {
 		t.Fatalf("generator: %v\n%s", err, out)
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"imet/internal/base/pyref"
 )
 
 func randomMatrix(rows, cols int, seed uint64) *Matrix {
@@ -146,10 +148,7 @@ func TestHalf(t *testing.T) {
 // TestNumPyRoundTrip has NumPy read what imet writes and write back every
 // layout imet reads or must refuse.
 func TestNumPyRoundTrip(t *testing.T) {
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		t.Skipf("needs %s with numpy (python3-numpy, scripts/deps.sh): %v", py, err)
-	}
+	py := pyref.Require(t, "numpy")
 	dir := t.TempDir()
 	m := randomMatrix(37, 11, 9)
 	if err := WriteNPY(filepath.Join(dir, "go.npy"), m); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"imet/internal/postprocess/fbeta"
 	"imet/internal/postprocess/probs"
+	"imet/internal/base/pyref"
 )
 
 // RefSpec is the input of scripts/golden/thresholds_ref.py, the NumPy
@@ -39,10 +40,7 @@ type refRule struct {
 // TestMatchesNumPy runs the NumPy implementation on small problems and
 // asserts the same thresholds and scores.
 func TestMatchesNumPy(t *testing.T) {
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		t.Skipf("needs %s with numpy (python3-numpy, scripts/deps.sh): %v", py, err)
-	}
+	pyref.Require(t, "numpy")
 	cases := []struct {
 		atLeastOne bool
 		empty      fbeta.BothEmpty
@@ -97,7 +95,7 @@ func runRef(t testing.TB, dir string, pr *Problem, spec refSpec) map[string]refR
 	sp, _ := json.Marshal(spec)
 	specPath := filepath.Join(dir, "spec.json")
 	os.WriteFile(specPath, sp, 0o644)
-	out, err := exec.Command("/usr/bin/python3", "../../../scripts/golden/thresholds_ref.py", specPath).Output()
+	out, err := exec.Command(pyref.Python, "../../../scripts/golden/thresholds_ref.py", specPath).Output()
 	if err != nil {
 		t.Fatalf("numpy search: %v", err)
 	}

@@ -9,19 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"imet/internal/base/pyref"
 	"imet/internal/engine/torch"
 	"imet/internal/zoo/weights"
 )
-
-// referencePython is Debian's interpreter with torch and torchvision.
-const referencePython = "/usr/bin/python3"
-
-func needTorchvision(t *testing.T) {
-	t.Helper()
-	if err := exec.Command(referencePython, "-c", "import torch, torchvision").Run(); err != nil {
-		t.Skipf("reference %s with torch and torchvision not available (%v); scripts/deps.sh installs them", referencePython, err)
-	}
-}
 
 // relErr is max|a-b| / max|b|: the error relative to the tensor's scale,
 // which stays meaningful where individual elements cross zero.
@@ -47,20 +38,22 @@ func relErr(a []float32, b *weights.Tensor) float64 {
 // backward of that loss the same gradient for every parameter (why not a
 // training-mode backward: see the generator's doc).
 func TestTorchvisionParity(t *testing.T) {
-	needTorchvision(t)
-	// One intra-op thread on both sides, so libtorch runs the same kernels
-	// in the same order: some gradients (densenet161's first block) move by
-	// 3% of their scale in torch itself between 1 and 2 threads.
-	unlock := torch.LockThread(1)
-	defer unlock()
+	py := pyref.Require(t, "torch", "torchvision")
 	archs := []string{"mobilenet_v2", "densenet121", "inception_v3", "densenet161"}
 	if testing.Short() {
 		archs = archs[:1]
 	}
 	for _, arch := range archs {
 		t.Run(arch, func(t *testing.T) {
+			// One intra-op thread on both sides, so libtorch runs the same
+			// kernels in the same order: some gradients (densenet161's first
+			// block) move by 3% of their scale in torch itself between 1 and
+			// 2 threads. Set here, on the subtest's own locked thread:
+			// libgomp keeps a thread count per OS thread.
+			unlock := torch.LockThread(1)
+			defer unlock()
 			dir := t.TempDir()
-			out, err := exec.Command(referencePython, filepath.Join("..", "..", "..", "scripts", "golden", "torchvision_parity.py"), arch, dir).CombinedOutput()
+			out, err := exec.Command(py, filepath.Join("..", "..", "..", "scripts", "golden", "torchvision_parity.py"), arch, dir).CombinedOutput()
 			if err != nil {
 				t.Fatalf("generator: %v\n%s", err, out)
 			}

@@ -1,18 +1,32 @@
 #!/usr/bin/python3
-"""Writes parity.json: reference logits, loss and gradients of imet's zoo,
-computed by PyTorch itself (torchvision 0.14 for ResNets; for SE-ResNeXt the
-SENet definition below, written from the architecture of Cadene's
-pretrainedmodels senet.py, with the same module names).
+"""Reference logits, loss and gradients of imet's zoo, computed by PyTorch
+itself (torchvision 0.14 for ResNets; for SE-ResNeXt the SENet definition
+below, written from the architecture of Cadene's pretrainedmodels senet.py,
+with the same module names).
 
 Weights are not stored: both sides fill every tensor from the same
 deterministic formula (detinit below, mirrored by detInit in parity_test.go),
-so the fixture holds only a few numbers per model.
+so a result holds only a few numbers per model.
 
-Run with Debian's interpreter: /usr/bin/python3 internal/zoo/models/testdata/gen_parity.py
+  /usr/bin/python3 gen_parity.py OUT [--threads N] [--cases a,b,...]
+      every result (eval and train logits, loss, gradients): what
+      TestParityLive runs into a temporary directory, on the machine under
+      test, with the thread count the Go side uses.
+  /usr/bin/python3 gen_parity.py --committed internal/zoo/models/testdata/parity.json
+      only what any x86-64 CPU reproduces: eval-mode logits, the stem
+      BatchNorm's running mean after one training forward, state and
+      parameter names. Train-mode logits, the loss and gradients are not
+      committed: BatchNorm over a batch of 2 with 2x2 maps in the last stages
+      amplifies rounding, so another CPU's kernels (AVX2 against AVX-512
+      oneDNN, OpenBLAS's Zen against SkylakeX) or another thread count move
+      ResNet-50's train logits by 4-25% of their scale and its gradient
+      norms by up to 13 times their value (measured on Intel AVX-512 with
+      ONEDNN_MAX_CPU_ISA, OPENBLAS_CORETYPE and ATEN_CPU_CAPABILITY), while
+      eval logits move by under 5e-6.
 """
+import argparse
 import json
 import math
-import os
 from collections import OrderedDict
 
 import numpy as np
@@ -21,8 +35,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-torch.set_num_threads(1)
-HERE = os.path.dirname(os.path.abspath(__file__))
 NUM_CLASSES = 10
 
 
@@ -195,7 +207,7 @@ class Classifier(nn.Module):
         return {k[len("trunk."):] if k.startswith("trunk.") else k: v for k, v in self.state_dict().items()}
 
 
-def run(case):
+def run(case, committed):
     arch, pool, features = case["arch"], case["pool"], case["features"]
     if arch.startswith("resnet"):
         trunk, head = TorchvisionTrunk(arch), "fc"
@@ -220,22 +232,31 @@ def run(case):
     loss = F.binary_cross_entropy_with_logits(logits, y)
     loss.backward()
     params = dict((k[len("trunk."):] if k.startswith("trunk.") else k, p) for k, p in model.named_parameters())
-    # Every gradient's L1 norm, and the first elements of the stem's and the
-    # head's, to 8 significant digits: enough to see any wrong gradient.
-    g8 = lambda v: float("%.8g" % float(v))
-    grads = {k: g8(p.grad.abs().sum()) for k, p in params.items()}
-    first = {k: [g8(v) for v in p.grad.flatten()[:4]] for k, p in params.items()
-             if k in ("conv1.weight", "layer0.conv1.weight", head + ".weight", head + ".bias")}
     state = model.named_state()
+    bn1 = float(state["layer0.bn1.running_mean" if head == "last_linear" else "bn1.running_mean"].sum())
+    if committed:
+        # 8 significant digits: float32 holds about 7.
+        g8 = lambda v: float("%.8g" % float(v))
+        return {
+            "case": case,
+            "eval_logits": [g8(v) for v in eval_logits.flatten()],
+            "bn1_running_mean_sum": g8(bn1),
+            "num_state": len(state),
+            "params": sorted(params),
+        }
     return {
         "case": case,
-        "eval_logits": [g8(v) for v in eval_logits.flatten()],
-        "train_logits": [g8(v) for v in logits.detach().flatten()],
+        "eval_logits": eval_logits.flatten().tolist(),
+        "train_logits": logits.detach().flatten().tolist(),
         "loss": float(loss),
-        "grad_l1": grads,
-        "grad_first": first,
-        "bn1_running_mean_sum": float(state["layer0.bn1.running_mean" if head == "last_linear" else "bn1.running_mean"].sum()),
+        # Every gradient's L1 norm, and the first elements of the stem's and
+        # the head's: enough to see any wrong gradient.
+        "grad_l1": {k: float(p.grad.abs().sum()) for k, p in params.items()},
+        "grad_first": {k: p.grad.flatten()[:4].tolist() for k, p in params.items()
+                       if k in ("conv1.weight", "layer0.conv1.weight", head + ".weight", head + ".bias")},
+        "bn1_running_mean_sum": bn1,
         "num_state": len(state),
+        "params": sorted(params),
     }
 
 
@@ -254,8 +275,26 @@ CASES = [
      "senet": SX([3, 4, 23, 3])},
 ]
 
-if __name__ == "__main__":
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", help="JSON file to write")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads (match the Go side)")
+    ap.add_argument("--cases", help="comma-separated case names (default all)")
+    ap.add_argument("--committed", action="store_true", help="only the CPU-independent numbers")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    cases = CASES
+    if a.cases:
+        want = a.cases.split(",")
+        unknown = sorted(set(want) - {c["name"] for c in CASES})
+        if unknown:
+            ap.error("unknown cases: " + ", ".join(unknown))
+        cases = [c for c in CASES if c["name"] in want]
     out = {"torch": torch.__version__, "torchvision": torchvision.__version__, "num_classes": NUM_CLASSES,
-           "results": [run(c) for c in CASES]}
-    with open(os.path.join(HERE, "parity.json"), "w") as f:
+           "threads": torch.get_num_threads(), "results": [run(c, a.committed) for c in cases]}
+    with open(a.out, "w") as f:
         json.dump(out, f, separators=(",", ":"))
+
+
+if __name__ == "__main__":
+    main()
