@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
 )
 
 // outDir keeps the figures as CI artifacts when IMET_ARTIFACTS is set.
