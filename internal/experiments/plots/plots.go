@@ -418,7 +418,7 @@ func ThresholdCurves(title string, curves []ThresholdCurve) (*Figure, error) {
 		at, text := pts[0], ""
 		if c.Chosen != nil {
 			at = plotter.XY{X: c.Chosen.X, Y: c.Chosen.Y}
-			text = fmt.Sprintf("%s (chosen %.3f: F2 %.4f)", c.Group, at.X, at.Y)
+			text = fmt.Sprintf("%s: chosen %.3f, F2 %.4f", c.Group, at.X, at.Y)
 		} else {
 			for _, q := range pts {
 				if q.Y > at.Y {
