@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -77,6 +78,11 @@ var Dashes = [][]vg.Length{
 	{vg.Points(7), vg.Points(2.5), vg.Points(1.5), vg.Points(2.5)},
 }
 
+func init() {
+	// Sans-serif, like the dashboard around the figures; gonum embeds it.
+	plot.DefaultFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
+}
+
 func rgb(r, g, b uint8) color.Color { return color.RGBA{R: r, G: g, B: b, A: 255} }
 
 // colour is Palette's i-th colour, cycling.
@@ -100,20 +106,27 @@ func (f *Figure) Render(w io.Writer, format string) error {
 	if len(f.Panels) == 0 {
 		return errors.New("plots: empty figure")
 	}
-	var (
-		c  draw.Canvas
-		wt io.WriterTo
-	)
 	switch format {
 	case "png":
-		img := vgimg.NewWith(vgimg.UseWH(f.Width, f.Height), vgimg.UseDPI(DPI), vgimg.UseBackgroundColor(color.White))
-		c, wt = draw.New(img), vgimg.PngCanvas{Canvas: img}
+		return f.RenderPNG(w, DPI)
 	case "svg":
 		svg := vgsvg.New(f.Width, f.Height)
-		c, wt = draw.New(svg), svg
-	default:
-		return fmt.Errorf("plots: unsupported format %q", format)
+		return f.draw(w, draw.New(svg), svg)
 	}
+	return fmt.Errorf("plots: unsupported format %q", format)
+}
+
+// RenderPNG writes the figure as PNG at dpi dots per inch: a page can show
+// a 2×DPI image at the size of a DPI one, sharp on high-density screens.
+func (f *Figure) RenderPNG(w io.Writer, dpi float64) error {
+	if len(f.Panels) == 0 {
+		return errors.New("plots: empty figure")
+	}
+	img := vgimg.NewWith(vgimg.UseWH(f.Width, f.Height), vgimg.UseDPI(int(dpi)), vgimg.UseBackgroundColor(color.White))
+	return f.draw(w, draw.New(img), vgimg.PngCanvas{Canvas: img})
+}
+
+func (f *Figure) draw(w io.Writer, c draw.Canvas, wt io.WriterTo) error {
 	rows := make([][]*plot.Plot, len(f.Panels))
 	for i, p := range f.Panels {
 		rows[i] = []*plot.Plot{p}
@@ -157,8 +170,10 @@ func newFigure(dataW, panelH vg.Length, panels []*plot.Plot, legends []*legend) 
 			continue
 		}
 		f.legends = append(f.legends, l)
+		// A browser showing the SVG without the Liberation fonts gonum
+		// measures with substitutes wider ones (DejaVu: up to a fifth).
 		r := l.Rectangle(draw.Canvas{})
-		f.legendW = max(f.legendW, r.Max.X-r.Min.X+vg.Points(legendGap+8))
+		f.legendW = max(f.legendW, (r.Max.X-r.Min.X)*1.2+vg.Points(legendGap+8))
 		panelH = max(panelH, r.Max.Y-r.Min.Y+vg.Points(60))
 	}
 	f.Width = dataW + f.legendW
@@ -401,6 +416,20 @@ func ThresholdCurves(title string, curves []ThresholdCurve) (*Figure, error) {
 	}
 	p := newPlot(title, "threshold", "F2")
 	lg := newLegend()
+	// The axis starts at the lowest point drawn, not at 0, so that the
+	// peaks, where the choice is made, get the height; drop lines mark the
+	// chosen thresholds down to it.
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, c := range curves {
+		for _, v := range c.F2 {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
+		if c.Chosen != nil {
+			lo = math.Min(lo, c.Chosen.Y)
+		}
+	}
 	for i, c := range curves {
 		pts, err := xys(c.Thresholds, c.F2)
 		if err != nil {
@@ -427,7 +456,7 @@ func ThresholdCurves(title string, curves []ThresholdCurve) (*Figure, error) {
 			}
 			text = fmt.Sprintf("%s (best %.3f at %.2f)", c.Group, at.Y, at.X)
 		}
-		drop, _ := plotter.NewLine(plotter.XYs{{X: at.X, Y: 0}, at})
+		drop, _ := plotter.NewLine(plotter.XYs{{X: at.X, Y: lo}, at})
 		drop.Color = l.Color
 		drop.Dashes = Dashes[2]
 		drop.Width = vg.Points(1)
@@ -437,8 +466,20 @@ func ThresholdCurves(title string, curves []ThresholdCurve) (*Figure, error) {
 		mark.Radius = vg.Points(4)
 		p.Add(l, drop, mark)
 		lg.add(text, l, mark)
+		hi = math.Max(hi, at.Y)
 	}
-	p.Y.Min = 0
+	// Thresholds are read in tenths; gonum's default picks 0.1, 0.4, 0.7.
+	var ticks []plot.Tick
+	for k := 0; k <= 20; k++ {
+		t := plot.Tick{Value: float64(k) / 20}
+		if k%2 == 0 {
+			t.Label = strconv.FormatFloat(t.Value, 'f', 1, 64)
+		}
+		ticks = append(ticks, t)
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	// Room above the peaks for their marks.
+	p.Y.Min, p.Y.Max = lo, hi+math.Max((hi-lo)*0.06, 0.005)
 	return newFigure(5.5*vg.Inch, 4*vg.Inch, []*plot.Plot{p}, []*legend{lg}), nil
 }
 
