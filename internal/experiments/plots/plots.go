@@ -627,8 +627,15 @@ func LRFinder(title string, lr, loss, smoothed []float64, suggested float64, wha
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = decades{}
 	lg := newLegend()
+	// The axis spans the smoothed curve but its last five points, as
+	// fastai's plot does: the divergence runs off the top instead of
+	// flattening the descent, which is what the reader needs to see.
+	body := sm
+	if len(sm) > 10 {
+		body = sm[:len(sm)-5]
+	}
 	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, q := range sm {
+	for _, q := range body {
 		lo, hi = math.Min(lo, q.Y), math.Max(hi, q.Y)
 	}
 	if len(raw) > 0 {
@@ -666,9 +673,7 @@ func LRFinder(title string, lr, loss, smoothed []float64, suggested float64, wha
 	mark.Shape = draw.CircleGlyph{}
 	mark.Radius = vg.Points(4.5)
 	p.Add(v, mark)
-	lg.add(fmt.Sprintf("suggested %.2e (%s)", suggested, what), v, mark)
-	// The raw losses of the last steps run off to the divergence; the
-	// smoothed range is what the reader needs to see.
+	lg.add(fmt.Sprintf("suggested %.3g (%s)", suggested, what), v, mark)
 	p.Y.Min, p.Y.Max = lo-pad, hi+pad
 	return newFigure(6*vg.Inch, 4*vg.Inch, []*plot.Plot{p}, []*legend{lg}), nil
 }

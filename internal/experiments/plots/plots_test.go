@@ -162,7 +162,7 @@ func TestSVG(t *testing.T) {
 		"labelfreq": {"culture", "tag"},
 		"cvlb":      {"r101", "CV = LB"},
 		"folds":     {"fold 1", "CV rule", "own best", "all folds 0.6150", "0.635"},
-		"lrfind":    {"suggested 1.00e-03 (steepest descent)", "smoothed"},
+		"lrfind":    {"suggested 0.001 (steepest descent)", "smoothed"},
 	}
 	for name, f := range figures(t) {
 		path := filepath.Join(dir, name+".svg")
