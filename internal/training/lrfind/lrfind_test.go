@@ -169,7 +169,7 @@ func TestSuggestionIgnoresDipAfterMinimum(t *testing.T) {
 	o.Beta = 0
 	r := NewRecorder(o)
 	for i := 0; i < o.Steps; i++ {
-		x := math.Log10(o.Rate(i)) // -7 .. 1
+		x := math.Log10(o.Rate(i))             // -7 .. 1
 		v := 0.75 - 0.1/(1+math.Exp(-4*(x+4))) // eases down around 1e-4
 		if x > -3 {
 			v += 0.3 * (x + 3) // rises past 1e-3
