@@ -184,11 +184,11 @@ func readFolds(path string, ids []string) ([]int, error) {
 }
 
 func curves(pr *thresholds.Problem, tf *thresholds.File, o thresholds.Options) ([]plots.ThresholdCurve, error) {
-	g, err := thresholds.GlobalCurve(pr, o)
+	cs, err := thresholds.NewCurves(pr, o)
 	if err != nil {
 		return nil, err
 	}
-	out := []plots.ThresholdCurve{{Group: "global", Thresholds: o.Grid, F2: g}}
+	out := []plots.ThresholdCurve{{Group: "global", Thresholds: o.Grid, F2: cs.Global()}}
 	if r, err := tf.Rule(thresholds.Global); err == nil {
 		out[0].Chosen = &plots.Point{X: r.Thresholds[0], Y: score(tf, thresholds.Global)}
 	}
@@ -201,7 +201,7 @@ func curves(pr *thresholds.Problem, tf *thresholds.File, o thresholds.Options) (
 		if cols < 0 {
 			continue
 		}
-		curve, err := thresholds.GroupCurve(pr, o, r.Thresholds, gi)
+		curve, err := cs.Group(r.Thresholds, gi)
 		if err != nil {
 			return nil, err
 		}
@@ -252,23 +252,17 @@ func foldScores(pr *thresholds.Problem, fold []int, rule *thresholds.Rule, o thr
 	slices.Sort(ks)
 	var out []FoldScore
 	for _, k := range ks {
-		sub := &thresholds.Problem{Cols: pr.Cols, GroupOf: pr.GroupOf, Groups: pr.Groups}
-		for i, f := range fold {
-			if f == k {
-				sub.Rows++
-				sub.Probs = append(sub.Probs, pr.Probs[i*pr.Cols:(i+1)*pr.Cols]...)
-				sub.Truth = append(sub.Truth, pr.Truth[i])
-			}
-		}
+		sub := foldRows(pr, fold, k)
 		fs := FoldScore{Fold: k, Rows: sub.Rows}
 		var err error
 		if fs.F2, _, err = thresholds.Evaluate(sub, rule, o.Score, 0); err != nil {
 			return nil, err
 		}
-		curve, err := thresholds.GlobalCurve(sub, o)
+		cs, err := thresholds.NewCurves(sub, o)
 		if err != nil {
 			return nil, err
 		}
+		curve := cs.Global()
 		best := 0
 		for x, v := range curve {
 			if v > curve[best] {
@@ -279,6 +273,36 @@ func foldScores(pr *thresholds.Problem, fold []int, rule *thresholds.Rule, o thr
 		out = append(out, fs)
 	}
 	return out, nil
+}
+
+// foldRows is the problem restricted to fold k's rows. imet cv writes the
+// folds one after the other, so the rows are a slice of pr's, shared; rows
+// in another order are copied.
+func foldRows(pr *thresholds.Problem, fold []int, k int) *thresholds.Problem {
+	sub := &thresholds.Problem{Cols: pr.Cols, GroupOf: pr.GroupOf, Groups: pr.Groups}
+	first, contiguous := -1, true
+	for i, f := range fold {
+		if f != k {
+			continue
+		}
+		if first < 0 {
+			first = i
+		} else if i != first+sub.Rows {
+			contiguous = false
+		}
+		sub.Rows++
+		sub.Truth = append(sub.Truth, pr.Truth[i])
+	}
+	if contiguous {
+		sub.Probs = pr.Probs[first*pr.Cols : (first+sub.Rows)*pr.Cols]
+		return sub
+	}
+	for i, f := range fold {
+		if f == k {
+			sub.Probs = append(sub.Probs, pr.Probs[i*pr.Cols:(i+1)*pr.Cols]...)
+		}
+	}
+	return sub
 }
 
 // ThresholdFigure draws Curves, cut a little after every curve has fallen

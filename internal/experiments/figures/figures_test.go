@@ -3,6 +3,7 @@ package figures_test
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"imet/internal/experiments/plots"
 	"imet/internal/experiments/registry"
 	"imet/internal/postprocess/fbeta"
+	"imet/internal/postprocess/probs"
 	"imet/internal/postprocess/thresholds"
 )
 
@@ -290,5 +292,44 @@ func TestSourcesOf(t *testing.T) {
 	}
 	if _, err := figures.SourcesOf(rec, arts[:1], ""); !errors.Is(err, figures.ErrNoCV) {
 		t.Errorf("train-like run: %v", err)
+	}
+}
+
+// Rows in any order give the same figures: imet cv writes the folds one
+// after the other, which the per-fold scores use without copying, but a
+// file from elsewhere need not.
+func TestRowOrderDoesNotMatter(t *testing.T) {
+	run, cv := fixture(t)
+	f, err := probs.Load(run.Sources.OOF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perm := rand.New(rand.NewPCG(5, 6)).Perm(f.Rows)
+	g := &probs.File{Matrix: probs.NewMatrix(f.Rows, f.Cols), Labels: f.Labels}
+	for i, p := range perm {
+		copy(g.Row(i), f.Row(p))
+		g.IDs = append(g.IDs, f.IDs[p])
+	}
+	src := run.Sources
+	src.OOF = filepath.Join(t.TempDir(), "shuffled.npy")
+	if err := probs.Save(src.OOF, g); err != nil {
+		t.Fatal(err)
+	}
+	got, err := figures.Compute(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, fs := range cv.Folds {
+		h := got.Folds[i]
+		if h.Fold != fs.Fold || h.Rows != fs.Rows || math.Abs(h.F2-fs.F2) > 1e-12 || math.Abs(h.OwnBest-fs.OwnBest) > 1e-12 || h.OwnBestAt != fs.OwnBestAt {
+			t.Errorf("fold %d: %+v shuffled, %+v in order", fs.Fold, h, fs)
+		}
+	}
+	for i, c := range cv.Curves {
+		for k := range c.F2 {
+			if math.Abs(c.F2[k]-got.Curves[i].F2[k]) > 1e-12 {
+				t.Fatalf("%s at %g: %g shuffled, %g in order", c.Group, c.Thresholds[k], got.Curves[i].F2[k], c.F2[k])
+			}
+		}
 	}
 }

@@ -2,28 +2,37 @@ package thresholds
 
 import "fmt"
 
-// GlobalCurve returns the score of every grid value of o used as the one
-// threshold of every label: the curve whose highest point the global rule
-// takes (ties to the lower threshold), computed by the same sweep.
-func GlobalCurve(pr *Problem, o Options) ([]float64, error) {
-	s, err := newSearcher(pr, o)
-	if err != nil {
-		return nil, err
-	}
-	score, _ := s.globalSweep()
-	return score, nil
+// Curves sweeps one problem for F2-against-threshold curves, the curves the
+// global and group searches maximise, with the sparse view of the problem
+// built once for all of them.
+type Curves struct {
+	s *searcher
 }
 
-// GroupCurve returns the score of every grid value of o used as the
-// threshold of group g's labels while every other label keeps its
-// threshold in th: the curve the group search maximises for g when it
-// reaches it with the other groups at th. The thresholds in th must not lie
-// below the grid's lowest value, which the sparse sweep cannot see under.
-func GroupCurve(pr *Problem, o Options, th []float64, g int) ([]float64, error) {
+// NewCurves prepares pr for curves over o's grid, scored as o says.
+func NewCurves(pr *Problem, o Options) (*Curves, error) {
 	s, err := newSearcher(pr, o)
 	if err != nil {
 		return nil, err
 	}
+	return &Curves{s: s}, nil
+}
+
+// Global returns the score of every grid value used as the one threshold
+// of every label: the curve whose highest point the global rule takes
+// (ties to the lower threshold), computed by the same sweep.
+func (c *Curves) Global() []float64 {
+	score, _ := c.s.globalSweep()
+	return score
+}
+
+// Group returns the score of every grid value used as the threshold of
+// group g's labels while every other label keeps its threshold in th: the
+// curve the group search maximises for g when it reaches it with the other
+// groups at th. The thresholds in th must not lie below the grid's lowest
+// value, which the sparse sweep cannot see under.
+func (c *Curves) Group(th []float64, g int) ([]float64, error) {
+	pr := c.s.pr
 	if len(th) != pr.Cols {
 		return nil, fmt.Errorf("thresholds: %d thresholds for %d columns", len(th), pr.Cols)
 	}
@@ -31,9 +40,9 @@ func GroupCurve(pr *Problem, o Options, th []float64, g int) ([]float64, error) 
 		return nil, fmt.Errorf("thresholds: group %d outside 0..%d", g, len(pr.Groups)-1)
 	}
 	for j, t := range th {
-		if pr.GroupOf[j] != g && float32(t) < s.grid32[0] {
-			return nil, fmt.Errorf("thresholds: column %d's threshold %g is below the grid's lowest value %g", j, t, o.Grid[0])
+		if pr.GroupOf[j] != g && float32(t) < c.s.grid32[0] {
+			return nil, fmt.Errorf("thresholds: column %d's threshold %g is below the grid's lowest value %g", j, t, c.s.o.Grid[0])
 		}
 	}
-	return s.groupSweep(th, g), nil
+	return c.s.groupSweep(th, g), nil
 }

@@ -21,10 +21,11 @@ func TestCurvesMatchEvaluateAndSearch(t *testing.T) {
 				t.Fatal(err)
 			}
 			global, group := res[0], res[1]
-			curve, err := GlobalCurve(pr, o)
+			c, err := NewCurves(pr, o)
 			if err != nil {
 				t.Fatal(err)
 			}
+			curve := c.Global()
 			for k, g := range o.Grid {
 				th := make([]float64, pr.Cols)
 				for j := range th {
@@ -39,7 +40,7 @@ func TestCurvesMatchEvaluateAndSearch(t *testing.T) {
 				t.Errorf("global rule %.15f at %g is not the curve's top %.15f", global.Score, global.Rule.Thresholds[0], slices.Max(curve))
 			}
 			for gi := range pr.Groups {
-				curve, err := GroupCurve(pr, o, group.Rule.Thresholds, gi)
+				curve, err := c.Group(group.Rule.Thresholds, gi)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -66,22 +67,25 @@ func TestCurvesMatchEvaluateAndSearch(t *testing.T) {
 
 func TestGroupCurveErrors(t *testing.T) {
 	pr := smallProblem(50, 2)
-	o := smallOptions(true, 0)
+	c, err := NewCurves(pr, smallOptions(true, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
 	th := make([]float64, pr.Cols)
 	for j := range th {
 		th[j] = 0.5
 	}
-	if _, err := GroupCurve(pr, o, th[:3], 0); err == nil {
+	if _, err := c.Group(th[:3], 0); err == nil {
 		t.Error("short thresholds accepted")
 	}
-	if _, err := GroupCurve(pr, o, th, 3); err == nil {
+	if _, err := c.Group(th, 3); err == nil {
 		t.Error("group out of range accepted")
 	}
 	th[9] = 0.01 // column 9 is in group 2, below the grid's 0.05
-	if _, err := GroupCurve(pr, o, th, 0); err == nil {
+	if _, err := c.Group(th, 0); err == nil {
 		t.Error("threshold below the grid accepted")
 	}
-	if _, err := GroupCurve(pr, o, th, 2); err != nil {
+	if _, err := c.Group(th, 2); err != nil {
 		t.Errorf("the swept group's own thresholds do not matter: %v", err)
 	}
 }
