@@ -192,33 +192,60 @@ func newLegend() *legend {
 
 // decades marks a log axis at every power of ten, labelled as people write
 // rates and counts ("0.001", "1e-07", "100"), with unlabelled ticks at 2..9
-// times each; plot.LogTicks prints float noise such as 9.99999e-06.
+// times each; plot.LogTicks prints float noise such as 9.99999e-06. An
+// axis spanning less than two powers of ten also labels the 2s and 5s, and
+// one with fewer than three of those every tick, so that it is never left
+// with a single number.
 type decades struct{}
 
 // Ticks implements plot.Ticker.
 func (decades) Ticks(lo, hi float64) []plot.Tick {
-	var ticks []plot.Tick
+	type mark struct {
+		v    float64
+		m, k int
+	}
+	var marks []mark
 	for k := int(math.Floor(math.Log10(lo))); k <= int(math.Ceil(math.Log10(hi))); k++ {
 		for m := 1; m < 10; m++ {
 			v := float64(m) * math.Pow(10, float64(k))
-			if v < lo*(1-1e-9) || v > hi*(1+1e-9) {
-				continue
+			if v >= lo*(1-1e-9) && v <= hi*(1+1e-9) {
+				marks = append(marks, mark{v, m, k})
 			}
-			t := plot.Tick{Value: v}
-			if m == 1 {
-				t.Label = decadeLabel(k)
+		}
+	}
+	labelled := func(ms ...int) int {
+		n := 0
+		for _, x := range marks {
+			if slices.Contains(ms, x.m) {
+				n++
 			}
-			ticks = append(ticks, t)
+		}
+		return n
+	}
+	show := []int{1}
+	switch {
+	case labelled(1) >= 2:
+	case labelled(1, 2, 5) >= 3:
+		show = []int{1, 2, 5}
+	default:
+		show = []int{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	}
+	ticks := make([]plot.Tick, len(marks))
+	for i, x := range marks {
+		ticks[i].Value = x.v
+		if slices.Contains(show, x.m) {
+			ticks[i].Label = decadeLabel(x.m, x.k)
 		}
 	}
 	return ticks
 }
 
-func decadeLabel(k int) string {
+// decadeLabel writes m·10^k.
+func decadeLabel(m, k int) string {
 	if k >= -3 && k <= 4 {
-		return strconv.FormatFloat(math.Pow(10, float64(k)), 'f', max(-k, 0), 64)
+		return strconv.FormatFloat(float64(m)*math.Pow(10, float64(k)), 'f', max(-k, 0), 64)
 	}
-	return fmt.Sprintf("1e%d", k)
+	return fmt.Sprintf("%de%d", m, k)
 }
 
 func newPlot(title, x, y string) *plot.Plot {
@@ -286,20 +313,32 @@ func styleIndex(names []string) [][2]int {
 	return out
 }
 
-// addLines draws the series in distinct styles, adding them to legend.
-// Series with few points (per-epoch metrics) get markers as well, so that
-// a single validation shows.
+// addLines draws the series in distinct styles, adding them to the legend
+// in order. Series with few points (per-epoch metrics) get markers, so
+// that a single validation shows; beside them, series with many (per-step
+// losses) are drawn thin, in a tint of their colour and under the others,
+// so that their noise does not hide the epoch curves of the same fold.
 func addLines(p *plot.Plot, lg *legend, series []Series) error {
 	names := make([]string, len(series))
 	for i, s := range series {
 		names[i] = s.Name
 	}
 	styles := styleIndex(names)
+	all := make([]plotter.XYs, len(series))
+	mixed := [2]bool{} // some series with few points, some with many
 	for i, s := range series {
 		pts, err := xys(s.X, s.Y)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
+		all[i] = pts
+		if len(pts) > 0 {
+			mixed[min(len(pts)/61, 1)] = true
+		}
+	}
+	var dense, sparse []plot.Plotter
+	for i, s := range series {
+		pts := all[i]
 		if len(pts) == 0 {
 			continue
 		}
@@ -311,18 +350,32 @@ func addLines(p *plot.Plot, lg *legend, series []Series) error {
 		l.Dashes = Dashes[styles[i][1]]
 		l.Width = vg.Points(1.6)
 		thumbs := []plot.Thumbnailer{l}
-		p.Add(l)
 		if len(pts) <= 60 {
 			m, _ := plotter.NewScatter(pts)
 			m.Color = l.Color
 			m.Shape = draw.CircleGlyph{}
 			m.Radius = vg.Points(2)
-			p.Add(m)
+			sparse = append(sparse, l, m)
 			thumbs = append(thumbs, m)
+		} else if mixed[0] {
+			l.Color = tint(l.Color, 0.45)
+			l.Width = vg.Points(1)
+			dense = append(dense, l)
+		} else {
+			dense = append(dense, l)
 		}
 		lg.add(s.Name, thumbs...)
 	}
+	p.Add(dense...)
+	p.Add(sparse...)
 	return nil
+}
+
+// tint mixes c with white, f of the way.
+func tint(c color.Color, f float64) color.Color {
+	r, g, b, _ := c.RGBA()
+	mix := func(v uint32) uint8 { return uint8(float64(v>>8) + (255-float64(v>>8))*f) }
+	return color.RGBA{R: mix(r), G: mix(g), B: mix(b), A: 255}
 }
 
 // Panel classifies a metric name into the learning-curve panel it belongs

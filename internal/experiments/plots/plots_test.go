@@ -259,7 +259,7 @@ func TestLearningCurvesStylesAreDistinct(t *testing.T) {
 			t.Fatal(err)
 		}
 		styles := map[string]bool{}
-		for _, m := range regexp.MustCompile(`stroke:(#[0-9A-F]{6});stroke-width:1\.6(;stroke-dasharray:[0-9.,]+)?`).FindAllStringSubmatch(string(svg), -1) {
+		for _, m := range regexp.MustCompile(`stroke:(#[0-9A-F]{6});stroke-width:(?:1\.6|1)(;stroke-dasharray:[0-9.,]+)?"`).FindAllStringSubmatch(string(svg), -1) {
 			styles[m[1]+m[2]] = true
 		}
 		if len(styles) != len(ss) {
@@ -315,5 +315,30 @@ func TestLegendOutsideData(t *testing.T) {
 	}
 	if b.Len() > 0 {
 		t.Error(b.String())
+	}
+}
+
+func TestDecadeTicks(t *testing.T) {
+	labels := func(lo, hi float64) []string {
+		var out []string
+		for _, tk := range (decades{}).Ticks(lo, hi) {
+			if tk.Label != "" {
+				out = append(out, tk.Label)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{1e-7, 10, "1e-7 1e-6 1e-5 1e-4 0.001 0.01 0.1 1 10"},
+		{30, 800, "50 100 200 500"},
+		{2, 9, "2 3 4 5 6 7 8 9"},
+		{1, 1000, "1 10 100 1000"},
+	} {
+		if got := strings.Join(labels(tc.lo, tc.hi), " "); got != tc.want {
+			t.Errorf("ticks over %g..%g: %s, want %s", tc.lo, tc.hi, got, tc.want)
+		}
 	}
 }
