@@ -30,7 +30,8 @@ func TestDemoTinyWritesEverything(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exited %d: %s", code, errs)
 	}
-	for _, p := range []string{"data/train.csv", "data/folds.csv", "recipe.yaml", "cv/submission.csv", "cv/thresholds.json", "registry.db", "plots/learning-1.png"} {
+	for _, p := range []string{"data/train.csv", "data/folds.csv", "recipe.yaml", "cv/submission.csv", "cv/thresholds.json", "registry.db", "plots/learning-1.png",
+		"plots/thresholds-1.png", "plots/folds-1.png", "plots/labels-1.png"} {
 		if _, err := os.Stat(filepath.Join(out, p)); err != nil {
 			t.Errorf("demo did not write %s: %v", p, err)
 		}

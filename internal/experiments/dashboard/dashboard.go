@@ -60,6 +60,7 @@ type Server struct {
 	opts Options
 	tmpl *template.Template
 	mux  *http.ServeMux
+	cv   cvCache
 }
 
 // New returns the dashboard over db.
@@ -89,6 +90,7 @@ func New(db *registry.DB, opts Options) *Server {
 	s.mux.HandleFunc("GET /static/{name}", s.static)
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("GET /runs/{id}", s.run)
+	s.mux.HandleFunc("GET /runs/{id}/figures/{file}", s.figure)
 	s.mux.HandleFunc("GET /compare", s.compare)
 	return s
 }
@@ -242,6 +244,8 @@ type page struct {
 	Metrics    []metricRow
 	Arts       []registry.Artifact
 	Groups     []groupRow
+	CVFigures  []figureLink // a cv run's figures
+	CVError    string       // why a cv run has none
 }
 
 type metricRow struct {
@@ -339,6 +343,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		p.Groups = append(p.Groups, groupRow{g, v})
 	}
 	sortGroups(p.Groups)
+	s.cvSection(p, rec, arts)
 	s.render(w, "run.html", p)
 }
 

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image/png"
 	"io"
 	"math"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"imet/internal/experiments/plots"
 	"imet/internal/experiments/registry"
 )
 
@@ -334,17 +336,31 @@ func TestChromiumScreenshot(t *testing.T) {
 	}
 	db, _ := seed(t)
 	const tok = "screenshot-token-0123"
+	cv, _ := seedCV(t, db)
+	cvPage := "/runs/" + strconv.FormatInt(cv, 10)
 	base := serve(t, "127.0.0.1:0", New(db, Options{Token: tok}))
 	dir := t.TempDir()
 	if a := os.Getenv("IMET_ARTIFACTS"); a != "" {
 		dir = filepath.Join(a, "dashboard")
 		os.MkdirAll(dir, 0o755)
 	}
-	for _, pg := range []struct{ name, path, want string }{
-		{"index", "/", "seresnext50-f0"},
-		{"run", "/runs/2", "train_loss"},
-		{"compare", "/compare?id=1&id=2", "model.arch"},
+	for _, pg := range []struct {
+		name, path, want string
+		height           int // of the window; 0: 900
+		// bars is how many pixels of the folds figure's second bar colour
+		// the page must show: only the figure, loaded as an image, has
+		// that much of it.
+		bars int
+	}{
+		{name: "index", path: "/", want: "seresnext50-f0"},
+		{name: "run", path: "/runs/2", want: "train_loss"},
+		{name: "compare", path: "/compare?id=1&id=2", want: "model.arch"},
+		{name: "cv", path: cvPage, want: "Cross-validation", height: 2900, bars: 15000},
 	} {
+		height := pg.height
+		if height == 0 {
+			height = 900
+		}
 		shot := filepath.Join(dir, "dashboard-"+pg.name+".png")
 		url := base + pg.path
 		if strings.Contains(url, "?") {
@@ -354,7 +370,7 @@ func TestChromiumScreenshot(t *testing.T) {
 		}
 		flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 			"--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir=" + t.TempDir(), "--window-size=1280,900"}
+			"--user-data-dir=" + t.TempDir(), fmt.Sprintf("--window-size=1280,%d", height)}
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		dom, err := exec.CommandContext(ctx, bin, append(flags, "--dump-dom", url)...).Output()
 		if err != nil {
@@ -379,7 +395,7 @@ func TestChromiumScreenshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := img.Bounds()
-		if b.Dx() != 1280 || b.Dy() != 900 {
+		if b.Dx() != 1280 || b.Dy() != height {
 			t.Errorf("%s: screenshot %dx%d", pg.name, b.Dx(), b.Dy())
 		}
 		// Count distinct colours in a sample: an error page or a blank
@@ -394,8 +410,31 @@ func TestChromiumScreenshot(t *testing.T) {
 		if len(colours) < 20 {
 			t.Errorf("%s: only %d colours in the screenshot; page blank?", pg.name, len(colours))
 		}
+		if pg.bars > 0 {
+			want := plots.Palette[1]
+			wr, wg, wb, _ := want.RGBA()
+			n := 0
+			for y := 0; y < b.Dy(); y++ {
+				for x := 0; x < b.Dx(); x++ {
+					r, g, bl, _ := img.At(x, y).RGBA()
+					if absDiff(r, wr)+absDiff(g, wg)+absDiff(bl, wb) < 0x1800 {
+						n++
+					}
+				}
+			}
+			if n < pg.bars {
+				t.Errorf("%s: %d pixels of the bars' colour, want %d: did the figures load?", pg.name, n, pg.bars)
+			}
+		}
 		t.Logf("screenshot: %s", shot)
 	}
+}
+
+func absDiff(a, b uint32) uint32 {
+	if a > b {
+		return a - b
+	}
+	return b - a
 }
 
 // The empty list names the commands it was told record runs, and no

@@ -2,6 +2,7 @@ package plots
 
 import (
 	"encoding/xml"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -9,10 +10,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
-
-	"gonum.org/v1/plot/plotutil"
 )
 
 // outDir keeps the figures as CI artifacts when IMET_ARTIFACTS is set.
@@ -70,12 +70,29 @@ func figures(t *testing.T) map[string]*Figure {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]*Figure{"learning": lc, "threshold": th, "labelfreq": lf, "cvlb": cl}
+	bc, err := BarChart("folds", "F2", []string{"fold 0", "fold 1", "fold 2"},
+		[]Bars{{"CV rule", []float64{0.61, 0.63, 0.6}}, {"own best", []float64{0.62, 0.635, 0.61}}}, []Reference{{"all folds", 0.615}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lrs, loss, sm []float64
+	for i := 0; i < 80; i++ {
+		lr := 1e-7 * math.Pow(1e8, float64(i)/79)
+		lrs = append(lrs, lr)
+		v := 0.7 - 0.4/(1+math.Exp(-2*(math.Log10(lr)+3))) + math.Max(0, math.Log10(lr)+0.5)
+		loss = append(loss, v+0.02*math.Sin(float64(i)))
+		sm = append(sm, v)
+	}
+	lf2, err := LRFinder("lr range test", lrs, loss, sm, 1e-3, "steepest descent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]*Figure{"learning": lc, "threshold": th, "labelfreq": lf, "cvlb": cl, "folds": bc, "lrfind": lf2}
 }
 
 func TestPNG(t *testing.T) {
 	dir := outDir(t)
-	first := plotutil.Color(0)
+	first := Palette[0]
 	for name, f := range figures(t) {
 		path := filepath.Join(dir, name+".png")
 		if err := f.Save(path); err != nil {
@@ -144,6 +161,8 @@ func TestSVG(t *testing.T) {
 		"threshold": {"culture (best 0.500 at 0.20)", "tag (best 0.650 at 0.30)"},
 		"labelfreq": {"culture", "tag"},
 		"cvlb":      {"r101", "CV = LB"},
+		"folds":     {"fold 1", "CV rule", "own best", "all folds 0.6150", "0.635"},
+		"lrfind":    {"suggested 0.001 (steepest descent)", "smoothed"},
 	}
 	for name, f := range figures(t) {
 		path := filepath.Join(dir, name+".svg")
@@ -201,6 +220,125 @@ func TestPanel(t *testing.T) {
 		"fold0/lr": "lr", "fold2/val_f2": "f2", "fold1/images_per_sec": ""} {
 		if got := Panel(name); got != want {
 			t.Errorf("Panel(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// cvSeries is what a three-fold imet cv run records, plus a second run's
+// curves as the dashboard's comparison names them.
+func cvSeries() []Series {
+	var out []Series
+	steps := []float64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	for f := 0; f < 3; f++ {
+		for i, m := range []string{"loss", "train_loss", "val_loss"} {
+			y := make([]float64, len(steps))
+			for k := range y {
+				y[k] = (1 + 0.1*float64(f) + 0.2*float64(i)) * math.Exp(-steps[k]/5)
+			}
+			out = append(out, Series{fmt.Sprintf("fold%d/%s", f, m), steps, y})
+		}
+	}
+	return out
+}
+
+// Every series of a panel is drawn in its own colour and dash: the old
+// figure cycled seven colours, so a three-fold run's nine loss curves
+// shared them.
+func TestLearningCurvesStylesAreDistinct(t *testing.T) {
+	many := cvSeries()
+	for i := 0; i < 12; i++ {
+		many = append(many, Series{fmt.Sprintf("loss_%d", i), []float64{0, 1}, []float64{1, float64(i)}})
+	}
+	for name, ss := range map[string][]Series{"cv": cvSeries(), "many": many} {
+		f, err := LearningCurves("x", ss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svg, err := f.SVG()
+		if err != nil {
+			t.Fatal(err)
+		}
+		styles := map[string]bool{}
+		for _, m := range regexp.MustCompile(`stroke:(#[0-9A-F]{6});stroke-width:(?:1\.6|1)(;stroke-dasharray:[0-9.,]+)?"`).FindAllStringSubmatch(string(svg), -1) {
+			styles[m[1]+m[2]] = true
+		}
+		if len(styles) != len(ss) {
+			t.Errorf("%s: %d series drawn in %d distinct styles", name, len(ss), len(styles))
+		}
+	}
+	// In a cv run a fold keeps one colour and a metric one dash, so the
+	// legend reads as a table.
+	var names []string
+	for _, s := range cvSeries() {
+		names = append(names, s.Name)
+	}
+	st := styleIndex(names)
+	for i := range names {
+		fi, mi := i/3, i%3
+		if st[i] != [2]int{fi, mi} {
+			t.Errorf("%s: style %v, want colour %d dash %d", names[i], st[i], fi, mi)
+		}
+	}
+}
+
+// The legend is drawn in a strip right of the data area, never over the
+// curves: each series' colour shows up in the strip (its legend entry).
+func TestLegendOutsideData(t *testing.T) {
+	f, err := LearningCurves("cv", cvSeries())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.legendW <= 0 {
+		t.Fatal("no legend strip")
+	}
+	var b strings.Builder
+	path := filepath.Join(outDir(t), "learning-cv.png")
+	if err := f.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	fh, _ := os.Open(path)
+	img, err := png.Decode(fh)
+	fh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x0 := int((f.Width - f.legendW).Dots(DPI))
+	bd := img.Bounds()
+	strip := image.Rect(x0, 0, bd.Max.X, bd.Max.Y)
+	for i := 0; i < 3; i++ {
+		_, near := count(img.(interface {
+			SubImage(image.Rectangle) image.Image
+		}).SubImage(strip), Palette[i])
+		if near < 20 {
+			fmt.Fprintf(&b, "fold %d colour: %d pixels in the legend strip; ", i, near)
+		}
+	}
+	if b.Len() > 0 {
+		t.Error(b.String())
+	}
+}
+
+func TestDecadeTicks(t *testing.T) {
+	labels := func(lo, hi float64) []string {
+		var out []string
+		for _, tk := range (decades{}).Ticks(lo, hi) {
+			if tk.Label != "" {
+				out = append(out, tk.Label)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{1e-7, 10, "1e-7 1e-6 1e-5 1e-4 0.001 0.01 0.1 1 10"},
+		{30, 800, "50 100 200 500"},
+		{2, 9, "2 3 4 5 6 7 8 9"},
+		{1, 1000, "1 10 100 1000"},
+	} {
+		if got := strings.Join(labels(tc.lo, tc.hi), " "); got != tc.want {
+			t.Errorf("ticks over %g..%g: %s, want %s", tc.lo, tc.hi, got, tc.want)
 		}
 	}
 }

@@ -479,28 +479,9 @@ func (s *searcher) globalSweep() (score, mean []float64) {
 // each group with the others fixed.
 func (s *searcher) groupAscent(th []float64) []float64 {
 	th = slices.Clone(th)
-	thr := make([]float32, len(th))
 	for r := 0; r < max(s.o.Rounds, 1); r++ {
 		for g := range s.pr.Groups {
-			for j, t := range th {
-				thr[j] = float32(t)
-			}
-			score, _ := s.sweep(func(i int, bins []uint16, tru []bool) (int, int, []uint16, []bool) {
-				tp, np := 0, 0
-				for _, e := range s.ents[s.rowOff[i]:s.rowOff[i+1]] {
-					if int(e.grp) == g {
-						bins = append(bins, e.bin)
-						tru = append(tru, e.tru)
-					} else if e.p >= thr[e.col] {
-						np++
-						if e.tru {
-							tp++
-						}
-					}
-				}
-				return tp, np, bins, tru
-			})
-			t := s.o.Grid[argBest(score)]
+			t := s.o.Grid[argBest(s.groupSweep(th, g))]
 			for j := range th {
 				if s.pr.GroupOf[j] == g {
 					th[j] = t
@@ -509,6 +490,31 @@ func (s *searcher) groupAscent(th []float64) []float64 {
 		}
 	}
 	return th
+}
+
+// groupSweep scores every grid value as the threshold of group g's labels,
+// the other labels keeping their thresholds in th.
+func (s *searcher) groupSweep(th []float64, g int) []float64 {
+	thr := make([]float32, len(th))
+	for j, t := range th {
+		thr[j] = float32(t)
+	}
+	score, _ := s.sweep(func(i int, bins []uint16, tru []bool) (int, int, []uint16, []bool) {
+		tp, np := 0, 0
+		for _, e := range s.ents[s.rowOff[i]:s.rowOff[i+1]] {
+			if int(e.grp) == g {
+				bins = append(bins, e.bin)
+				tru = append(tru, e.tru)
+			} else if e.p >= thr[e.col] {
+				np++
+				if e.tru {
+					tp++
+				}
+			}
+		}
+		return tp, np, bins, tru
+	})
+	return score
 }
 
 // labelAscent sets one threshold per label by coordinate ascent from start,
