@@ -16,9 +16,9 @@ import (
 	"runtime"
 	"time"
 
+	"imet/internal/data/simprobs"
 	"imet/internal/postprocess/ensemble"
 	"imet/internal/postprocess/probs"
-	"imet/internal/data/simprobs"
 )
 
 func main() {

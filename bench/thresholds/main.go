@@ -22,8 +22,8 @@ import (
 	"strings"
 	"time"
 
-	"imet/internal/postprocess/probs"
 	"imet/internal/data/simprobs"
+	"imet/internal/postprocess/probs"
 	"imet/internal/postprocess/thresholds"
 )
 

@@ -11,14 +11,14 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"imet/internal/base/config"
-	"imet/internal/training/losses"
-	"imet/internal/zoo/models"
-	"imet/internal/experiments/notify"
 	"imet/internal/engine/optim"
-	"imet/internal/vision/pipeline"
-	"imet/internal/training/schedule"
 	"imet/internal/engine/torch"
+	"imet/internal/experiments/notify"
+	"imet/internal/training/losses"
+	"imet/internal/training/schedule"
 	"imet/internal/training/trainconfig"
+	"imet/internal/vision/pipeline"
+	"imet/internal/zoo/models"
 )
 
 // docs/config.md is generated; regenerate it with

@@ -6,8 +6,8 @@ import (
 	"github.com/alecthomas/kong"
 
 	"imet/internal/postprocess/ensemble"
-	"imet/internal/vision/pipeline"
 	"imet/internal/postprocess/thresholds"
+	"imet/internal/vision/pipeline"
 )
 
 // concatMethod is imet ensemble's method that stacks out-of-fold parts

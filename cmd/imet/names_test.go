@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"imet/internal/base/config"
-	"imet/internal/postprocess/ensemble"
 	"imet/internal/experiments/notify"
+	"imet/internal/postprocess/ensemble"
 	"imet/internal/postprocess/thresholds"
 )
 

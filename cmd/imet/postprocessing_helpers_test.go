@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"imet/internal/data/dataset"
-	"imet/internal/postprocess/probs"
 	"imet/internal/data/simprobs"
+	"imet/internal/postprocess/probs"
 )
 
 // ppData is a generated iMet-layout set for the post-processing commands:

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"imet/internal/postprocess/probs"
 	"imet/internal/data/simprobs"
+	"imet/internal/postprocess/probs"
 )
 
 // BenchmarkCombine combines two 20,000 x 1,103 files (a fifth of iMet's

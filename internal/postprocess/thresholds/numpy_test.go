@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"imet/internal/base/pyref"
 	"imet/internal/postprocess/fbeta"
 	"imet/internal/postprocess/probs"
-	"imet/internal/base/pyref"
 )
 
 // RefSpec is the input of scripts/golden/thresholds_ref.py, the NumPy

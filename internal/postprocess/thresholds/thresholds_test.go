@@ -6,8 +6,8 @@ import (
 	"slices"
 	"testing"
 
-	"imet/internal/postprocess/fbeta"
 	"imet/internal/data/simprobs"
+	"imet/internal/postprocess/fbeta"
 )
 
 // smallProblem is a generated problem small enough for brute force.

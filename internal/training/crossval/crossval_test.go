@@ -12,10 +12,10 @@ import (
 	"testing"
 
 	"imet/internal/data/dataset"
-	"imet/internal/postprocess/ensemble"
 	"imet/internal/data/folds"
-	"imet/internal/postprocess/probs"
 	"imet/internal/data/simprobs"
+	"imet/internal/postprocess/ensemble"
+	"imet/internal/postprocess/probs"
 	"imet/internal/postprocess/thresholds"
 	"imet/internal/training/train"
 )

@@ -19,12 +19,12 @@ import (
 	"strings"
 
 	"imet/internal/base/config"
-	"imet/internal/training/losses"
-	"imet/internal/zoo/models"
 	"imet/internal/engine/optim"
-	"imet/internal/vision/pipeline"
-	"imet/internal/training/schedule"
 	"imet/internal/engine/torch"
+	"imet/internal/training/losses"
+	"imet/internal/training/schedule"
+	"imet/internal/vision/pipeline"
+	"imet/internal/zoo/models"
 )
 
 // Run is the whole configuration of a training run.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
-	"imet/internal/vision/augment"
 	"imet/internal/base/config"
+	"imet/internal/vision/augment"
 	"imet/internal/vision/imageio"
 )
 

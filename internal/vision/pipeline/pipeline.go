@@ -21,8 +21,8 @@ import (
 	"sort"
 	"strings"
 
-	"imet/internal/vision/augment"
 	"imet/internal/base/config"
+	"imet/internal/vision/augment"
 )
 
 // Pipeline is a resolved, validated pipeline.

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"imet/internal/vision/augment"
 	"imet/internal/base/config"
+	"imet/internal/vision/augment"
 )
 
 func TestBuiltins(t *testing.T) {

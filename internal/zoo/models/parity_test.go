@@ -14,10 +14,10 @@ import (
 	"sync"
 	"testing"
 
-	"imet/internal/zoo/models"
-	"imet/internal/engine/nn"
 	"imet/internal/base/pyref"
+	"imet/internal/engine/nn"
 	"imet/internal/engine/torch"
+	"imet/internal/zoo/models"
 )
 
 // Parity with PyTorch: identical weights in the Go model and in the
