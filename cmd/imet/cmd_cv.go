@@ -26,7 +26,7 @@ type cvCmd struct {
 	Parallel   int           `help:"Folds trained at once, each in its own process (set engine.threads so they share the cores)." default:"1"`
 	TimeBudget time.Duration `help:"Stop cleanly before this much wall time; run the same command again to continue."`
 	Rules      []string      `help:"Threshold rules searched on the out-of-fold probabilities (${rules}); the one used scores best on folds its thresholds were not searched on." default:"global,group"`
-	Ensemble   string        `help:"How the folds' test probabilities are combined: ${fold_methods} (rank is then mapped onto the out-of-fold probabilities' quantiles)." enum:"${fold_methods_enum}" default:"mean"`
+	Ensemble   string        `help:"How the folds' test probabilities are combined: ${fold_methods}. A rank ensemble is then mapped onto the out-of-fold probabilities' quantiles." enum:"${fold_methods_enum}" default:"mean"`
 	trackFlags
 }
 

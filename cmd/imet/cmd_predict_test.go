@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 
 	"imet/internal/engine/torch"
 	"imet/internal/postprocess/probs"
+	"imet/internal/ship/bundle"
 )
 
 func tinyTrained(t *testing.T) (run, data string) {
@@ -202,12 +206,15 @@ func TestPredictFromRunAndBundle(t *testing.T) {
 		t.Fatalf("inference.json does not record the precision:\n%s", spec)
 	}
 	old := copyDir("old-spec")
-	os.Remove(filepath.Join(old, "manifest.json"))
-	os.WriteFile(filepath.Join(old, "inference.json"), []byte(strings.Replace(spec, `"precision": "fp32"`, `"bf16": true`, 1)), 0o644)
+	writeSpec := func(text string) {
+		os.WriteFile(filepath.Join(old, "inference.json"), []byte(text), 0o644)
+		rehashManifest(t, old, "inference.json")
+	}
+	writeSpec(strings.Replace(spec, `"precision": "fp32"`, `"bf16": true`, 1))
 	if code, _, errs := runCLI(t, "predict", "--bundle", old, "--images", filepath.Join(data, "test"), "--out", filepath.Join(tmp, "old.csv")); code != 0 || !strings.Contains(errs, "precision=bf16") {
 		t.Errorf("bundle with bf16: true: exit %d\n%s", code, errs)
 	}
-	os.WriteFile(filepath.Join(old, "inference.json"), []byte(strings.Replace(spec, `"precision": "fp32"`, `"precision": "fp16", "bf16": true`, 1)), 0o644)
+	writeSpec(strings.Replace(spec, `"precision": "fp32"`, `"precision": "fp16", "bf16": true`, 1))
 	if errs := predictErr(old); !strings.Contains(errs, "inference.json: bf16 (the old key) is true but precision is fp16") {
 		t.Errorf("contradicting bf16 and precision: %s", errs)
 	}
@@ -323,4 +330,29 @@ func sortedLines(s string) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	slices.Sort(l)
 	return strings.Join(l, "\n")
+}
+
+// rehashManifest records name's new content in dir's manifest, as an
+// export of that content would have: tests of old bundle formats edit a
+// file without making the bundle look tampered with.
+func rehashManifest(t *testing.T, dir, name string) {
+	t.Helper()
+	m, err := bundle.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	for i := range m.Files {
+		if m.Files[i].Path == name {
+			m.Files[i].Size, m.Files[i].SHA256 = int64(len(b)), hex.EncodeToString(sum[:])
+		}
+	}
+	data, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, bundle.ManifestName), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

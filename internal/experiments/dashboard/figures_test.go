@@ -99,12 +99,12 @@ func TestCVFigures(t *testing.T) {
 func TestCVFiguresNeedToken(t *testing.T) {
 	db, _ := seed(t)
 	id, _ := seedCV(t, db)
-	base := serve(t, "127.0.0.1:0", New(db, Options{Token: "s3cret-token"}))
+	base := serve(t, "127.0.0.1:0", New(db, Options{Token: "s3cret-token-0123456"}))
 	url := fmt.Sprintf("%s/runs/%d/figures/folds.svg", base, id)
 	if code, body, _ := get(t, url, nil); code != 401 || strings.Contains(body, "<svg") {
 		t.Errorf("figure without token: %d", code)
 	}
-	if code, _, _ := get(t, url, map[string]string{"Authorization": "Bearer s3cret-token"}); code != 200 {
+	if code, _, _ := get(t, url, map[string]string{"Authorization": "Bearer s3cret-token-0123456"}); code != 200 {
 		t.Errorf("figure with token: %d", code)
 	}
 }
