@@ -2,7 +2,8 @@ package optim
 
 import (
 	"fmt"
-	"strings"
+
+	"imet/internal/base/names"
 )
 
 // Config is a stage's optimizer as a run configuration writes it. Name
@@ -29,61 +30,39 @@ func DefaultConfig() Config {
 	return Config{Name: DefaultName, WeightDecay: 1e-2, Betas: [2]float64{0.9, 0.999}, Eps: 1e-8, Momentum: 0.9}
 }
 
-// kind is one entry of the table of optimizers.
-type kind struct {
-	name, doc string
-	build     func(c Config, groups []*Group) Optimizer
-}
+// builder makes an optimizer of one kind from its configuration.
+type builder func(c Config, groups []*Group) Optimizer
 
 // kinds is the one table of optimizers: configuration checks, error
 // messages and the generated reference all read their names from it.
-var kinds = []kind{
-	{DefaultName, "torch.optim.AdamW", func(c Config, gs []*Group) Optimizer {
+var kinds = func() *names.Table[builder] {
+	t := &names.Table[builder]{What: "optimizer"}
+	t.Add(0, DefaultName, "torch.optim.AdamW", func(c Config, gs []*Group) Optimizer {
 		return NewAdamW(gs, AdamWOptions{Beta1: c.Betas[0], Beta2: c.Betas[1], Eps: c.Eps})
-	}},
-	{"sgd", "torch.optim.SGD with momentum", func(c Config, gs []*Group) Optimizer {
+	})
+	t.Add(1, "sgd", "torch.optim.SGD with momentum", func(c Config, gs []*Group) Optimizer {
 		return NewSGD(gs, SGDOptions{Momentum: c.Momentum, Nesterov: c.Nesterov})
-	}},
-}
+	})
+	return t
+}()
 
 // Names lists every optimizer a Config may name, in table order.
-func Names() []string {
-	out := make([]string, len(kinds))
-	for i, k := range kinds {
-		out[i] = k.name
-	}
-	return out
-}
+func Names() []string { return kinds.Names() }
 
 // Doc is a one-line description of the named optimizer ("" if unknown),
 // for generated documentation.
-func Doc(name string) string {
-	k, _ := lookup(name)
-	return k.doc
-}
+func Doc(name string) string { return kinds.Doc(name) }
 
 // Check reports whether name is a known optimizer, with the known ones in
 // the error.
-func Check(name string) error {
-	_, err := lookup(name)
-	return err
-}
-
-func lookup(name string) (kind, error) {
-	for _, k := range kinds {
-		if k.name == name {
-			return k, nil
-		}
-	}
-	return kind{}, fmt.Errorf("unknown optimizer %q (known: %s)", name, strings.Join(Names(), ", "))
-}
+func Check(name string) error { return kinds.Check(name) }
 
 // New builds the optimizer c names over groups (see ByGroup); the groups
 // carry the learning rates and weight decay.
 func New(c Config, groups []*Group) (Optimizer, error) {
-	k, err := lookup(c.Name)
+	k, err := kinds.Lookup(c.Name)
 	if err != nil {
 		return nil, fmt.Errorf("optim: %w", err)
 	}
-	return k.build(c, groups), nil
+	return k.Value(c, groups), nil
 }

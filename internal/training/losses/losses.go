@@ -11,9 +11,8 @@ package losses
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 
+	"imet/internal/base/names"
 	"imet/internal/engine/torch"
 )
 
@@ -94,61 +93,30 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 // DefaultName is the loss of a stage that names none.
 const DefaultName = "bce"
 
-// kind is one entry of the table of losses.
-type kind struct {
-	order     int
-	name, doc string
-	build     func(c Config) Loss
-}
+// builder makes a loss of one kind from its term's configuration.
+type builder func(c Config) Loss
 
 // kinds is the one table of losses: configuration checks, error messages
 // and the generated reference all read their names from it. Each loss adds
 // itself from its own file's init (register), so adding one touches only
 // that file and its golden case (testdata/gen_golden.py).
-var kinds []kind
+var kinds = &names.Table[builder]{What: "loss"}
 
 // register adds a loss; order places it in Names (and so in the docs).
 func register(order int, name, doc string, build func(c Config) Loss) {
-	for _, k := range kinds {
-		if k.name == name {
-			panic("losses: " + name + " registered twice")
-		}
-	}
-	kinds = append(kinds, kind{order, name, doc, build})
-	sort.SliceStable(kinds, func(a, b int) bool { return kinds[a].order < kinds[b].order })
+	kinds.Add(order, name, doc, build)
 }
 
 // Names lists every loss a Config may name, in table order.
-func Names() []string {
-	out := make([]string, len(kinds))
-	for i, k := range kinds {
-		out[i] = k.name
-	}
-	return out
-}
+func Names() []string { return kinds.Names() }
 
 // Doc is a one-line description of the named loss ("" if unknown), for
 // generated documentation.
-func Doc(name string) string {
-	k, _ := lookup(name)
-	return k.doc
-}
+func Doc(name string) string { return kinds.Doc(name) }
 
 // Check reports whether name is a known loss, with the known ones in the
 // error.
-func Check(name string) error {
-	_, err := lookup(name)
-	return err
-}
-
-func lookup(name string) (kind, error) {
-	for _, k := range kinds {
-		if k.name == name {
-			return k, nil
-		}
-	}
-	return kind{}, fmt.Errorf("unknown loss %q (known: %s)", name, strings.Join(Names(), ", "))
-}
+func Check(name string) error { return kinds.Check(name) }
 
 // New builds the loss a stage's configuration describes.
 func New(terms []Config) (Loss, error) {
@@ -157,11 +125,11 @@ func New(terms []Config) (Loss, error) {
 	}
 	var s Sum
 	for i, c := range terms {
-		k, err := lookup(c.Name)
+		k, err := kinds.Lookup(c.Name)
 		if err != nil {
 			return nil, fmt.Errorf("losses: term %d: %w", i, err)
 		}
-		s = append(s, Term{Weight: c.Weight, Loss: k.build(c)})
+		s = append(s, Term{Weight: c.Weight, Loss: k.Value(c)})
 	}
 	if len(s) == 1 && s[0].Weight == 1 {
 		return s[0].Loss, nil
