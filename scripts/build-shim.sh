@@ -14,7 +14,8 @@
 # present: linked with --no-as-needed, since nothing references it directly
 # and its operators register from static constructors). Environment: CXX
 # (default c++), PYTHON (default python3), CUDA_HOME (CUDA headers, for
-# device names; default /usr/local/cuda).
+# device names; default /usr/local/cuda), NCCL_HOME (nccl.h, for multi-GPU
+# data parallelism, also looked for under CUDA_HOME and a wheel's nvidia/).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 src="$root/internal/engine/torch/shim"
@@ -47,13 +48,22 @@ if command -v nm >/dev/null && [ "$(nm -D "$c10" | grep -c '__cxx11' || true)" =
 flags+=(-D_GLIBCXX_USE_CXX11_ABI=$abi)
 libs=(-ltorch -ltorch_cpu -lc10)
 cuda=no
+nccl=no
 if ls "$lib"/libtorch_cuda.so* >/dev/null 2>&1; then
   cuda=yes
   libs=(-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed "${libs[@]}")
   for d in "${CUDA_HOME:-/usr/local/cuda}/include" "$torch/../nvidia/cuda_runtime/include"; do
     if [ -f "$d/cuda_runtime_api.h" ]; then flags+=(-DIMET_WITH_CUDA "-I$d"); break; fi
   done
+  # NCCL for multi-GPU data parallelism (ProcessGroupNCCL, in libtorch_cuda).
+  for d in "${NCCL_HOME:-/usr/local/nccl}/include" "${CUDA_HOME:-/usr/local/cuda}/include" "$torch/../nvidia/nccl/include" /usr/include; do
+    if [ -f "$d/nccl.h" ]; then flags+=(-DIMET_WITH_NCCL "-I$d"); nccl=yes; break; fi
+  done
 fi
+# Gloo's headers (c10d's CPU backend); without them the shim builds with no
+# distributed training. Wheels and libtorch zips carry them in include/.
+gloo=no
+for d in "${inc[@]}"; do [ -f "$d/gloo/context.h" ] && gloo=yes; done
 for d in "${inc[@]}"; do flags+=("-I$d"); done
 
 mkdir -p "$out"
@@ -61,4 +71,4 @@ tmp="$out/.libimettorch.so.tmp-$$"
 trap 'rm -f "$tmp"' EXIT
 "$CXX" "${flags[@]}" -o "$tmp" "$src/shim.cpp" -L"$lib" -Wl,-rpath,"$lib" "${libs[@]}" -lstdc++
 mv -f "$tmp" "$out/libimettorch.so"
-echo "build-shim: $out/libimettorch.so (libtorch in $lib, C++11 ABI $abi, CUDA $cuda)" >&2
+echo "build-shim: $out/libimettorch.so (libtorch in $lib, C++11 ABI $abi, CUDA $cuda, Gloo $gloo, NCCL $nccl)" >&2

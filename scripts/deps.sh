@@ -2,6 +2,8 @@
 # Installs the system packages imet builds and tests against, only those that
 # are missing, so a second run costs nothing. Debian/Ubuntu (apt) only.
 #   libtorch-dev            the deep-learning engine (PyTorch's C++ core)
+#   libgloo-dev             the headers of Gloo, c10d's CPU backend for
+#                           data-parallel training (the library comes with libtorch)
 #   libopenblas0-pthread    a real BLAS under libtorch's linear layers
 #   libturbojpeg0-dev       fast JPEG decoding
 #   libpng-dev              fast PNG decoding (C zlib)
@@ -12,7 +14,7 @@
 #   patchelf                gives a bundled binary its $ORIGIN/lib run path
 #                           when it was not linked with one (internal/ship/bundle)
 set -euo pipefail
-pkgs=(libtorch-dev libopenblas0-pthread libturbojpeg0-dev libpng-dev
+pkgs=(libtorch-dev libgloo-dev libopenblas0-pthread libturbojpeg0-dev libpng-dev
       python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil
       chromium patchelf)
 missing=()

@@ -66,6 +66,13 @@ static terr (*p_tt_set_cudnn_benchmark)(int on);
 static int (*p_tt_get_cudnn_benchmark)(void);
 static const char * (*p_tt_version)(void);
 static terr (*p_tt_runtime_info)(char **out);
+static int (*p_tt_dist_available)(int backend);
+static terr (*p_tt_dist_init)(int backend, const char *host, int port, int host_store, const char *prefix, int rank, int world, int64_t timeout_ms, const char *iface, tt_pg *out);
+static void (*p_tt_dist_free)(tt_pg pg);
+static terr (*p_tt_dist_allreduce)(tt_pg pg, tt *ts, int n, int op);
+static terr (*p_tt_dist_broadcast)(tt_pg pg, tt *ts, int n, int root);
+static terr (*p_tt_dist_barrier)(tt_pg pg);
+static terr (*p_tt_dist_average_grads)(tt_pg pg, tt *params, int n, int64_t bucket_bytes, double *extra, int nextra);
 
 const imet_symbol imet_symbols[] = {
     {"tt_free", (void **)&p_tt_free},
@@ -132,6 +139,13 @@ const imet_symbol imet_symbols[] = {
     {"tt_get_cudnn_benchmark", (void **)&p_tt_get_cudnn_benchmark},
     {"tt_version", (void **)&p_tt_version},
     {"tt_runtime_info", (void **)&p_tt_runtime_info},
+    {"tt_dist_available", (void **)&p_tt_dist_available},
+    {"tt_dist_init", (void **)&p_tt_dist_init},
+    {"tt_dist_free", (void **)&p_tt_dist_free},
+    {"tt_dist_allreduce", (void **)&p_tt_dist_allreduce},
+    {"tt_dist_broadcast", (void **)&p_tt_dist_broadcast},
+    {"tt_dist_barrier", (void **)&p_tt_dist_barrier},
+    {"tt_dist_average_grads", (void **)&p_tt_dist_average_grads},
     {0, 0},
 };
 
@@ -453,4 +467,39 @@ const char * tt_version(void) {
 terr tt_runtime_info(char **out) {
     if (!imet_shim_ensure()) return imet_shim_error_copy();
     return p_tt_runtime_info(out);
+}
+
+int tt_dist_available(int backend) {
+    if (!imet_shim_ensure()) return 0;
+    return p_tt_dist_available(backend);
+}
+
+terr tt_dist_init(int backend, const char *host, int port, int host_store, const char *prefix, int rank, int world, int64_t timeout_ms, const char *iface, tt_pg *out) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_dist_init(backend, host, port, host_store, prefix, rank, world, timeout_ms, iface, out);
+}
+
+void tt_dist_free(tt_pg pg) {
+    if (!imet_shim_ensure()) return;
+    p_tt_dist_free(pg);
+}
+
+terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_dist_allreduce(pg, ts, n, op);
+}
+
+terr tt_dist_broadcast(tt_pg pg, tt *ts, int n, int root) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_dist_broadcast(pg, ts, n, root);
+}
+
+terr tt_dist_barrier(tt_pg pg) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_dist_barrier(pg);
+}
+
+terr tt_dist_average_grads(tt_pg pg, tt *params, int n, int64_t bucket_bytes, double *extra, int nextra) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_dist_average_grads(pg, params, n, bucket_bytes, extra, nextra);
 }

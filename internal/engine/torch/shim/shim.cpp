@@ -17,6 +17,26 @@
 #include <ATen/cuda/CUDAContext.h>
 #define IMET_DEVICE_NAMES 1
 #endif
+// c10d: Gloo needs its own headers (Debian: libgloo-dev), NCCL a CUDA
+// libtorch with nccl.h; a shim built without them reports the backend as
+// unavailable instead of failing to build.
+#if __has_include(<torch/csrc/distributed/c10d/TCPStore.hpp>) && __has_include(<gloo/context.h>)
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO 1
+#endif
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#define IMET_DIST_GLOO 1
+#if defined(IMET_WITH_NCCL) && __has_include(<nccl.h>)
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define IMET_DIST_NCCL 1
+#endif
+#endif
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -453,6 +473,18 @@ static void autocastSet(at::DeviceType dev, bool on, at::ScalarType dt) {
 // The cuDNN version libtorch loaded; the hooks behind it are reached
 // through Context, whose static accessor exists in 1.13 and 2.x alike.
 static long cudnnVersion() { return at::globalContext().hasCuDNN() ? at::globalContext().versionCuDNN() : 0; }
+
+#ifdef IMET_DIST_GLOO
+// A process group's collectives: in 1.13 ProcessGroupGloo and
+// ProcessGroupNCCL derive from ProcessGroup, in 2.x from Backend (the
+// ProcessGroup there dispatches to backends). Both spell broadcast,
+// allreduce and barrier alike and return a Work to wait on.
+#if TORCH_VERSION_MAJOR >= 2
+using DistBackend = c10d::Backend;
+#else
+using DistBackend = c10d::ProcessGroup;
+#endif
+#endif
 // compat:end
 
 static void autocastEnable(bool on, bool cuda) {
@@ -535,6 +567,218 @@ terr tt_runtime_info(char **out) {
 #endif
     s += "]}";
     *out = dup(s.c_str());
+  })
+}
+
+// ---- distributed (c10d) ----
+
+#ifdef IMET_DIST_GLOO
+namespace {
+struct DistGroup {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<DistBackend> pg;
+  int world = 1;
+};
+DistGroup &G(tt_pg p) { return *static_cast<DistGroup *>(p); }
+
+void waitAll(std::vector<c10::intrusive_ptr<c10d::Work>> &works) {
+  for (auto &w : works) w->wait();
+}
+} // namespace
+#endif
+
+int tt_dist_available(int backend) {
+#ifdef IMET_DIST_GLOO
+  if (backend == TT_DIST_GLOO) return 1;
+#ifdef IMET_DIST_NCCL
+  if (backend == TT_DIST_NCCL) return 1;
+#endif
+#endif
+  (void)backend;
+  return 0;
+}
+
+terr tt_dist_init(int backend, const char *host, int port, int host_store, const char *prefix, int rank,
+                  int world, int64_t timeout_ms, const char *iface, tt_pg *out) {
+  TRY({
+#ifndef IMET_DIST_GLOO
+    (void)backend, (void)host, (void)port, (void)host_store, (void)prefix, (void)rank, (void)world,
+        (void)timeout_ms, (void)iface, (void)out;
+    throw std::runtime_error("this shim was built without c10d's Gloo headers (Debian: libgloo-dev; "
+                             "then rebuild it with scripts/build-shim.sh)");
+#else
+    if (world < 1 || rank < 0 || rank >= world)
+      throw std::invalid_argument("rank " + std::to_string(rank) + " of world size " + std::to_string(world));
+    std::chrono::milliseconds timeout(timeout_ms);
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<std::uint16_t>(port);
+    so.isServer = host_store != 0;
+    so.numWorkers = static_cast<std::size_t>(world);
+    so.waitWorkers = true; // clients count themselves in; the server waits for all
+    so.timeout = timeout;
+    auto d = std::make_unique<DistGroup>();
+    d->world = world;
+    d->store = c10::make_intrusive<c10d::TCPStore>(std::string(host), so);
+    if (prefix != nullptr && prefix[0] != 0)
+      d->store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), d->store);
+    if (backend == TT_DIST_GLOO) {
+      auto o = c10d::ProcessGroupGloo::Options::create(timeout);
+      if (iface != nullptr && iface[0] != 0)
+        o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(std::string(iface)));
+      else
+        o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      o->threads = 2;
+      d->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(d->store, rank, world, o);
+    } else if (backend == TT_DIST_NCCL) {
+#ifdef IMET_DIST_NCCL
+      auto o = c10d::ProcessGroupNCCL::Options::create();
+      o->timeout = timeout;
+      d->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(d->store, rank, world, o);
+#else
+      throw std::runtime_error("this shim has no NCCL (a CUDA libtorch and nccl.h are needed at build time)");
+#endif
+    } else {
+      throw std::invalid_argument("unknown backend " + std::to_string(backend));
+    }
+    *out = d.release();
+#endif
+  })
+}
+
+void tt_dist_free(tt_pg pg) {
+#ifdef IMET_DIST_GLOO
+  delete static_cast<DistGroup *>(pg);
+#else
+  (void)pg;
+#endif
+}
+
+terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op) {
+  TRY({
+#ifndef IMET_DIST_GLOO
+    (void)pg, (void)ts, (void)n, (void)op;
+    throw std::runtime_error("no c10d in this shim");
+#else
+    c10d::AllreduceOptions o;
+    if (op == TT_DIST_MAX)
+      o.reduceOp = c10d::ReduceOp::MAX;
+    else if (op != TT_DIST_SUM)
+      throw std::invalid_argument("unknown reduction " + std::to_string(op));
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (int i = 0; i < n; i++) {
+      std::vector<at::Tensor> one{T(ts[i])};
+      works.push_back(G(pg).pg->allreduce(one, o));
+    }
+    waitAll(works);
+#endif
+  })
+}
+
+terr tt_dist_broadcast(tt_pg pg, tt *ts, int n, int root) {
+  TRY({
+#ifndef IMET_DIST_GLOO
+    (void)pg, (void)ts, (void)n, (void)root;
+    throw std::runtime_error("no c10d in this shim");
+#else
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (int i = 0; i < n; i++) {
+      std::vector<at::Tensor> one{T(ts[i])};
+      works.push_back(G(pg).pg->broadcast(one, o));
+    }
+    waitAll(works);
+#endif
+  })
+}
+
+terr tt_dist_barrier(tt_pg pg) {
+  TRY({
+#ifndef IMET_DIST_GLOO
+    (void)pg;
+    throw std::runtime_error("no c10d in this shim");
+#else
+    G(pg).pg->barrier()->wait();
+#endif
+  })
+}
+
+// Mirrors the arithmetic of DistributedDataParallel's reducer without a
+// communication hook: each gradient is multiplied by 1/world while it is
+// copied into its bucket, and the buckets are summed (1.13
+// reducer.cpp, mark_variable_ready_dense).
+terr tt_dist_average_grads(tt_pg pg, tt *params, int n, int64_t bucket_bytes, double *extra, int nextra) {
+  TRY({
+#ifndef IMET_DIST_GLOO
+    (void)pg, (void)params, (void)n, (void)bucket_bytes, (void)extra, (void)nextra;
+    throw std::runtime_error("no c10d in this shim");
+#else
+    at::NoGradGuard ng;
+    DistGroup &d = G(pg);
+    std::vector<at::Tensor> grads;
+    grads.reserve(n);
+    for (int i = n - 1; i >= 0; i--) {
+      at::Tensor &p = T(params[i]);
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+    if (grads.empty() && nextra == 0) return nullptr;
+    at::TensorOptions fo = grads.empty() ? at::TensorOptions().dtype(at::kFloat)
+                                         : at::TensorOptions().dtype(at::kFloat).device(grads[0].device());
+    for (auto &g : grads)
+      if (g.scalar_type() != at::kFloat || g.device() != grads[0].device())
+        throw std::invalid_argument("average_grads: gradients must all be float32 on one device");
+    double scale = 1.0 / d.world;
+    // buckets: [first, last) ranges of grads
+    std::vector<std::pair<size_t, size_t>> ranges;
+    size_t first = 0;
+    int64_t bytes = 0;
+    for (size_t i = 0; i < grads.size(); i++) {
+      int64_t b = grads[i].numel() * 4;
+      if (i > first && bytes + b > bucket_bytes) {
+        ranges.emplace_back(first, i);
+        first = i;
+        bytes = 0;
+      }
+      bytes += b;
+    }
+    ranges.emplace_back(first, grads.size());
+    std::vector<at::Tensor> flats;
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (size_t k = 0; k < ranges.size(); k++) {
+      bool last = k + 1 == ranges.size();
+      int64_t total = last ? nextra : 0;
+      for (size_t i = ranges[k].first; i < ranges[k].second; i++) total += grads[i].numel();
+      at::Tensor flat = at::empty({total}, fo);
+      int64_t off = 0;
+      for (size_t i = ranges[k].first; i < ranges[k].second; i++) {
+        int64_t m = grads[i].numel();
+        flat.narrow(0, off, m).view(grads[i].sizes()).copy_(grads[i]).mul_(scale);
+        off += m;
+      }
+      if (last && nextra > 0) {
+        at::Tensor e = at::empty({nextra}, at::TensorOptions().dtype(at::kFloat));
+        for (int j = 0; j < nextra; j++) e[j] = extra[j];
+        flat.narrow(0, off, nextra).copy_(e);
+      }
+      std::vector<at::Tensor> one{flat};
+      works.push_back(d.pg->allreduce(one));
+      flats.push_back(flat);
+    }
+    for (size_t k = 0; k < ranges.size(); k++) {
+      works[k]->wait();
+      int64_t off = 0;
+      for (size_t i = ranges[k].first; i < ranges[k].second; i++) {
+        int64_t m = grads[i].numel();
+        grads[i].copy_(flats[k].narrow(0, off, m).view(grads[i].sizes()));
+        off += m;
+      }
+      if (k + 1 == ranges.size() && nextra > 0) {
+        at::Tensor e = flats[k].narrow(0, off, nextra).to(at::kCPU).to(at::kDouble);
+        for (int j = 0; j < nextra; j++) extra[j] = e[j].item<double>();
+      }
+    }
+#endif
   })
 }
 

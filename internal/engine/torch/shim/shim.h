@@ -177,6 +177,49 @@ const char *tt_version(void);
  * CUDA is available, device count and names, cuDNN version, C++ ABI. */
 terr tt_runtime_info(char **out);
 
+/* ---- distributed data parallelism (c10d) ----
+ * A process group joins the processes of one training run: a TCPStore
+ * rendezvous, then Gloo (CPU tensors) or NCCL (CUDA builds). Collectives
+ * are issued in the same order on every rank and wait for completion. */
+typedef void *tt_pg;
+
+/* backends */
+typedef enum {
+  TT_DIST_GLOO = 0,
+  TT_DIST_NCCL = 1
+} tt_dist_backend;
+
+/* reductions */
+typedef enum {
+  TT_DIST_SUM = 0,
+  TT_DIST_MAX = 1
+} tt_dist_op;
+
+/* 1 when this shim was built with the backend (its headers were found) */
+int tt_dist_available(int backend);
+/* Joins a group of world processes as rank through the TCPStore at
+ * host:port, which this process hosts when host_store is set (rank 0 of a
+ * plain launch; not under an agent that hosts it). Keys are prefixed by
+ * prefix (may be ""). iface names the network interface Gloo binds (NULL or
+ * "": the one this machine's hostname resolves to, else loopback).
+ * timeout_ms bounds the rendezvous and every collective. */
+terr tt_dist_init(int backend, const char *host, int port, int host_store, const char *prefix, int rank,
+                  int world, int64_t timeout_ms, const char *iface, tt_pg *out);
+void tt_dist_free(tt_pg pg);
+/* in place, every tensor its own collective, all in flight at once */
+terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op);
+terr tt_dist_broadcast(tt_pg pg, tt *ts, int n, int root);
+terr tt_dist_barrier(tt_pg pg);
+/* Averages the gradients of params over the group as PyTorch's
+ * DistributedDataParallel does (each multiplied by 1/world, then summed):
+ * flattened into buckets of at most bucket_bytes (in reverse order, the
+ * order backward produces them), each bucket all-reduced asynchronously
+ * while the next is packed, then copied back. An undefined gradient counts
+ * as zeros (and is set), so every rank sends the same layout. The nextra
+ * values in extra travel in the last bucket and come back summed (not
+ * scaled). */
+terr tt_dist_average_grads(tt_pg pg, tt *params, int n, int64_t bucket_bytes, double *extra, int nextra);
+
 #ifdef __cplusplus
 }
 #endif
