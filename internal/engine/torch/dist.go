@@ -146,18 +146,39 @@ func (g *ProcessGroup) handle(op string) C.tt_pg {
 	return g.p
 }
 
-// AllReduce combines each tensor over the group, in place.
-func (g *ProcessGroup) AllReduce(op ReduceOp, ts ...*Tensor) {
+// AllReduce combines each tensor over the group, in place, each in its
+// own collective (all in flight at once).
+func (g *ProcessGroup) AllReduce(op ReduceOp, ts ...*Tensor) { g.allReduce(op, false, ts) }
+
+// AllReduceFlat is AllReduce with the tensors of each dtype flattened into
+// one message: many small tensors cost one collective.
+func (g *ProcessGroup) AllReduceFlat(op ReduceOp, ts ...*Tensor) { g.allReduce(op, true, ts) }
+
+func (g *ProcessGroup) allReduce(op ReduceOp, flat bool, ts []*Tensor) {
 	p, n := handles("allreduce", ts)
-	check("allreduce", C.tt_dist_allreduce(g.handle("allreduce"), p, n, C.int(op)))
+	check("allreduce", C.tt_dist_allreduce(g.handle("allreduce"), p, n, C.int(op), cbool(flat)))
 	runtime.KeepAlive(ts)
 }
 
-// Broadcast overwrites each tensor with root's, in place.
-func (g *ProcessGroup) Broadcast(root int, ts ...*Tensor) {
+// Broadcast overwrites each tensor with root's, in place, each in its own
+// collective.
+func (g *ProcessGroup) Broadcast(root int, ts ...*Tensor) { g.broadcast(root, false, ts) }
+
+// BroadcastFlat is Broadcast with the tensors of each dtype flattened into
+// one message (a model's weights and buffers: a few messages, not hundreds).
+func (g *ProcessGroup) BroadcastFlat(root int, ts ...*Tensor) { g.broadcast(root, true, ts) }
+
+func (g *ProcessGroup) broadcast(root int, flat bool, ts []*Tensor) {
 	p, n := handles("broadcast", ts)
-	check("broadcast", C.tt_dist_broadcast(g.handle("broadcast"), p, n, C.int(root)))
+	check("broadcast", C.tt_dist_broadcast(g.handle("broadcast"), p, n, C.int(root), cbool(flat)))
 	runtime.KeepAlive(ts)
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Barrier returns once every rank has called it.

@@ -63,6 +63,12 @@ func TestProcessGroupCollectives(t *testing.T) {
 		g.AllReduce(torch.DistMax, mx)
 		b := torch.FromFloat32([]float32{10 + r, 20 + r}, 2)
 		g.Broadcast(0, b)
+		// flat: two float tensors and an int64 one in two messages
+		f1, f2 := torch.FromFloat32([]float32{r, r}, 2), torch.FromFloat32([]float32{r + 1}, 1, 1)
+		i1 := torch.Full(float64(3+r), torch.Int64, torch.CPU, 2)
+		g.BroadcastFlat(1, f1, i1, f2)
+		s1, s2 := torch.FromFloat32([]float32{r, 1}, 2), torch.FromFloat32([]float32{2 * r}, 1)
+		g.AllReduceFlat(torch.DistSum, s1, s2)
 		// three parameters of 3, 2 and 1 elements; buckets of 8 bytes
 		// hold at most two floats, so each travels alone or nearly.
 		p1 := torch.FromFloat32([]float32{1, 2, 3}, 3).SetRequiresGrad(true)
@@ -75,7 +81,8 @@ func TestProcessGroupCollectives(t *testing.T) {
 		g.AverageGradients([]*torch.Tensor{p1, p2, p3}, 8, extra)
 		mu.Lock()
 		got[g.Rank()] = [][]float32{sum.Float32s(), mx.Float32s(), b.Float32s(), p1.Grad().Float32s(), p2.Grad().Float32s(),
-			p3.Grad().Float32s(), {float32(extra[0]), float32(extra[1])}}
+			p3.Grad().Float32s(), {float32(extra[0]), float32(extra[1])},
+			append(f1.Float32s(), f2.Float32s()...), i1.To(torch.Float32).Float32s(), append(s1.Float32s(), s2.Float32s()...)}
 		mu.Unlock()
 		return nil
 	})
@@ -84,8 +91,9 @@ func TestProcessGroupCollectives(t *testing.T) {
 			t.Fatalf("rank %d: %v", r, err)
 		}
 	}
-	want := [][]float32{{3, 6, -1}, {2, 5}, {10, 20}, {1.5, 2, 3}, {2, -1}, {0}, {2, 2}}
-	names := []string{"sum", "max", "broadcast", "grad p1", "grad p2", "grad p3 (none)", "extra"}
+	want := [][]float32{{3, 6, -1}, {2, 5}, {10, 20}, {1.5, 2, 3}, {2, -1}, {0}, {2, 2}, {1, 1, 2}, {4, 4}, {1, 2, 2}}
+	names := []string{"sum", "max", "broadcast", "grad p1", "grad p2", "grad p3 (none)", "extra", "flat broadcast (floats)",
+		"flat broadcast (int64)", "flat sum"}
 	for r := range 2 {
 		for i, w := range want {
 			if g := got[r][i]; !equal(g, w) {

@@ -69,8 +69,8 @@ static terr (*p_tt_runtime_info)(char **out);
 static int (*p_tt_dist_available)(int backend);
 static terr (*p_tt_dist_init)(int backend, const char *host, int port, int host_store, const char *prefix, int rank, int world, int64_t timeout_ms, const char *iface, tt_pg *out);
 static void (*p_tt_dist_free)(tt_pg pg);
-static terr (*p_tt_dist_allreduce)(tt_pg pg, tt *ts, int n, int op);
-static terr (*p_tt_dist_broadcast)(tt_pg pg, tt *ts, int n, int root);
+static terr (*p_tt_dist_allreduce)(tt_pg pg, tt *ts, int n, int op, int coalesce);
+static terr (*p_tt_dist_broadcast)(tt_pg pg, tt *ts, int n, int root, int coalesce);
 static terr (*p_tt_dist_barrier)(tt_pg pg);
 static terr (*p_tt_dist_average_grads)(tt_pg pg, tt *params, int n, int64_t bucket_bytes, double *extra, int nextra);
 
@@ -484,14 +484,14 @@ void tt_dist_free(tt_pg pg) {
     p_tt_dist_free(pg);
 }
 
-terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op) {
+terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op, int coalesce) {
     if (!imet_shim_ensure()) return imet_shim_error_copy();
-    return p_tt_dist_allreduce(pg, ts, n, op);
+    return p_tt_dist_allreduce(pg, ts, n, op, coalesce);
 }
 
-terr tt_dist_broadcast(tt_pg pg, tt *ts, int n, int root) {
+terr tt_dist_broadcast(tt_pg pg, tt *ts, int n, int root, int coalesce) {
     if (!imet_shim_ensure()) return imet_shim_error_copy();
-    return p_tt_dist_broadcast(pg, ts, n, root);
+    return p_tt_dist_broadcast(pg, ts, n, root, coalesce);
 }
 
 terr tt_dist_barrier(tt_pg pg) {

@@ -572,6 +572,8 @@ terr tt_runtime_info(char **out) {
 
 // ---- distributed (c10d) ----
 
+} // extern "C"
+
 #ifdef IMET_DIST_GLOO
 namespace {
 struct DistGroup {
@@ -584,8 +586,51 @@ DistGroup &G(tt_pg p) { return *static_cast<DistGroup *>(p); }
 void waitAll(std::vector<c10::intrusive_ptr<c10d::Work>> &works) {
   for (auto &w : works) w->wait();
 }
+
+// collective runs op on each tensor in place, all in flight at once, or on
+// one flat tensor per (dtype, device) whose values are copied back after.
+template <typename Op> void collective(tt *ts, int n, bool coalesce, Op op) {
+  at::NoGradGuard ng;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  if (!coalesce) {
+    for (int i = 0; i < n; i++) {
+      std::vector<at::Tensor> one{T(ts[i]).detach()};
+      works.push_back(op(one));
+    }
+    waitAll(works);
+    return;
+  }
+  std::vector<std::vector<at::Tensor>> groups;
+  for (int i = 0; i < n; i++) {
+    at::Tensor t = T(ts[i]).detach();
+    size_t k = 0;
+    while (k < groups.size() &&
+           (groups[k][0].scalar_type() != t.scalar_type() || groups[k][0].device() != t.device()))
+      k++;
+    if (k == groups.size()) groups.emplace_back();
+    groups[k].push_back(t);
+  }
+  std::vector<at::Tensor> flats;
+  for (auto &g : groups) {
+    std::vector<at::Tensor> parts;
+    for (auto &t : g) parts.push_back(t.reshape({-1}));
+    std::vector<at::Tensor> one{at::cat(parts)};
+    works.push_back(op(one));
+    flats.push_back(one[0]);
+  }
+  waitAll(works);
+  for (size_t k = 0; k < groups.size(); k++) {
+    int64_t off = 0;
+    for (auto &t : groups[k]) {
+      t.copy_(flats[k].narrow(0, off, t.numel()).view(t.sizes()));
+      off += t.numel();
+    }
+  }
+}
 } // namespace
 #endif
+
+extern "C" {
 
 int tt_dist_available(int backend) {
 #ifdef IMET_DIST_GLOO
@@ -653,10 +698,10 @@ void tt_dist_free(tt_pg pg) {
 #endif
 }
 
-terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op) {
+terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op, int coalesce) {
   TRY({
 #ifndef IMET_DIST_GLOO
-    (void)pg, (void)ts, (void)n, (void)op;
+    (void)pg, (void)ts, (void)n, (void)op, (void)coalesce;
     throw std::runtime_error("no c10d in this shim");
 #else
     c10d::AllreduceOptions o;
@@ -664,30 +709,24 @@ terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op) {
       o.reduceOp = c10d::ReduceOp::MAX;
     else if (op != TT_DIST_SUM)
       throw std::invalid_argument("unknown reduction " + std::to_string(op));
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (int i = 0; i < n; i++) {
-      std::vector<at::Tensor> one{T(ts[i])};
-      works.push_back(G(pg).pg->allreduce(one, o));
-    }
-    waitAll(works);
+    DistGroup &d = G(pg);
+    collective(ts, n, coalesce != 0,
+               [&](std::vector<at::Tensor> &one) { return d.pg->allreduce(one, o); });
 #endif
   })
 }
 
-terr tt_dist_broadcast(tt_pg pg, tt *ts, int n, int root) {
+terr tt_dist_broadcast(tt_pg pg, tt *ts, int n, int root, int coalesce) {
   TRY({
 #ifndef IMET_DIST_GLOO
-    (void)pg, (void)ts, (void)n, (void)root;
+    (void)pg, (void)ts, (void)n, (void)root, (void)coalesce;
     throw std::runtime_error("no c10d in this shim");
 #else
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (int i = 0; i < n; i++) {
-      std::vector<at::Tensor> one{T(ts[i])};
-      works.push_back(G(pg).pg->broadcast(one, o));
-    }
-    waitAll(works);
+    DistGroup &d = G(pg);
+    collective(ts, n, coalesce != 0,
+               [&](std::vector<at::Tensor> &one) { return d.pg->broadcast(one, o); });
 #endif
   })
 }

@@ -206,9 +206,11 @@ int tt_dist_available(int backend);
 terr tt_dist_init(int backend, const char *host, int port, int host_store, const char *prefix, int rank,
                   int world, int64_t timeout_ms, const char *iface, tt_pg *out);
 void tt_dist_free(tt_pg pg);
-/* in place, every tensor its own collective, all in flight at once */
-terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op);
-terr tt_dist_broadcast(tt_pg pg, tt *ts, int n, int root);
+/* in place; each tensor its own collective, all in flight at once, or,
+ * with coalesce, the tensors of each dtype and device flattened into one
+ * (many small tensors: one message instead of many) */
+terr tt_dist_allreduce(tt_pg pg, tt *ts, int n, int op, int coalesce);
+terr tt_dist_broadcast(tt_pg pg, tt *ts, int n, int root, int coalesce);
 terr tt_dist_barrier(tt_pg pg);
 /* Averages the gradients of params over the group as PyTorch's
  * DistributedDataParallel does (each multiplied by 1/world, then summed):
