@@ -214,10 +214,10 @@ type BatchNorm2dLayer struct {
 }
 
 // Forward normalises with batch statistics (updating the running ones) in
-// training mode, with the running statistics in evaluation mode or when
-// the layer's group is frozen.
+// training mode, with the running statistics in evaluation mode, when
+// the layer's group is frozen, or when the store freezes BatchNorm.
 func (l *BatchNorm2dLayer) Forward(x *torch.Tensor) *torch.Tensor {
-	train := l.s.trainingGroup(l.group)
+	train := l.s.trainingGroup(l.group) && !l.s.bnFrozen
 	if train {
 		torch.NoGrad(func() {
 			n := l.NumBatches.T

@@ -40,6 +40,7 @@ type Store struct {
 	groups   []string
 	training bool
 	frozen   map[string]bool
+	bnFrozen bool
 }
 
 // NewStore is an empty store in training mode.
@@ -171,6 +172,16 @@ func (s *Store) Freeze(group string, frozen bool) error {
 
 // Frozen reports whether a group is frozen.
 func (s *Store) Frozen(group string) bool { return s.frozen[group] }
+
+// FreezeBatchNorm keeps every BatchNorm layer in evaluation mode even while
+// training (running statistics fixed, affine weights still learning), or,
+// with false, lets them follow the mode again. Fine-tuning with small
+// batches wants it; so does a data-parallel run that must compute what one
+// process computes, since batch statistics would be each rank's own.
+func (s *Store) FreezeBatchNorm(on bool) { s.bnFrozen = on }
+
+// BatchNormFrozen reports FreezeBatchNorm's setting.
+func (s *Store) BatchNormFrozen() bool { return s.bnFrozen }
 
 // trainingGroup is whether layers of group behave as in training.
 func (s *Store) trainingGroup(group string) bool { return s.training && !s.frozen[group] }

@@ -66,6 +66,9 @@ type State struct {
 	Threshold float64 `json:"threshold"` // global threshold of the latest validation
 	ElapsedS  float64 `json:"elapsed_s"` // training wall time over all sessions
 	Sessions  int     `json:"sessions"`  // sessions that contributed
+	// World is the number of data-parallel processes of the session that
+	// wrote the checkpoint (0, in older ones: one).
+	World int `json:"world,omitempty"`
 	// LossScale is the fp16 loss scaler's state; nil for runs without one.
 	LossScale *LossScale                 `json:"loss_scale,omitempty"`
 	Extra     map[string]json.RawMessage `json:"extra,omitempty"`
@@ -159,6 +162,13 @@ func Read(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
+	return Decode(path, data)
+}
+
+// Decode verifies and decodes a checkpoint file's bytes (read elsewhere:
+// sent by the rank that owns the run directory); path names it in errors.
+// The tensors' Data share data.
+func Decode(path string, data []byte) (*Checkpoint, error) {
 	bad := func(why string) error { return fmt.Errorf("checkpoint %s: %s", path, why) }
 	if len(data) < len(magic)+8+sha256.Size || string(data[:len(magic)]) != magic {
 		return nil, bad("not an imet checkpoint (or truncated)")

@@ -167,6 +167,15 @@ type ImageSource struct {
 	// brokenHint is added to the error a broken image stops the loader
 	// with (without SkipBroken): the option that skips them instead.
 	brokenHint string
+	// offset is the index of items[0] in the source this one is a shard
+	// of, where its draws are keyed.
+	offset int
+}
+
+// Shard implements Sharder: items lo..hi-1, augmented (stochastic TTA
+// included) as in the whole source.
+func (s *ImageSource) Shard(lo, hi int) Source {
+	return &ImageSource{items: s.items[lo:hi], pipe: s.pipe, opt: s.opt, classes: s.classes, brokenHint: s.brokenHint, offset: s.offset + lo}
 }
 
 // SetBrokenHint sets what the error of a broken image adds, naming the
@@ -209,6 +218,7 @@ func (s *ImageSource) Train(ctx context.Context, key EpochKey, order []int, batc
 		o := s.opt
 		o.BatchSize, o.Shuffle, o.DropLast = batchSize, false, true
 		o.Seed = mixSeed(uint64(key.Seed), uint64(key.Global))
+		o.KeyOffset, o.KeyStride = key.Offset, key.Stride
 		o.CacheBytes = 0 // a new loader every epoch: a cache would never be reused
 		switch {
 		case mix.MixupAlpha > 0:
@@ -247,6 +257,7 @@ func (s *ImageSource) Eval(ctx context.Context, batchSize, variant int) iter.Seq
 		if s.tta == nil || s.ttaBS != batchSize {
 			o := s.opt
 			o.BatchSize = batchSize
+			o.KeyOffset = s.offset
 			l, err := loader.NewTTA(s.items, s.pipe, o)
 			if err != nil {
 				yield(nil, err)

@@ -81,7 +81,11 @@ func (s *memSource) Train(ctx context.Context, key EpochKey, order []int, batchS
 			idx := order[bn*batchSize : (bn+1)*batchSize]
 			flip := make([]bool, len(idx))
 			for k := range flip {
-				flip[k] = r.IntN(2) == 1
+				// keyed by the position in the epoch's whole order, as the
+				// loader's draws are, so a data-parallel rank flips what
+				// one process would
+				pos := key.Position(bn*batchSize + k)
+				flip[k] = rand.New(rand.NewPCG(uint64(key.Seed)^uint64(key.Global)<<40, uint64(pos))).IntN(2) == 1
 			}
 			b := s.batch(idx, flip)
 			if mix.MixupAlpha > 0 && r.Float64() < mix.MixupProb {

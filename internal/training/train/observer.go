@@ -26,6 +26,10 @@ type StartEvent struct {
 	Device     string // cpu or cuda:N
 	Precision  string // fp32, bf16 or fp16
 	Threads    int
+	// World is the number of data-parallel processes (1: one process);
+	// WorldWas, when not 0, the number that wrote the checkpoint resumed
+	// from, which differed.
+	World, WorldWas int
 
 	// ResumedFrom is the checkpoint a resumed session continues from;
 	// Skipped the newer ones it passed over ("path: why"), newest first.
@@ -49,6 +53,13 @@ type StepEvent struct {
 	// gradients.
 	LossScale float64
 	Skipped   bool
+	// World is the number of data-parallel processes; StepTime the step's
+	// wall time (all its micro-batches), Comm the part of it spent in the
+	// step's collectives (gradient all-reduce, buffer broadcast; 0 in one
+	// process).
+	World    int
+	StepTime time.Duration
+	Comm     time.Duration
 }
 
 // EpochEvent follows each validation.

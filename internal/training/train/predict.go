@@ -37,20 +37,30 @@ type PredictOptions struct {
 // through here, so the same weights on the same images give bit-identical
 // probabilities in both (on CPU, with the same thread count and batch size).
 func Predict(ctx context.Context, m Model, src Source, o PredictOptions) ([]float32, float64, error) {
+	out, lossSum, seen, err := predictSums(ctx, m, src, o)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, lossSum / float64(max(seen, 1)*src.Classes()), nil
+}
+
+// predictSums is Predict returning the BCE summed over the labelled
+// elements and the number of samples it covers, which the ranks of a
+// data-parallel run add up before dividing.
+func predictSums(ctx context.Context, m Model, src Source, o PredictOptions) (out []float32, lossSum float64, seen int, err error) {
 	n, cols := src.Len(), src.Classes()
-	out := make([]float32, n*cols)
-	var lossSum float64
+	out = make([]float32, n*cols)
 	bs := o.BatchSize
 	if bs < 1 {
 		bs = 32
 	}
 	views := max(o.Views, 1)
-	done, seen := 0, 0
+	done := 0
 	for view := 0; view < views; view++ {
 		row := 0
 		for b, err := range src.Eval(ctx, bs, view) {
 			if err != nil {
-				return nil, 0, err
+				return nil, 0, 0, err
 			}
 			// Samples left out as broken keep zero rows (no label).
 			row += b.Dropped
@@ -90,17 +100,17 @@ func Predict(ctx context.Context, m Model, src Source, o PredictOptions) ([]floa
 				b.Release()
 			}
 			if err != nil {
-				return nil, 0, err
+				return nil, 0, 0, err
 			}
 			if o.OnBatch != nil {
 				o.OnBatch(done, n*views)
 			}
 		}
 		if row != n {
-			return nil, 0, fmt.Errorf("prediction saw %d of %d samples", row, n)
+			return nil, 0, 0, fmt.Errorf("prediction saw %d of %d samples", row, n)
 		}
 	}
-	return out, lossSum / float64(max(seen, 1)*cols), nil
+	return out, lossSum, seen, nil
 }
 
 // upload copies a batch's images (and, with targets, its targets) to dev

@@ -90,7 +90,7 @@ func Probe(ctx context.Context, o ProbeOptions) (steps int, err error) {
 				torch.ManualSeed(mixSeed(uint64(cfg.Seed), uint64(steps)))
 			}
 			var v float64
-			err = torch.Catch(func() { v = t.forwardBackward(b, s.Accumulate) })
+			err = torch.Catch(func() { v = t.forwardBackward(b, s.Accumulate, key, 0) })
 			if b.Release != nil {
 				b.Release()
 			}

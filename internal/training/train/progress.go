@@ -45,12 +45,20 @@ func (p *Progress) OnStart(e StartEvent) {
 	for _, s := range e.Skipped {
 		fmt.Fprintf(p.W, "warning: skipped checkpoint %s; resuming from %s\n", s, e.ResumedFrom)
 	}
+	if e.WorldWas > 0 {
+		fmt.Fprintf(p.W, "warning: the checkpoint was written by %d data-parallel process(es), this session has %d: the position carries over (global batches), but batch statistics and rounding differ from an uninterrupted run\n",
+			e.WorldWas, max(e.World, 1))
+	}
 	from := ""
 	if e.ResumedFrom != "" {
 		from = " from=" + e.ResumedFrom
 	}
-	fmt.Fprintf(p.W, "event=%s run=%s fold=%d step=%d stages=%d train=%d val=%d device=%s precision=%s threads=%d%s\n",
-		verb, e.RunDir, e.Fold, e.GlobalStep, e.Stages, e.TrainRows, e.ValRows, e.Device, e.Precision, e.Threads, from)
+	world := ""
+	if e.World > 1 {
+		world = fmt.Sprintf(" world=%d", e.World)
+	}
+	fmt.Fprintf(p.W, "event=%s run=%s fold=%d step=%d stages=%d train=%d val=%d device=%s precision=%s threads=%d%s%s\n",
+		verb, e.RunDir, e.Fold, e.GlobalStep, e.Stages, e.TrainRows, e.ValRows, e.Device, e.Precision, e.Threads, world, from)
 }
 
 func (p *Progress) OnStep(e StepEvent) {
@@ -81,6 +89,9 @@ func (p *Progress) OnStep(e StepEvent) {
 		if e.Skipped {
 			scale += " skipped=true"
 		}
+	}
+	if e.World > 1 && e.StepTime > 0 {
+		scale += fmt.Sprintf(" allreduce_share=%.2f", e.Comm.Seconds()/e.StepTime.Seconds())
 	}
 	fmt.Fprintf(p.W, "event=step stage=%s epoch=%d batch=%d/%d step=%d loss=%.5f lr=%.3e img_per_s=%.1f elapsed=%s%s\n",
 		e.StageName, e.Epoch+1, e.Batch, e.Batches, e.GlobalStep, e.Loss, e.LR, e.ImagesPerSec, e.Elapsed.Round(time.Second), scale)

@@ -33,6 +33,21 @@ type EpochKey struct {
 	Stage  int
 	Epoch  int // within the stage
 	Global int // epochs since the run began; unique over the run
+	// Offset and Stride place the order a source is given in the epoch's
+	// whole order: its sample i sits at position Offset+Stride*i (Stride 0
+	// means 1). A data-parallel rank gets every world-th sample from its
+	// rank on, and a source that keys its draws by position (as the image
+	// loader does) then augments each image as a single process would.
+	Offset, Stride int
+}
+
+// Position is where sample i of the order a source was given sits in the
+// epoch's whole order.
+func (k EpochKey) Position(i int) int {
+	if k.Stride == 0 {
+		return k.Offset + i
+	}
+	return k.Offset + k.Stride*i
 }
 
 // MixConfig is the batch mixing a stage asks for.
@@ -58,4 +73,13 @@ type Source interface {
 	Eval(ctx context.Context, batchSize, variant int) iter.Seq2[*Batch, error]
 	// Views is the number of TTA views Eval offers.
 	Views() int
+}
+
+// Sharder is a Source that can hand out a contiguous part of itself:
+// Shard(lo, hi) holds samples lo..hi-1, numbered from 0, prepared exactly
+// as they are in the whole source. A data-parallel run predicts a split
+// with each rank on its part; a source that cannot shard is predicted
+// whole by every rank.
+type Sharder interface {
+	Shard(lo, hi int) Source
 }

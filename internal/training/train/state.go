@@ -16,6 +16,15 @@ import (
 // save writes a checkpoint of the current position; f2 marks it as a
 // validation result (NaN: none) so the directory can keep the best.
 func (t *trainer) save(f2 float64, reason string) (string, error) {
+	// Every rank comes here at the same points; rank 0 alone writes, with
+	// the hard-mining losses of all of them.
+	if err := t.mergeMining(); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	if !t.lead() {
+		t.savedStep = t.st.GlobalStep
+		return "", nil
+	}
 	t.st.ElapsedS = t.elapsed0 + time.Since(t.start).Seconds()
 	if t.scaler != nil {
 		st := t.scaler.State()
@@ -209,7 +218,7 @@ func (t *trainer) validate(ctx context.Context, s *trainconfig.Stage, trainLoss 
 	var valLoss float64
 	err = t.withEMA(func() error {
 		var err error
-		probs, valLoss, err = t.predict(ctx, t.Val, 1)
+		probs, valLoss, err = t.predictAll(ctx, t.Val, 1)
 		return err
 	})
 	if err != nil {
@@ -228,35 +237,37 @@ func (t *trainer) validate(ctx context.Context, s *trainconfig.Stage, trainLoss 
 }
 
 // predictOutputs loads the best checkpoint's weights (EMA ones when kept)
-// and predicts the validation and test splits with every TTA view.
+// and predicts the validation and test splits with every TTA view. In a
+// data-parallel run rank 0 reads the checkpoint and sends its weights,
+// all ranks predict their parts, and rank 0 writes the outputs.
 func (t *trainer) predictOutputs(ctx context.Context) ([]string, error) {
-	ix, err := t.dir.ReadIndex()
+	best := false
+	var err error
+	if t.lead() {
+		best, err = t.loadBest()
+	}
+	if t.Group != nil {
+		if err = t.agree(err); err == nil && t.Group.Max(boolInt(best)) == 1 {
+			best = true
+			err = torch.Catch(func() { t.Group.BroadcastTensors(t.storeTensors()) })
+			err = t.agree(err)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	run := t.withEMA
-	if ix.Best != "" {
-		c, err := checkpoint.Read(t.dir.Path + "/" + ix.Best)
-		if err != nil {
-			return nil, err
-		}
-		prefix := "model/"
-		if t.ema != nil {
-			prefix = "ema/"
-		}
-		if err := t.loadModel(c, prefix); err != nil {
-			return nil, fmt.Errorf("best checkpoint %s: %w", ix.Best, err)
-		}
+	if best {
 		run = func(f func() error) error { return f() } // already the weights to use
 	}
 	var oof, test []float32
 	err = run(func() error {
 		var err error
-		if oof, _, err = t.predict(ctx, t.Val, t.Val.Views()); err != nil {
+		if oof, _, err = t.predictAll(ctx, t.Val, t.Val.Views()); err != nil {
 			return fmt.Errorf("out-of-fold prediction: %w", err)
 		}
 		if t.Test != nil {
-			if test, _, err = t.predict(ctx, t.Test, t.Test.Views()); err != nil {
+			if test, _, err = t.predictAll(ctx, t.Test, t.Test.Views()); err != nil {
 				return fmt.Errorf("test prediction: %w", err)
 			}
 		}
@@ -265,5 +276,49 @@ func (t *trainer) predictOutputs(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !t.lead() {
+		return nil, nil
+	}
 	return t.Outputs(oof, test, t.Val.Classes())
+}
+
+// loadBest puts the best checkpoint's weights (its EMA weights when the
+// run keeps them) into the model, and reports whether there was one.
+func (t *trainer) loadBest() (bool, error) {
+	ix, err := t.dir.ReadIndex()
+	if err != nil {
+		return false, err
+	}
+	if ix.Best == "" {
+		return false, nil
+	}
+	c, err := checkpoint.Read(t.dir.Path + "/" + ix.Best)
+	if err != nil {
+		return false, err
+	}
+	prefix := "model/"
+	if t.ema != nil {
+		prefix = "ema/"
+	}
+	if err := t.loadModel(c, prefix); err != nil {
+		return false, fmt.Errorf("best checkpoint %s: %w", ix.Best, err)
+	}
+	return true, nil
+}
+
+// storeTensors is every weight and buffer of the model, in order.
+func (t *trainer) storeTensors() []*torch.Tensor {
+	vars := t.store.Vars()
+	ts := make([]*torch.Tensor, len(vars))
+	for i, v := range vars {
+		ts[i] = v.T
+	}
+	return ts
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -41,6 +41,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"imet/internal/engine/dist"
 	"imet/internal/engine/nn"
 	"imet/internal/engine/optim"
 	"imet/internal/engine/torch"
@@ -84,7 +85,12 @@ type Options struct {
 	// ValTruth holds each validation row's positive columns (for F2).
 	ValTruth [][]int
 	// Outputs writes OOF and test probabilities at the end; nil: none.
+	// In a data-parallel run only rank 0 calls it.
 	Outputs func(oof, test []float32, cols int) ([]string, error)
+	// Group, when set, makes the session one rank of a data-parallel run
+	// (see distributed.go): every rank runs Run with the same recipe and
+	// data; rank 0 alone reads and writes RunDir and reports to Observer.
+	Group *dist.Group
 }
 
 // Result summarises a session.
@@ -155,6 +161,11 @@ type trainer struct {
 	// epoch when it was a new best (NaN otherwise), for the stage-end save.
 	stageBest float64
 	savedStep int64 // global step of the newest checkpoint on disk; -1: none
+	// minePos is, in a data-parallel run, the epoch position at which
+	// this rank recorded each sample's loss since the last merge (-1:
+	// not since then); nil in one process.
+	minePos []float32
+	comm    time.Duration // this session's time in step collectives
 }
 
 // Run trains (or resumes) one fold. It must be called on the goroutine that
@@ -189,41 +200,32 @@ func run(ctx context.Context, o Options, setup func(*trainer)) (res Result, err 
 	if t.cfg.Engine.Precision == trainconfig.PrecisionFP16 {
 		t.scaler = optim.NewGradScaler(optim.GradScalerOptions{})
 	}
+	t.store.FreezeBatchNorm(t.cfg.Model.FreezeBN)
 	if setup != nil {
 		setup(t)
+	}
+	if err := t.checkWorld(); err != nil {
+		return res, err
 	}
 	t.groups = t.store.Groups()
 	t.dir = checkpoint.Dir{Path: filepath.Join(o.RunDir, "checkpoints"), Keep: t.cfg.Checkpoint.Keep}
 	n := o.Train.Len()
 	t.mining = nanSlice(n)
-	resumed := false
-	if err := os.MkdirAll(o.RunDir, 0o755); err != nil {
+	if t.Group != nil && t.cfg.HardMining.Fraction > 0 {
+		t.minePos = make([]float32, n)
+		for i := range t.minePos {
+			t.minePos[i] = -1
+		}
+	}
+	info, path, err := t.begin()
+	if t.Group != nil {
+		info, err = t.syncStart(info, path, err)
+	}
+	if err != nil {
 		return res, err
 	}
-	var from string
-	var skipped []string
-	switch {
-	case !o.Resume && t.dir.HasCheckpoints():
-		return res, fmt.Errorf("%s already holds checkpoints (%s): resume it with --resume, or choose another run directory", o.RunDir, t.dir.Path)
-	case o.Resume:
-		c, path, skip, err := t.dir.Resumable(o.ResumeFrom)
-		if err != nil {
-			return res, err
-		}
-		if c == nil {
-			return res, fmt.Errorf("--resume %s: no checkpoint there to resume from", o.RunDir)
-		}
-		if err := t.restore(c, path); err != nil {
-			return res, err
-		}
-		resumed, from = true, path
-		for _, s := range skip {
-			skipped = append(skipped, s.String())
-		}
-	default:
-		fp := t.cfg.Fingerprint()
-		t.st = checkpoint.State{Fingerprint: fp, ConfigHash: trainconfig.Hash(fp), Fold: o.Fold, BestF2: -1, LastF2: -1}
-	}
+	resumed, from, skipped := info.Resumed, info.From, info.Skipped
+	t.st.World = t.world()
 	t.st.Sessions++
 	t.elapsed0 = t.st.ElapsedS
 	if t.cfg.EMA.Enabled && t.ema == nil {
@@ -231,14 +233,14 @@ func run(ctx context.Context, o Options, setup func(*trainer)) (res Result, err 
 	}
 	t.Observer.OnStart(StartEvent{RunDir: o.RunDir, Fold: o.Fold, Resumed: resumed, ResumedFrom: from, Skipped: skipped, GlobalStep: t.st.GlobalStep,
 		Stages: len(t.cfg.Stages), TrainRows: n, ValRows: o.Val.Len(), Device: t.dev.String(), Precision: t.cfg.Engine.Precision,
-		Threads: torch.NumThreads()})
+		Threads: torch.NumThreads(), World: t.world(), WorldWas: info.WorldWas})
 
 	stopped, err := t.loop(ctx)
 	// A signal during a validation or the final predictions cuts them
 	// short: that is a stop, not a failure. The position is then just
 	// before work that did not happen, so the newest checkpoint, not the
 	// position, is where the run resumes, redoing the steps since it.
-	cut := err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+	cut := err != nil && (ctx.Err() != nil && errors.Is(err, ctx.Err()) || errors.Is(err, errPeerStopped))
 	if cut {
 		stopped, err = "signal", nil
 	}
@@ -248,7 +250,7 @@ func run(ctx context.Context, o Options, setup func(*trainer)) (res Result, err 
 	res = Result{GlobalStep: t.st.GlobalStep, BestF2: t.st.BestF2}
 	if stopped == "" && o.Outputs != nil {
 		res.Outputs, err = t.predictOutputs(ctx)
-		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		if err != nil && (ctx.Err() != nil && errors.Is(err, ctx.Err()) || errors.Is(err, errPeerStopped)) {
 			stopped, cut, err, res.Outputs = "signal", true, nil, nil
 		}
 		if err != nil {
@@ -273,6 +275,46 @@ func run(ctx context.Context, o Options, setup func(*trainer)) (res Result, err 
 	res.Completed = true
 	t.Observer.OnFinish(FinishEvent{Completed: true, BestF2: t.st.BestF2, GlobalStep: t.st.GlobalStep, Outputs: res.Outputs})
 	return res, nil
+}
+
+// begin restores the checkpoint a resume continues from, or initialises
+// a fresh run's state; in a data-parallel run only rank 0 calls it (the
+// others follow in syncStart). It returns what happened and the file
+// restored.
+func (t *trainer) begin() (info startInfo, path string, err error) {
+	o := &t.Options
+	fp := t.cfg.Fingerprint()
+	t.st = checkpoint.State{Fingerprint: fp, ConfigHash: trainconfig.Hash(fp), Fold: o.Fold, BestF2: -1, LastF2: -1}
+	if !t.lead() {
+		return info, "", nil
+	}
+	if err := os.MkdirAll(o.RunDir, 0o755); err != nil {
+		return info, "", err
+	}
+	switch {
+	case !o.Resume && t.dir.HasCheckpoints():
+		return info, "", fmt.Errorf("%s already holds checkpoints (%s): resume it with --resume, or choose another run directory", o.RunDir, t.dir.Path)
+	case o.Resume:
+		c, path, skip, err := t.dir.Resumable(o.ResumeFrom)
+		if err != nil {
+			return info, "", err
+		}
+		if c == nil {
+			return info, "", fmt.Errorf("--resume %s: no checkpoint there to resume from", o.RunDir)
+		}
+		if err := t.restore(c, path); err != nil {
+			return info, "", err
+		}
+		info.Resumed, info.From = true, path
+		if w := max(c.State.World, 1); w != t.world() {
+			info.WorldWas = w
+		}
+		for _, s := range skip {
+			info.Skipped = append(info.Skipped, s.String())
+		}
+		return info, path, nil
+	}
+	return info, "", nil
 }
 
 // place moves the model to the session's device, once, its weights
@@ -370,6 +412,10 @@ func (t *trainer) loop(ctx context.Context) (string, error) {
 			key := EpochKey{Seed: t.cfg.Seed, Stage: si, Epoch: t.st.Epoch, Global: t.globalEpoch()}
 			order := EpochOrder(t.cfg.Seed, si, t.st.Epoch, t.Train.Len(), Hardest(t.prev, t.cfg.HardMining.Fraction))
 			order = order[:t.Train.Len()]
+			if w := t.world(); w > 1 {
+				key.Offset, key.Stride = t.rank(), w
+				order = ShardOrder(order, t.rank(), w)
+			}
 			mix := MixConfig{MixupAlpha: s.Mixup.Alpha, MixupProb: s.Mixup.Prob, CutMixAlpha: s.CutMix.Alpha, CutMixProb: s.CutMix.Prob}
 			stop, err := t.epoch(ctx, s, key, order, bpe, total, mix)
 			if err != nil || stop != "" {
@@ -405,11 +451,12 @@ func (t *trainer) globalEpoch() int {
 
 // epoch runs the rest of the current epoch, validating at its end.
 func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey, order []int, bpe, total int, mix MixConfig) (string, error) {
-	micro := 0
+	micro, stepImages := 0, 0
 	var stepLoss float64
+	local := s.BatchSize / t.world() // this rank's share of each global batch
 	// The source never sees cancellation: a session stops only between
 	// optimizer steps (shouldStop), where the state is consistent.
-	batches := t.Train.Train(context.WithoutCancel(ctx), key, order, s.BatchSize, t.st.Batch, mix)
+	batches := t.Train.Train(context.WithoutCancel(ctx), key, order, local, t.st.Batch, mix)
 	var scope *torch.Scope
 	defer func() {
 		if scope != nil {
@@ -419,6 +466,14 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 	for b, err := range batches {
 		if err != nil {
 			return "", err
+		}
+		if b.SkippedBatches > 0 && t.Group != nil {
+			// The ranks would no longer meet at the same steps.
+			if b.Release != nil {
+				b.Release()
+			}
+			return "", fmt.Errorf("stage %s epoch %d: rank %d: every image of %d batch(es) before batch %d was broken; a data-parallel run cannot skip whole batches: remove the broken images (imet datasets validate --decode lists them)",
+				s.Name, t.st.Epoch+1, t.rank(), b.SkippedBatches, t.st.Batch+b.SkippedBatches)
 		}
 		t.st.Batch += b.SkippedBatches
 		if t.st.Batch >= bpe || t.st.StageStep >= total {
@@ -433,7 +488,7 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 			torch.ManualSeed(mixSeed(uint64(t.cfg.Seed), uint64(t.st.GlobalStep)))
 		}
 		var lossVal float64
-		err = torch.Catch(func() { lossVal = t.forwardBackward(b, s.Accumulate) })
+		err = torch.Catch(func() { lossVal = t.forwardBackward(b, s.Accumulate, key, t.st.Batch*local) })
 		if b.Release != nil {
 			b.Release()
 		}
@@ -441,13 +496,21 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 			return "", fmt.Errorf("stage %s step %d: %w", s.Name, t.st.GlobalStep, err)
 		}
 		stepLoss += lossVal
-		t.images += int64(b.N)
-		t.st.Samples += int64(b.N)
+		stepImages += b.N
 		micro++
 		t.st.Batch++
 		if micro < s.Accumulate {
 			continue
 		}
+		commBefore := t.comm
+		stepLoss, stepImages, err = t.reduceStep(stepLoss, stepImages)
+		if err != nil {
+			scope.Close()
+			scope = nil
+			return "", fmt.Errorf("stage %s step %d: gradient all-reduce: %w", s.Name, t.st.GlobalStep, err)
+		}
+		t.images += int64(stepImages)
+		t.st.Samples += int64(stepImages)
 		factor := t.sched.Factor(t.st.StageStep, &t.st.Schedule)
 		var stepErr error
 		skipped := false
@@ -456,6 +519,9 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 				return
 			}
 			t.opt.zeroGrad()
+			if stepErr = t.syncBuffers(); stepErr != nil {
+				return
+			}
 			if t.ema != nil {
 				t.updateEMA()
 			}
@@ -468,7 +534,7 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		if err != nil {
 			return "", fmt.Errorf("stage %s step %d: %w", s.Name, t.st.GlobalStep, err)
 		}
-		micro = 0
+		micro, stepImages = 0, 0
 		t.st.StageStep++
 		t.st.GlobalStep++
 		// A step the loss scaler skipped has an inf/NaN loss and changed
@@ -481,7 +547,8 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 		el := time.Since(t.start)
 		ev := StepEvent{Stage: t.st.Stage, Epoch: t.st.Epoch, StageName: s.Name, Batch: t.st.Batch, Batches: bpe,
 			GlobalStep: t.st.GlobalStep, Loss: stepLoss / float64(s.Accumulate), LR: factor * s.LR[len(s.LR)-1],
-			ImagesPerSec: float64(t.images) / el.Seconds(), Elapsed: el, Skipped: skipped}
+			ImagesPerSec: float64(t.images) / el.Seconds(), Elapsed: el, Skipped: skipped, World: t.world(),
+			StepTime: t.lastDur, Comm: t.comm - commBefore}
 		if t.scaler != nil {
 			ev.LossScale = t.scaler.Scale()
 		}
@@ -530,6 +597,9 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 	if lastEpoch && best {
 		t.stageBest = f2
 	}
+	if err := t.mergeMining(); err != nil {
+		return "", err
+	}
 	t.prev, t.mining = t.mining, nanSlice(t.Train.Len())
 	t.st.Epoch++
 	t.st.Batch = 0
@@ -553,18 +623,23 @@ func (t *trainer) epoch(ctx context.Context, s *trainconfig.Stage, key EpochKey,
 	return "", nil
 }
 
+// shouldStop says whether the session stops here; in a data-parallel run
+// every rank calls it at the same points and they agree (agreeStop).
 func (t *trainer) shouldStop(ctx context.Context) string {
-	if ctx.Err() != nil {
-		return "signal"
+	reason := ""
+	switch {
+	case ctx.Err() != nil:
+		reason = "signal"
+	case t.TimeBudget > 0 && time.Since(t.start)+t.lastDur >= t.TimeBudget:
+		reason = "budget"
 	}
-	if t.TimeBudget > 0 && time.Since(t.start)+t.lastDur >= t.TimeBudget {
-		return "budget"
-	}
-	return ""
+	return t.agreeStop(reason)
 }
 
-// forwardBackward runs one micro-batch and returns its loss.
-func (t *trainer) forwardBackward(b *Batch, accumulate int) float64 {
+// forwardBackward runs one micro-batch and returns its loss. first is the
+// index of the batch's first row in the order the source was given (key
+// places it in the epoch), for the positions of hard-mining records.
+func (t *trainer) forwardBackward(b *Batch, accumulate int, key EpochKey, first int) float64 {
 	t.store.Train(true)
 	var idx []int
 	if t.cfg.HardMining.Fraction > 0 {
@@ -591,6 +666,9 @@ func (t *trainer) forwardBackward(b *Batch, accumulate int) float64 {
 	if idx != nil {
 		for i, l := range losses.PerSample(logits, y) {
 			t.mining[idx[i]] = l
+			if t.minePos != nil {
+				t.minePos[idx[i]] = float32(key.Position(first + i))
+			}
 		}
 	}
 	return v

@@ -66,6 +66,7 @@ func flatten(v reflect.Value, path string, out *[]string) {
 var added = map[string]string{
 	"engine.precision":                  PrecisionFP32,
 	"engine.channels_last":              "false",
+	"model.freeze_bn":                   "false",
 	"stages[].optimizer.clip_grad_norm": "0",
 }
 

@@ -69,6 +69,7 @@ type Model struct {
 	Pool       string  `yaml:"pool" doc:"Head pooling: avg, max or concat."`
 	Features   string  `yaml:"features" doc:"Features fed to the head: last (last stage) or last2 (last two stages concatenated)."`
 	Dropout    float64 `yaml:"dropout" doc:"Dropout before the classifier."`
+	FreezeBN   bool    `yaml:"freeze_bn" doc:"Keep every BatchNorm in eval mode while training (running statistics fixed, scale and shift still learn): the usual choice for small batches, and what makes a data-parallel run compute what one process does at the same global batch."`
 }
 
 // Stage is one phase of the recipe.
@@ -134,10 +135,20 @@ type Engine struct {
 	Precision string `yaml:"precision" doc:"fp32; bf16: autocast forward and loss to bfloat16 (CPU or CUDA); fp16: CUDA autocast to float16 with dynamic loss scaling (PyTorch's GradScaler: scale 65536, x2 after 2000 clean steps, x0.5 and the step skipped on inf/NaN gradients)."`
 	// BF16 is the key precision replaced; Parse turns it into Precision
 	// and clears it, so it is never part of a fingerprint.
-	BF16           *bool `yaml:"bf16,omitempty" doc:"Deprecated: use precision. true means precision bf16, false fp32; set both only if they agree." resume:"free"`
-	ChannelsLast   bool  `yaml:"channels_last" doc:"Lay weights and input batches out NHWC (faster convolutions on oneDNN and on tensor cores). Changes float rounding."`
-	CudnnBenchmark bool  `yaml:"cudnn_benchmark" doc:"Let cuDNN time its convolution algorithms on the first batch and keep the fastest (CUDA only). The choice may change between runs, and float rounding with it." resume:"free"`
+	BF16         *bool `yaml:"bf16,omitempty" doc:"Deprecated: use precision. true means precision bf16, false fp32; set both only if they agree." resume:"free"`
+	ChannelsLast bool  `yaml:"channels_last" doc:"Lay weights and input batches out NHWC (faster convolutions on oneDNN and on tensor cores). Changes float rounding."`
+	// Distributed is one of the Distributed* names.
+	Distributed    string `yaml:"distributed" doc:"Data-parallel training: auto joins the process group torchrun's variables describe (WORLD_SIZE above 1) with Gloo on the CPU and NCCL on a GPU; gloo or nccl: that backend (the variables must be set); off: one process, whatever the environment. Each stage's batch_size is the global batch, split evenly over the processes." resume:"free"`
+	CudnnBenchmark bool   `yaml:"cudnn_benchmark" doc:"Let cuDNN time its convolution algorithms on the first batch and keep the fastest (CUDA only). The choice may change between runs, and float rounding with it." resume:"free"`
 }
+
+// The values of Engine.Distributed ("" reads as auto).
+const (
+	DistributedAuto = "auto"
+	DistributedOff  = "off"
+	DistributedGloo = "gloo"
+	DistributedNCCL = "nccl"
+)
 
 // The values of Engine.Precision.
 const (
@@ -379,6 +390,11 @@ func (e *Engine) Validate() error {
 	}
 	if e.BF16 != nil {
 		return &KeyError{Key: "engine.bf16", Msg: "deprecated: set engine.precision"}
+	}
+	switch e.Distributed {
+	case "", DistributedAuto, DistributedOff, DistributedGloo, DistributedNCCL:
+	default:
+		return &KeyError{Key: "engine.distributed", Msg: fmt.Sprintf("%q: want auto, off, gloo or nccl", e.Distributed)}
 	}
 	return nil
 }

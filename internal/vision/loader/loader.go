@@ -49,6 +49,14 @@ type Options struct {
 	// Stream separates independent random streams over the same items,
 	// e.g. the draws of stochastic TTA; NewTTA sets it.
 	Stream uint64 `yaml:"-"`
+	// KeyOffset and KeyStride say where each item's augmentation draws are
+	// keyed: item i draws what item KeyOffset+KeyStride*i of a longer list
+	// would (KeyStride 0 means 1). A loader over one rank's share of a
+	// data-parallel epoch (every world-th item from the rank's) or over a
+	// contiguous part of a split thus augments each image as a loader over
+	// the whole list does.
+	KeyOffset int `yaml:"-"`
+	KeyStride int `yaml:"-"`
 	// CacheBytes bounds an in-memory cache of decoded images (0 = none).
 	// It fills until full and then stays fixed, which beats LRU on a
 	// dataset larger than the cache read in random order.
@@ -235,7 +243,8 @@ func (l *Loader) rng(purpose uint64, epoch, k int) *rand.Rand {
 }
 
 // SampleRand returns the generator that draws sample index's augmentation
-// in epoch: what the loader uses, exposed so that a single sample can be
+// in epoch (index counted in the whole list: KeyOffset and KeyStride
+// applied): what the loader uses, exposed so that a single sample can be
 // reproduced outside a batch (previews, debugging).
 func (l *Loader) SampleRand(epoch, index int) *rand.Rand { return l.rng(purposeSample, epoch, index) }
 
@@ -422,7 +431,11 @@ func (l *Loader) fill(b *Batch, slot, epoch int, dec *imageio.Decoder) error {
 	}
 	chw := 3 * l.w * l.h
 	dst := b.Images[slot*chw : (slot+1)*chw]
-	_, w, h, err := l.chain.Apply(img, l.SampleRand(epoch, idx), dst)
+	stride := l.opt.KeyStride
+	if stride == 0 {
+		stride = 1
+	}
+	_, w, h, err := l.chain.Apply(img, l.SampleRand(epoch, l.opt.KeyOffset+stride*idx), dst)
 	if err != nil {
 		return fmt.Errorf("%s: %w", it.Path, err)
 	}
