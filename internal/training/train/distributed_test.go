@@ -119,7 +119,11 @@ func TestDistChild(t *testing.T) {
 	ctx, stop := SignalContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	var model Model
-	res, err := ddpSession(ctx, t, dir, os.Getenv("IMET_DIST_RESUME") == "1", obs, func(o *Options) { o.Group, model = g, o.Model })
+	session := ddpSession
+	if mode == "pyref" {
+		session = pyrefSession
+	}
+	res, err := session(ctx, t, dir, os.Getenv("IMET_DIST_RESUME") == "1", obs, func(o *Options) { o.Group, model = g, o.Model })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ type memSource struct {
 	images           [][]float32 // C*H*W each
 	targets          [][]float32
 	views            int
+	noFlip           bool // training batches as they are (the PyTorch DDP reference)
 }
 
 func newMemSource(seed uint64, n, classes, side int) *memSource {
@@ -85,7 +86,7 @@ func (s *memSource) Train(ctx context.Context, key EpochKey, order []int, batchS
 				// loader's draws are, so a data-parallel rank flips what
 				// one process would
 				pos := key.Position(bn*batchSize + k)
-				flip[k] = rand.New(rand.NewPCG(uint64(key.Seed)^uint64(key.Global)<<40, uint64(pos))).IntN(2) == 1
+				flip[k] = !s.noFlip && rand.New(rand.NewPCG(uint64(key.Seed)^uint64(key.Global)<<40, uint64(pos))).IntN(2) == 1
 			}
 			b := s.batch(idx, flip)
 			if mix.MixupAlpha > 0 && r.Float64() < mix.MixupProb {
