@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"imet/internal/experiments/registry"
+	"imet/internal/experiments/tracking"
 	"imet/internal/training/train"
 )
 
@@ -19,6 +20,7 @@ type trainCmd struct {
 	RunDir     string        `help:"Run directory for checkpoints and outputs (default runs/<name>/fold<K>)."`
 	Resume     string        `help:"Continue a run: its directory (from the newest checkpoint that verifies) or a checkpoint file RUN_DIR/checkpoints/step-*.ckpt (from that one)." type:"path"`
 	TimeBudget time.Duration `help:"Stop cleanly before this much wall time (e.g. 8h30m): finish the step, checkpoint, exit 0."`
+	AutoResume bool          `help:"Resume the run directory when it already holds a run, start it otherwise: the one command a restarted job repeats (torchrun --max-restarts, a replaced pod)."`
 	trackFlags
 }
 
@@ -34,7 +36,7 @@ func (c *trainCmd) run(g *Globals, extra ...train.Observer) error {
 	ctx, stop := train.SignalContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fr := train.FoldRun{ConfigPath: c.Config, Fold: c.Fold, RunDir: c.RunDir, TimeBudget: c.TimeBudget,
-		ResumeFlags: c.resumeFlags(), Observers: extra}
+		ResumeFlags: c.resumeFlags(), Observers: extra, AutoResume: c.AutoResume}
 	if c.Resume != "" {
 		dir, ckpt, err := train.ResumeTarget(c.Resume)
 		if err != nil {
@@ -55,9 +57,13 @@ func (c *trainCmd) run(g *Globals, extra ...train.Observer) error {
 			return err
 		}
 	}
-	tr, err := c.startTracking(g, registry.KindTrain, "", cfgPath)
-	if err != nil {
-		return err
+	var tr *tracking.Tracker
+	if cfgPath == "" || train.LaunchRank(cfgPath, nil) == 0 {
+		// one registry row and one notification per run: rank 0's
+		var err error
+		if tr, err = c.startTracking(g, registry.KindTrain, "", cfgPath); err != nil {
+			return err
+		}
 	}
 	if tr != nil {
 		fr.Log = trackLog(tr, fr.Log)

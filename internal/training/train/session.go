@@ -15,6 +15,8 @@ import (
 
 	"imet/internal/base/atomicfile"
 	"imet/internal/base/config"
+	"imet/internal/engine/dist"
+	"imet/internal/engine/torch"
 	"imet/internal/postprocess/probs"
 	"imet/internal/training/checkpoint"
 	"imet/internal/training/trainconfig"
@@ -44,6 +46,36 @@ type FoldRun struct {
 	// (data.skip_broken), once, from a loader goroutine; the log says it
 	// too.
 	OnBroken func(path string, err error)
+	// AutoResume resumes RunDir when it already holds a run and starts
+	// one otherwise: the command a restarted job runs again unchanged
+	// (torchrun --max-restarts, a replaced Kubernetes pod, a requeued
+	// Slurm task).
+	AutoResume bool
+	// Getenv reads the launch environment (torchrun's RANK, WORLD_SIZE,
+	// ...); nil: os.Getenv.
+	Getenv func(string) string
+}
+
+// LaunchRank is the data-parallel rank this process has in the run the
+// configuration at cfgPath describes (engine.distributed and the launch
+// environment), 0 for a single process: commands record runs and send
+// notifications from rank 0 only.
+func LaunchRank(cfgPath string, getenv func(string) string) int {
+	cfg, err := trainconfig.Load(cfgPath)
+	if err != nil || cfg.Engine.Distributed == trainconfig.DistributedOff {
+		return 0
+	}
+	e, ok, err := dist.FromEnv(getenv)
+	if !ok || err != nil {
+		return 0
+	}
+	return e.Rank
+}
+
+// hasRun reports whether dir holds a run to resume.
+func hasRun(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "checkpoints", "index.json"))
+	return err == nil
 }
 
 // lockedWriter serialises writes: broken images are reported from loader
@@ -65,6 +97,46 @@ func (l *lockedWriter) Stat() (os.FileInfo, error) {
 		return f.Stat()
 	}
 	return nil, errors.New("not a file")
+}
+
+// prefixWriter starts every line with prefix (a rank's log lines).
+type prefixWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+	mid    bool
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []byte
+	for _, c := range b {
+		if !p.mid {
+			out = append(out, p.prefix...)
+			p.mid = true
+		}
+		out = append(out, c)
+		if c == '\n' {
+			p.mid = false
+		}
+	}
+	if _, err := p.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// placeRank gives a rank its own GPU (cuda means cuda:LOCAL_RANK) and,
+// when the recipe says one thread per core, its share of the machine's
+// cores, so that the ranks on one machine do not oversubscribe it.
+func placeRank(e *trainconfig.Engine, dev torch.Device, env dist.Env) {
+	if dev.IsCUDA() && e.Device == "cuda" {
+		e.Device = fmt.Sprintf("cuda:%d", env.LocalRank)
+	}
+	if e.Threads <= 0 {
+		e.Threads = env.Threads()
+	}
 }
 
 // runInfo is what a run directory records besides its configuration, so
@@ -141,19 +213,33 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 	}
 	runDir = fr.RunDir
 	cfgPath, fold := fr.ConfigPath, fr.Fold
+	if fr.AutoResume && !fr.Resume && runDir == "" && cfgPath != "" {
+		// the default run directory, to see whether it holds a run
+		if cfg, err := trainconfig.Load(cfgPath); err == nil {
+			runDir = filepath.Join("runs", cfg.Name, "fold"+strconv.Itoa(fold))
+		}
+	}
+	if fr.AutoResume && !fr.Resume && runDir != "" && hasRun(runDir) {
+		fr.Resume = true
+	}
 	if fr.Resume {
 		data, err := os.ReadFile(filepath.Join(runDir, "run.json"))
-		if err != nil {
+		switch {
+		case err == nil:
+			var ri runInfo
+			if err := json.Unmarshal(data, &ri); err != nil {
+				return res, runDir, fmt.Errorf("%s: %w", filepath.Join(runDir, "run.json"), err)
+			}
+			fold = ri.Fold
+			if cfgPath == "" {
+				cfgPath = filepath.Join(runDir, "config.yaml")
+			}
+		case cfgPath == "":
 			return res, runDir, fmt.Errorf("resume %s: not a run directory: %w", runDir, err)
 		}
-		var ri runInfo
-		if err := json.Unmarshal(data, &ri); err != nil {
-			return res, runDir, fmt.Errorf("%s: %w", filepath.Join(runDir, "run.json"), err)
-		}
-		fold = ri.Fold
-		if cfgPath == "" {
-			cfgPath = filepath.Join(runDir, "config.yaml")
-		}
+		// Otherwise the configuration and fold given stand in for the
+		// run directory's: a data-parallel rank on a machine that does
+		// not hold it (rank 0 sends the checkpoint).
 	}
 	if cfgPath == "" {
 		return res, runDir, errors.New("a run configuration is required (or resume a run directory)")
@@ -162,29 +248,49 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 	if err != nil {
 		return res, runDir, err
 	}
-	if _, err := CheckEngine(&cfg.Engine); err != nil {
+	dev, err := CheckEngine(&cfg.Engine)
+	if err != nil {
 		return res, runDir, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	if runDir == "" {
 		// cfg.Name is one plain path component (trainconfig.CheckName).
 		runDir = filepath.Join("runs", cfg.Name, "fold"+strconv.Itoa(fold))
 	}
-	lock, err := checkpoint.LockRun(runDir)
+	group, env, err := JoinFromEnv(&cfg.Engine, dev, fr.Getenv)
 	if err != nil {
-		return res, runDir, err
+		return res, runDir, fmt.Errorf("%s: %w", cfgPath, err)
 	}
-	defer lock.Release()
-	for _, d := range []string{runDir, filepath.Join(runDir, "checkpoints")} {
-		removed, n, err := checkpoint.RemoveStaleTemps(d)
+	if group != nil {
+		defer group.Close()
+		placeRank(&cfg.Engine, dev, env)
+		if group.Rank != 0 {
+			// Rank 0 owns the run directory and reports; the others
+			// say only what concerns their own share (broken images).
+			fr.Observers = nil
+			if fr.Log != nil {
+				fr.Log = &prefixWriter{w: fr.Log, prefix: fmt.Sprintf("rank %d: ", group.Rank)}
+			}
+		}
+	}
+	lead := group == nil || group.Rank == 0
+	if lead {
+		lock, err := checkpoint.LockRun(runDir)
 		if err != nil {
 			return res, runDir, err
 		}
-		if len(removed) > 0 && fr.Log != nil {
-			fmt.Fprintf(fr.Log, "removed %d stale temporary file(s) of interrupted writes in %s (%.1f MB): %s\n",
-				len(removed), d, float64(n)/(1<<20), strings.Join(removed, ", "))
+		defer lock.Release()
+		for _, d := range []string{runDir, filepath.Join(runDir, "checkpoints")} {
+			removed, n, err := checkpoint.RemoveStaleTemps(d)
+			if err != nil {
+				return res, runDir, err
+			}
+			if len(removed) > 0 && fr.Log != nil {
+				fmt.Fprintf(fr.Log, "removed %d stale temporary file(s) of interrupted writes in %s (%.1f MB): %s\n",
+					len(removed), d, float64(n)/(1<<20), strings.Join(removed, ", "))
+			}
 		}
 	}
-	if !fr.Resume {
+	if !fr.Resume && lead {
 		if _, err := os.Stat(filepath.Join(runDir, "checkpoints", "index.json")); err == nil {
 			return res, runDir, fmt.Errorf("%s already holds a run: continue it with --resume %s, or choose another run directory", runDir, runDir)
 		}
@@ -213,7 +319,7 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 	if report != "" && fr.Log != nil {
 		fmt.Fprintln(fr.Log, report)
 	}
-	if !fr.Resume {
+	if !fr.Resume && lead {
 		y, err := config.Marshal(cfg)
 		if err != nil {
 			return res, runDir, err
@@ -237,7 +343,7 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 		}
 	}
 	obs := append(Observers{}, fr.Observers...)
-	if fr.Log != nil {
+	if fr.Log != nil && lead {
 		obs = append(obs, NewProgress(fr.Log))
 	}
 	opts := Options{
@@ -263,6 +369,9 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 	}
 	if fd.Test != nil {
 		opts.Test = fd.Test
+	}
+	if group != nil {
+		opts.Group = group
 	}
 	res, err = Run(ctx, opts)
 	return res, runDir, err
