@@ -183,7 +183,7 @@ func Default() Run {
 		Validation: Validation{EveryEpochs: 1, BatchSize: 64},
 		Checkpoint: Checkpoint{EverySteps: 500, Keep: 2},
 		EMA:        EMA{Decay: 0.999},
-		Engine:     Engine{Device: "cpu", Precision: PrecisionFP32},
+		Engine:     Engine{Device: "cpu", Precision: PrecisionFP32, Distributed: DistributedAuto},
 	}
 }
 

@@ -345,3 +345,36 @@ func TestMemoryStaysBounded(t *testing.T) {
 		t.Errorf("heap grew from %d to %d bytes over the epoch", early, late)
 	}
 }
+
+// A loader over every world-th item from rank (a data-parallel rank's
+// share), keyed at KeyOffset rank and KeyStride world, augments each image
+// as the loader over the whole list does; so does one over a contiguous
+// part keyed at its start.
+func TestKeyOffsetAndStrideReproduceTheWholeList(t *testing.T) {
+	its := items(t, 9)
+	c := trainChain(t)
+	whole, _ := New(its, c, Options{BatchSize: 1, Workers: 2, Seed: 3})
+	ref := collect(t, whole, 1, 0)
+	for rank := range 2 {
+		var share []Item
+		for i := rank; i < len(its); i += 2 {
+			share = append(share, its[i])
+		}
+		l, _ := New(share, c, Options{BatchSize: 1, Workers: 2, Seed: 3, KeyOffset: rank, KeyStride: 2})
+		for j, b := range collect(t, l, 1, 0) {
+			if !slices.Equal(b.images, ref[rank+2*j].images) {
+				t.Fatalf("rank %d: item %d is not augmented as item %d of the whole list", rank, j, rank+2*j)
+			}
+		}
+	}
+	part, _ := New(its[4:], c, Options{BatchSize: 1, Workers: 1, Seed: 3, KeyOffset: 4})
+	for j, b := range collect(t, part, 1, 0) {
+		if !slices.Equal(b.images, ref[4+j].images) {
+			t.Fatalf("part from 4: item %d differs from item %d of the whole list", j, 4+j)
+		}
+	}
+	plain, _ := New(its[4:], c, Options{BatchSize: 1, Workers: 1, Seed: 3})
+	if slices.Equal(collect(t, plain, 1, 0)[0].images, ref[4].images) {
+		t.Error("without KeyOffset the part draws the same as the whole: the test cannot tell")
+	}
+}
