@@ -12,11 +12,14 @@ import (
 	"syscall"
 	"time"
 
+	"imet/internal/base/atomicfile"
 	"imet/internal/experiments/registry"
+	"imet/internal/jobs/cluster"
 	"imet/internal/postprocess/ensemble"
 	"imet/internal/postprocess/thresholds"
 	"imet/internal/training/crossval"
 	"imet/internal/training/train"
+	"imet/internal/training/trainconfig"
 )
 
 type cvCmd struct {
@@ -27,6 +30,20 @@ type cvCmd struct {
 	TimeBudget time.Duration `help:"Stop cleanly before this much wall time; run the same command again to continue."`
 	Rules      []string      `help:"Threshold rules searched on the out-of-fold probabilities (${rules}); the one used scores best on folds its thresholds were not searched on." default:"global,group"`
 	Ensemble   string        `help:"How the folds' test probabilities are combined: ${fold_methods}. A rank ensemble is then mapped onto the out-of-fold probabilities' quantiles." enum:"${fold_methods_enum}" default:"mean"`
+	// Folds as cluster jobs (docs/scale.md).
+	Fold      int           `help:"Train only this fold, as one task of a cluster array, and leave combining to --collect; without it JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm) chooses the fold when set (with --folds: the index into that list). Exits 75 when stopped before the fold is done." default:"-1"`
+	Collect   bool          `help:"Combine the folds that separate tasks trained under --out (OOF, thresholds, test ensemble, submission); refuses, naming them, folds missing or unfinished."`
+	Wait      time.Duration `help:"With --collect: wait this long for folds still running before refusing."`
+	Emit      string        `help:"Write what runs the folds on a cluster instead of training: kubernetes (an Indexed Job and a collect Job) or slurm (an sbatch array script)." enum:",kubernetes,slurm" default:""`
+	EmitTo    string        `help:"With --emit: the file to write (default: standard output)." type:"path"`
+	Image     string        `help:"With --emit kubernetes: the container image holding imet." default:"imet:latest"`
+	Volume    string        `help:"With --emit kubernetes: the PersistentVolumeClaim of the shared storage (data, weights, run root)."`
+	Mount     string        `help:"With --emit: the tasks' working directory, where the shared storage's root is (default /work for Kubernetes, where the volume is mounted; this directory for Slurm); --config and --out are written relative to this directory."`
+	GPUs      int           `name:"gpus" help:"With --emit: GPUs per fold task."`
+	CPUs      int           `name:"cpus" help:"With --emit: CPU cores per task."`
+	Memory    string        `help:"With --emit: memory per task (e.g. 32Gi)."`
+	Partition string        `help:"With --emit slurm: the partition."`
+	TimeLimit string        `help:"With --emit slurm: a task's time limit (e.g. 8:00:00); a fold stopped by it requeues and resumes."`
 	trackFlags
 }
 
@@ -54,9 +71,26 @@ func (c *cvCmd) Run(g *Globals) error {
 	if err := train.CheckConfig(c.Config); err != nil {
 		return err
 	}
+	if c.Emit != "" {
+		return c.emit(g)
+	}
+	if c.Collect {
+		return c.collect(ctx, g)
+	}
+	one, from, err := c.chosenFold()
+	if err != nil {
+		return err
+	}
+	folds := c.Folds
+	if one >= 0 {
+		folds = []int{one}
+		if !g.Quiet {
+			fmt.Fprintf(g.Stderr, "event=cv fold=%d chosen_by=%s out=%s\n", one, from, c.outDir())
+		}
+	}
 	again := c.continueCommand()
-	o := crossval.Options{ConfigPath: c.Config, Out: c.Out, Folds: c.Folds, Parallel: c.Parallel, Rules: c.Rules,
-		Ensemble: ensemble.Method(c.Ensemble)}
+	o := crossval.Options{ConfigPath: c.Config, Out: c.Out, Folds: folds, Parallel: c.Parallel, Rules: c.Rules,
+		Ensemble: ensemble.Method(c.Ensemble), TrainOnly: one >= 0}
 	if !g.Quiet {
 		o.Log = g.Stderr
 	}
@@ -113,6 +147,15 @@ func (c *cvCmd) Run(g *Globals) error {
 	}
 	if !res.Completed {
 		fmt.Fprintf(g.Stdout, "stopped before every fold finished; continue with:\n  %s\n", again)
+		if one >= 0 {
+			// a cluster task: its scheduler must run it again
+			return &statusError{Code: cluster.ExitIncomplete}
+		}
+		return nil
+	}
+	if one >= 0 {
+		fmt.Fprintf(g.Stdout, "fold %d done in %s; combine the folds with imet cv --config %s --out %s --collect\n", one,
+			filepath.Join(c.outDir(), fmt.Sprintf("fold%d", one)), c.Config, c.outDir())
 		return nil
 	}
 	held := "no held-out score with one fold"
@@ -126,10 +169,139 @@ func (c *cvCmd) Run(g *Globals) error {
 	return nil
 }
 
+// chosenFold is the one fold this invocation trains: --fold, else the
+// cluster task's index (mapped through --folds when given); -1: all.
+func (c *cvCmd) chosenFold() (int, string, error) {
+	if c.Fold >= 0 {
+		return c.Fold, "--fold", nil
+	}
+	idx, from, ok, err := crossval.FoldFromEnv(nil)
+	if err != nil || !ok {
+		return -1, "", err
+	}
+	if len(c.Folds) > 0 {
+		if idx >= len(c.Folds) {
+			return -1, "", fmt.Errorf("%s=%d: --folds lists %d folds (indices 0..%d)", from, idx, len(c.Folds), len(c.Folds)-1)
+		}
+		return c.Folds[idx], from, nil
+	}
+	return idx, from, nil
+}
+
+// outDir is the run root: --out, or runs/<name>.
+func (c *cvCmd) outDir() string {
+	if c.Out != "" {
+		return c.Out
+	}
+	if cfg, err := trainconfig.Load(c.Config); err == nil {
+		return filepath.Join("runs", cfg.Name)
+	}
+	return ""
+}
+
+// collect combines the folds trained by separate tasks.
+func (c *cvCmd) collect(ctx context.Context, g *Globals) error {
+	o := crossval.Options{ConfigPath: c.Config, Out: c.Out, Folds: c.Folds, Rules: c.Rules, Ensemble: ensemble.Method(c.Ensemble)}
+	if !g.Quiet {
+		o.Log = g.Stderr
+	}
+	res, err := o.Collect(ctx, c.Wait, 0)
+	if err != nil {
+		return err
+	}
+	held := "no held-out score with one fold"
+	if res.HeldOut != nil {
+		held = fmt.Sprintf("held out %.4f", *res.HeldOut)
+	}
+	fmt.Fprintf(g.Stdout, "out-of-fold F2 %.4f (%s) with the %s rule\n  %s\n  %s\n", res.Score, held, res.Rule, res.OOF, res.Thresholds)
+	if res.Submission != "" {
+		fmt.Fprintf(g.Stdout, "  %s\n", res.Submission)
+	}
+	return nil
+}
+
+// emit writes the cluster manifest of this run's folds.
+func (c *cvCmd) emit(g *Globals) error {
+	o := crossval.Options{ConfigPath: c.Config, Out: c.Out, Folds: c.Folds}
+	st, err := o.Status()
+	if err != nil {
+		return err
+	}
+	cfg, err := trainconfig.Load(c.Config)
+	if err != nil {
+		return err
+	}
+	// The tasks run in the shared storage's root (--mount): paths are
+	// written relative to this directory, which should be that root here.
+	rel := func(p string) string {
+		if wd, err := os.Getwd(); err == nil {
+			if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+				return r
+			}
+		}
+		return p
+	}
+	base := []string{"imet", "cv", "--config", rel(c.Config), "--out", rel(c.outDir())}
+	if len(c.Folds) > 0 {
+		fs := make([]string, len(c.Folds))
+		for i, f := range c.Folds {
+			fs[i] = strconv.Itoa(f)
+		}
+		base = append(base, "--folds", strings.Join(fs, ","))
+	}
+	base = append(base, "--rules", strings.Join(c.Rules, ","), "--ensemble", c.Ensemble)
+	// The registry is one SQLite file, which tasks on many machines must
+	// not write at once over a network file system: they record nothing.
+	base = append(base, "--no-registry")
+	fold := append([]string(nil), base...)
+	if c.TimeBudget > 0 {
+		fold = append(fold, "--time-budget", c.TimeBudget.String())
+	}
+	collect := append(append([]string(nil), base...), "--collect", "--wait", "168h")
+	workDir := c.Mount
+	if workDir == "" {
+		workDir = "/work"
+		if c.Emit == "slurm" {
+			workDir, _ = os.Getwd() // the nodes see the same file system
+		}
+	}
+	spec := cluster.Spec{Name: cfg.Name, Folds: len(st), Parallelism: c.Parallel, Fold: fold, Collect: collect, WorkDir: workDir,
+		Image: c.Image, Claim: c.Volume, MountAt: workDir, GPUs: c.GPUs, CPUs: c.CPUs, Memory: c.Memory,
+		Partition: c.Partition, TimeLimit: c.TimeLimit}
+	if c.Parallel <= 1 {
+		spec.Parallelism = 0 // every fold at once: the cluster has the room
+	}
+	var out []byte
+	switch c.Emit {
+	case "kubernetes":
+		if c.Volume == "" {
+			return fmt.Errorf("--emit kubernetes: name the shared storage's PersistentVolumeClaim with --volume (the folds, the collect step and the data must see the same files)")
+		}
+		out, err = cluster.Kubernetes(spec)
+	case "slurm":
+		out, err = cluster.Slurm(spec)
+	}
+	if err != nil {
+		return err
+	}
+	if c.EmitTo == "" {
+		_, err = g.Stdout.Write(out)
+		return err
+	}
+	if err := atomicfile.WriteBytes(c.EmitTo, out, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stderr, "wrote %s: %d fold task(s)\n", c.EmitTo, len(st))
+	return nil
+}
+
 // continueCommand is the command line that continues this run with the same
 // choices: every flag that changes what is trained or produced is repeated.
 func (c *cvCmd) continueCommand() string {
 	args := []string{"imet", "cv", "--config", c.Config}
+	if c.Fold >= 0 {
+		args = append(args, "--fold", strconv.Itoa(c.Fold))
+	}
 	if c.Out != "" {
 		args = append(args, "--out", c.Out)
 	}

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -96,11 +97,35 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		return 2
 	}
 	if err := ctx.Run(&root.Globals); err != nil {
+		var st *statusError
+		if errors.As(err, &st) {
+			if st.Err != nil {
+				fmt.Fprintln(stderr, "imet:", st.Err)
+			}
+			return st.Code
+		}
 		fmt.Fprintln(stderr, "imet:", err)
 		return 1
 	}
 	return 0
 }
+
+// statusError ends a command with an exit status of its own (a fold task
+// that stopped before the end exits 75, so its scheduler runs it again);
+// Err, when set, is printed as any error is.
+type statusError struct {
+	Code int
+	Err  error
+}
+
+func (e *statusError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *statusError) Unwrap() error { return e.Err }
 
 // exitCode carries kong's requested exit code out through a panic, so that
 // --help inside tests does not end the test binary.

@@ -39,6 +39,9 @@ type Options struct {
 	// child process. It returns whether the fold completed.
 	TrainFold func(ctx context.Context, fold int, runDir string, resume bool) (completed bool, err error)
 	Log       io.Writer
+	// TrainOnly trains (or resumes) the folds and stops there, leaving
+	// their combination to Collect: one fold of a cluster array job.
+	TrainOnly bool
 }
 
 // Result is where the outputs went.
@@ -141,6 +144,9 @@ func (o Options) Run(ctx context.Context) (*Result, error) {
 	}
 	if incomplete {
 		return &Result{}, nil
+	}
+	if o.TrainOnly {
+		return &Result{Completed: true}, nil
 	}
 	return finish(&cfg, o, logf)
 }

@@ -242,3 +242,21 @@ func TestRuleChosenByHeldOutScore(t *testing.T) {
 		t.Fatalf("one fold: use %s, held out %v %v\n%s", f.Use, res.HeldOut, f.HeldOut, log.String())
 	}
 }
+
+func TestFoldFromEnv(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	if _, _, ok, err := FoldFromEnv(env(nil)); ok || err != nil {
+		t.Fatalf("no scheduler: ok %v err %v", ok, err)
+	}
+	k, from, ok, err := FoldFromEnv(env(map[string]string{"JOB_COMPLETION_INDEX": "2", "SLURM_ARRAY_TASK_ID": "4"}))
+	if k != 2 || from != "JOB_COMPLETION_INDEX" || !ok || err != nil {
+		t.Fatalf("Kubernetes first: %d %s %v %v", k, from, ok, err)
+	}
+	k, from, _, _ = FoldFromEnv(env(map[string]string{"SLURM_ARRAY_TASK_ID": "4"}))
+	if k != 4 || from != "SLURM_ARRAY_TASK_ID" {
+		t.Fatalf("Slurm: %d %s", k, from)
+	}
+	if _, _, _, err := FoldFromEnv(env(map[string]string{"SLURM_ARRAY_TASK_ID": "x"})); err == nil || !strings.Contains(err.Error(), "SLURM_ARRAY_TASK_ID") {
+		t.Fatalf("a bad index: %v", err)
+	}
+}
