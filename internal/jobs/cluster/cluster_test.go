@@ -42,8 +42,10 @@ func TestValidate(t *testing.T) {
 		"per index":          func(j *Job) { j.Spec.CompletionMode = "" },
 		"mount":              func(j *Job) { j.Spec.Template.Spec.Volumes = nil },
 		"command":            func(j *Job) { j.Spec.Template.Spec.Containers[0].Command = nil },
-		"rule":               func(j *Job) { j.Spec.PodFailurePolicy.Rules[0].OnExitCodes = &ExitCodesSelect{Operator: "In", Values: []int{1}} },
-		"exit 0":             func(j *Job) { j.Spec.PodFailurePolicy.Rules[1].OnExitCodes.Values = []int{0} },
+		"rule": func(j *Job) {
+			j.Spec.PodFailurePolicy.Rules[0].OnExitCodes = &ExitCodesSelect{Operator: "In", Values: []int{1}}
+		},
+		"exit 0": func(j *Job) { j.Spec.PodFailurePolicy.Rules[1].OnExitCodes.Values = []int{0} },
 	} {
 		j := jobs[0]
 		b, _ := yaml.Marshal(j)
