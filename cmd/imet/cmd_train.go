@@ -58,7 +58,8 @@ func (c *trainCmd) run(g *Globals, extra ...train.Observer) error {
 		}
 	}
 	var tr *tracking.Tracker
-	if cfgPath == "" || train.LaunchRank(cfgPath, nil) == 0 {
+	lead := cfgPath == "" || train.LaunchRank(cfgPath, nil) == 0
+	if lead {
 		// one registry row and one notification per run: rank 0's
 		var err error
 		if tr, err = c.startTracking(g, registry.KindTrain, "", cfgPath); err != nil {
@@ -83,7 +84,9 @@ func (c *trainCmd) run(g *Globals, extra ...train.Observer) error {
 	if err != nil {
 		return err
 	}
-	report(g.Stdout, res, runDir)
+	if lead { // one report per data-parallel run
+		report(g.Stdout, res, runDir)
+	}
 	return nil
 }
 

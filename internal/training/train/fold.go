@@ -170,12 +170,23 @@ type ImageSource struct {
 	// offset is the index of items[0] in the source this one is a shard
 	// of, where its draws are keyed.
 	offset int
+	// shards are the parts handed out, kept so that their loaders (and
+	// decoded-image caches) serve every validation of a run.
+	shards map[[2]int]*ImageSource
 }
 
 // Shard implements Sharder: items lo..hi-1, augmented (stochastic TTA
 // included) as in the whole source.
 func (s *ImageSource) Shard(lo, hi int) Source {
-	return &ImageSource{items: s.items[lo:hi], pipe: s.pipe, opt: s.opt, classes: s.classes, brokenHint: s.brokenHint, offset: s.offset + lo}
+	if sh, ok := s.shards[[2]int{lo, hi}]; ok {
+		return sh
+	}
+	sh := &ImageSource{items: s.items[lo:hi], pipe: s.pipe, opt: s.opt, classes: s.classes, brokenHint: s.brokenHint, offset: s.offset + lo}
+	if s.shards == nil {
+		s.shards = map[[2]int]*ImageSource{}
+	}
+	s.shards[[2]int{lo, hi}] = sh
+	return sh
 }
 
 // SetBrokenHint sets what the error of a broken image adds, naming the
