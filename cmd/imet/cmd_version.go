@@ -15,7 +15,7 @@ type versionCmd struct {
 }
 
 func init() {
-	register("version", "Print the version, the code revision, and the libtorch in use (CUDA, devices, cuDNN).", "", &versionCmd{})
+	register("version", "Print the version, the code revision, and the libtorch in use (CUDA, devices, cuDNN, distributed backends).", "", &versionCmd{})
 }
 
 func (v *versionCmd) Run(g *Globals) error {
@@ -58,6 +58,11 @@ func (v *versionCmd) Run(g *Globals) error {
 		} else {
 			fmt.Fprintln(g.Stdout, "cuDNN: not available")
 		}
+	}
+	if len(rt.Distributed) == 0 {
+		fmt.Fprintln(g.Stdout, "distributed: none (the shim was built without Gloo's headers: libgloo-dev)")
+	} else {
+		fmt.Fprintf(g.Stdout, "distributed: %s\n", strings.Join(rt.Distributed, ", "))
 	}
 	return nil
 }

@@ -82,6 +82,9 @@ type Runtime struct {
 	CuDNN       int      `json:"cudnn"`        // cuDNN version in use, 0 without
 	CXX11ABI    int      `json:"cxx11_abi"`    // the libstdc++ string ABI the shim was built with
 	Shim        string   `json:"shim"`         // the file loaded
+	// Distributed lists the c10d backends the shim was built with (gloo,
+	// nccl), for data-parallel training.
+	Distributed []string `json:"distributed"`
 }
 
 // RuntimeInfo loads the shim and asks it about its libtorch.
@@ -102,6 +105,12 @@ func RuntimeInfo() (Runtime, error) {
 		return Runtime{}, err
 	}
 	r.Shim = ShimPath()
+	r.Distributed = []string{}
+	for _, b := range []Backend{Gloo, NCCL} {
+		if BackendAvailable(b) {
+			r.Distributed = append(r.Distributed, b.String())
+		}
+	}
 	return r, nil
 }
 
