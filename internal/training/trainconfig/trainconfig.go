@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -214,9 +213,9 @@ func withDefaults(s Stage) Stage {
 // file replace the default stages; fields a stage leaves out take stage
 // defaults (AdamW, constant schedule, BCE, batch 32).
 func Load(path string) (Run, error) {
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile(path)
 	if err != nil {
-		return Run{}, fmt.Errorf("config: %w", err)
+		return Run{}, err
 	}
 	return Parse(path, data)
 }
