@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"imet/internal/base/config"
@@ -231,14 +232,36 @@ func Parse(name string, data []byte) (Run, error) {
 	if err == nil {
 		err = r.Validate()
 	}
-	var ke *KeyError
-	if errors.As(err, &ke) {
-		return Run{}, &config.Error{File: name, Line: config.KeyLine(data, ke.Key), Msg: ke.Error()}
-	}
 	if err != nil {
-		return Run{}, fmt.Errorf("%s: %w", name, err)
+		return Run{}, locate(name, data, err)
 	}
 	return r, nil
+}
+
+// locate names the file, and the line of the key at fault for a
+// KeyError.
+func locate(name string, data []byte, err error) error {
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		return &config.Error{File: name, Line: keyLine(data, ke.Key), Msg: ke.Error()}
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// keyLine is the line of key, or of the nearest enclosing key the
+// document sets (a stage that lacks epochs is named by its own line).
+func keyLine(data []byte, key string) int {
+	for key != "" {
+		if l := config.KeyLine(data, key); l > 0 {
+			return l
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return 0
 }
 
 // Decode is Parse without Validate: data on top of Default, with every
@@ -309,45 +332,12 @@ func (r *Run) Validate() error {
 	if err := (models.Options{Pool: r.Model.Pool, Features: r.Model.Features, Dropout: r.Model.Dropout}).Check(); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
-	for i, s := range r.Stages {
-		at := fmt.Sprintf("stages[%d] (%s)", i, s.Name)
-		switch {
-		case (s.Epochs > 0) == (s.Steps > 0):
-			return fmt.Errorf("%s: set exactly one of epochs and steps", at)
-		case s.BatchSize < 1 || s.Accumulate < 1:
-			return fmt.Errorf("%s: batch_size and accumulate must be at least 1", at)
-		case len(s.LR) == 0:
-			return fmt.Errorf("%s: lr is empty", at)
-		case len(s.LRGroups) > 0 && len(s.LRGroups) != len(s.LR):
-			return fmt.Errorf("%s: %d rates for %d lr_groups", at, len(s.LR), len(s.LRGroups))
-		case s.Mixup.Alpha < 0 || s.CutMix.Alpha < 0:
-			return fmt.Errorf("%s: mixing alpha must not be negative", at)
-		case s.Mixup.Alpha > 0 && s.CutMix.Alpha > 0:
-			return fmt.Errorf("%s: choose Mixup or CutMix, not both", at)
-		case s.Mixup.Prob < 0 || s.Mixup.Prob > 1 || s.CutMix.Prob < 0 || s.CutMix.Prob > 1:
-			return fmt.Errorf("%s: mixing prob outside [0, 1]", at)
-		}
-		if c := s.Optimizer.ClipGradNorm; !(c >= 0) || math.IsInf(c, 0) {
-			return fmt.Errorf("%s: optimizer.clip_grad_norm %g: want 0 (off) or a positive norm", at, c)
-		}
-		for _, lr := range s.LR {
-			if !(lr >= 0) || math.IsInf(lr, 0) {
-				return fmt.Errorf("%s: learning rate %g", at, lr)
-			}
-		}
-		if err := optim.Check(s.Optimizer.Name); err != nil {
-			return fmt.Errorf("%s: optimizer: %w", at, err)
-		}
-		if err := s.Schedule.Validate(); err != nil {
-			return fmt.Errorf("%s: %w", at, err)
-		}
-		if len(s.Loss) == 0 {
-			return fmt.Errorf("%s: loss is empty", at)
-		}
-		for j, l := range s.Loss {
-			if err := losses.Check(l.Name); err != nil {
-				return fmt.Errorf("%s: loss[%d]: %w", at, j, err)
-			}
+	if err := r.checkCounts(); err != nil {
+		return err
+	}
+	for i := range r.Stages {
+		if err := r.Stages[i].validate(i); err != nil {
+			return err
 		}
 	}
 	if r.EMA.Enabled && (r.EMA.Decay <= 0 || r.EMA.Decay >= 1) {
@@ -357,6 +347,106 @@ func (r *Run) Validate() error {
 		return fmt.Errorf("hard_mining.fraction %g outside [0, 1)", r.HardMining.Fraction)
 	}
 	return r.Engine.Validate()
+}
+
+// checkCounts refuses negative counts, which used to mean the default
+// without a word (`limit: -5` trained on every row).
+func (r *Run) checkCounts() error {
+	for _, c := range []struct {
+		key string
+		v   int
+		min int
+		doc string
+	}{
+		{"data.workers", r.Data.Workers, 0, "0 uses one per core"},
+		{"data.cache_mb", r.Data.CacheMB, 0, "0 caches nothing"},
+		{"data.limit", r.Data.Limit, 0, "0 uses every row"},
+		{"validation.every_epochs", r.Validation.EveryEpochs, 0, "0 validates at stage ends only"},
+		{"validation.every_steps", r.Validation.EverySteps, 0, "0 never validates mid-epoch"},
+		{"validation.batch_size", r.Validation.BatchSize, 1, "images per forward pass"},
+		{"checkpoint.every_steps", r.Checkpoint.EverySteps, 0, "0 writes at stage ends and on stop only"},
+		{"checkpoint.keep", r.Checkpoint.Keep, 1, "the newest checkpoints kept"},
+		{"engine.threads", r.Engine.Threads, 0, "0 uses one per core"},
+	} {
+		if c.v < c.min {
+			return &KeyError{Key: c.key, Msg: fmt.Sprintf("%d: must be at least %d (%s)", c.v, c.min, c.doc)}
+		}
+	}
+	return nil
+}
+
+// validate checks stage i, naming the key at fault (stages[i].lr) so
+// that Parse can give its line. The layer groups are models.Groups, which
+// every architecture shares, so frozen groups, lr_groups and the rate
+// count are checked here, not when training reaches the stage.
+func (s *Stage) validate(i int) error {
+	key := func(k string) string { return fmt.Sprintf("stages[%d].%s", i, k) }
+	at := fmt.Sprintf("stage %d (%s)", i, s.Name)
+	bad := func(k, format string, a ...any) error {
+		return &KeyError{Key: key(k), Msg: at + ": " + fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case s.Epochs < 0:
+		return bad("epochs", "epochs %d is negative", s.Epochs)
+	case s.Steps < 0:
+		return bad("steps", "steps %d is negative", s.Steps)
+	case (s.Epochs > 0) == (s.Steps > 0):
+		return bad("epochs", "set exactly one of epochs and steps")
+	case s.BatchSize < 1:
+		return bad("batch_size", "batch_size %d: must be at least 1", s.BatchSize)
+	case s.Accumulate < 1:
+		return bad("accumulate", "accumulate %d: must be at least 1", s.Accumulate)
+	case len(s.LR) == 0:
+		return bad("lr", "lr is empty")
+	case len(s.LRGroups) > 0 && len(s.LRGroups) != len(s.LR):
+		return bad("lr_groups", "%d rates for %d lr_groups", len(s.LR), len(s.LRGroups))
+	case s.Mixup.Alpha < 0 || s.CutMix.Alpha < 0:
+		return bad("mixup", "mixing alpha must not be negative")
+	case s.Mixup.Alpha > 0 && s.CutMix.Alpha > 0:
+		return bad("cutmix", "choose Mixup or CutMix, not both")
+	case s.Mixup.Prob < 0 || s.Mixup.Prob > 1 || s.CutMix.Prob < 0 || s.CutMix.Prob > 1:
+		return bad("mixup", "mixing prob outside [0, 1]")
+	}
+	if c := s.Optimizer.ClipGradNorm; !(c >= 0) || math.IsInf(c, 0) {
+		return bad("optimizer.clip_grad_norm", "optimizer.clip_grad_norm %g: want 0 (off) or a positive norm", c)
+	}
+	for _, lr := range s.LR {
+		if !(lr >= 0) || math.IsInf(lr, 0) {
+			return bad("lr", "learning rate %g", lr)
+		}
+	}
+	if err := optim.Check(s.Optimizer.Name); err != nil {
+		return bad("optimizer", "optimizer: %v", err)
+	}
+	if err := s.Schedule.Validate(); err != nil {
+		return bad("schedule", "%v", err)
+	}
+	if len(s.Loss) == 0 {
+		return bad("loss", "loss is empty")
+	}
+	for j, l := range s.Loss {
+		if err := losses.Check(l.Name); err != nil {
+			return bad(fmt.Sprintf("loss[%d]", j), "loss[%d]: %v", j, err)
+		}
+	}
+	groups := models.Groups()
+	for _, f := range s.Frozen {
+		if !slices.Contains(groups, f) {
+			return bad("frozen", "frozen group %q is not one of %s", f, strings.Join(groups, ", "))
+		}
+	}
+	rates, err := s.GroupRates(groups)
+	if err != nil {
+		k := "lr"
+		if len(s.LRGroups) > 0 {
+			k = "lr_groups"
+		}
+		return &KeyError{Key: key(k), Msg: err.Error()}
+	}
+	if len(rates) == 0 {
+		return bad("frozen", "every layer group is frozen (%s); a stage needs at least one that trains", strings.Join(s.Frozen, ", "))
+	}
+	return nil
 }
 
 // Validate checks the engine's settings: the names, and fp16 only on a
@@ -385,17 +475,24 @@ func (e *Engine) Validate() error {
 // CheckFiles is what Validate cannot check without reading the files the
 // configuration names: a pipeline defined in pipelines_file.
 func (r *Run) CheckFiles() error {
+	_, err := r.pipelines()
+	return err
+}
+
+// pipelines reads the pipelines file (nil when there is none) and checks
+// that data.pipeline is one of its pipelines or a built-in one.
+func (r *Run) pipelines() (*pipeline.Config, error) {
 	if r.Data.PipelinesFile == "" {
-		return nil
+		return nil, nil
 	}
 	cfg, err := pipeline.LoadConfig(r.Data.PipelinesFile)
 	if err != nil {
-		return fmt.Errorf("data.pipelines_file: %w", err)
+		return nil, &KeyError{Key: "data.pipelines_file", Msg: err.Error()}
 	}
 	if err := pipeline.Check(r.Data.Pipeline, cfg); err != nil {
-		return fmt.Errorf("data.pipeline: %w", err)
+		return nil, &KeyError{Key: "data.pipeline", Msg: err.Error()}
 	}
-	return nil
+	return cfg, nil
 }
 
 // DocVars are the lists of accepted names that the configuration's doc
