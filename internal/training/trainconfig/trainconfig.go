@@ -317,17 +317,17 @@ func (r *Run) Validate() error {
 		return fmt.Errorf("no stages")
 	}
 	if r.Data.TTA != "" && r.Data.TTA != "none" {
-		return fmt.Errorf("data.tta %q: want empty (the pipeline's own) or none", r.Data.TTA)
+		return &KeyError{Key: "data.tta", Msg: fmt.Sprintf("%q: want empty (the pipeline's own) or none", r.Data.TTA)}
 	}
 	if r.Data.PipelinesFile == "" {
 		// With a pipelines file the name may be one of its own; CheckFiles
 		// looks there.
 		if err := pipeline.Check(r.Data.Pipeline, nil); err != nil {
-			return fmt.Errorf("data.pipeline: %w", err)
+			return &KeyError{Key: "data.pipeline", Msg: err.Error()}
 		}
 	}
 	if err := models.Check(r.Model.Arch); err != nil {
-		return fmt.Errorf("model.arch: %w", err)
+		return &KeyError{Key: "model.arch", Msg: err.Error()}
 	}
 	if err := (models.Options{Pool: r.Model.Pool, Features: r.Model.Features, Dropout: r.Model.Dropout}).Check(); err != nil {
 		return fmt.Errorf("model: %w", err)
@@ -341,10 +341,10 @@ func (r *Run) Validate() error {
 		}
 	}
 	if r.EMA.Enabled && (r.EMA.Decay <= 0 || r.EMA.Decay >= 1) {
-		return fmt.Errorf("ema.decay %g outside (0, 1)", r.EMA.Decay)
+		return &KeyError{Key: "ema.decay", Msg: fmt.Sprintf("%g outside (0, 1)", r.EMA.Decay)}
 	}
 	if r.HardMining.Fraction < 0 || r.HardMining.Fraction >= 1 {
-		return fmt.Errorf("hard_mining.fraction %g outside [0, 1)", r.HardMining.Fraction)
+		return &KeyError{Key: "hard_mining.fraction", Msg: fmt.Sprintf("%g outside [0, 1)", r.HardMining.Fraction)}
 	}
 	return r.Engine.Validate()
 }
