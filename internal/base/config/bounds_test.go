@@ -51,7 +51,7 @@ func TestHostileDocumentsAreRefused(t *testing.T) {
 	deepBlock := "stages:\n  - name: s\n    frozen:\n      " + strings.Repeat("- ", 50_000) + "x\n"
 	for _, tc := range []struct {
 		name, doc, want string
-		line      int
+		line            int
 	}{
 		{"alias bomb in a list", laughs(9), "values once aliases are expanded", 0},
 		{"alias bomb through a mapping", "a: &a {x: 1, y: 2, z: 3, w: 4}\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n", "values once aliases are expanded", 0},
