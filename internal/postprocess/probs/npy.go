@@ -37,6 +37,7 @@ import (
 	"unsafe"
 
 	"imet/internal/base/atomicfile"
+	"imet/internal/base/snippet"
 )
 
 // Matrix is a dense row-major float32 matrix: Data[i*Cols+j] is the
@@ -104,6 +105,10 @@ func readNPY(r io.Reader) (*Matrix, error) {
 	if hlen > 1<<20 {
 		return nil, fmt.Errorf(".npy header of %d bytes is implausible", hlen)
 	}
+	hdrStart := int64(len(pre)) + 2 // the header follows the magic, the version and its length
+	if pre[6] != 1 {
+		hdrStart += 2
+	}
 	hb := make([]byte, hlen)
 	if _, err := io.ReadFull(r, hb); err != nil {
 		return nil, errors.New("truncated .npy header")
@@ -113,7 +118,7 @@ func readNPY(r io.Reader) (*Matrix, error) {
 	fo := reFortran.FindStringSubmatch(h)
 	sh := reShape.FindStringSubmatch(h)
 	if d == nil || fo == nil || sh == nil {
-		return nil, fmt.Errorf("malformed .npy header %q", strings.TrimSpace(h))
+		return nil, fmt.Errorf("malformed .npy header %s", snippet.At(strings.TrimSpace(h), hdrStart))
 	}
 	if fo[1] == "True" {
 		return nil, errors.New("array is in Fortran order; save it with np.save(path, np.ascontiguousarray(a, dtype=np.float32))")
@@ -179,7 +184,7 @@ func readNPY(r io.Reader) (*Matrix, error) {
 			done += k
 		}
 	default:
-		return nil, fmt.Errorf("dtype %q is not supported; want float32 ('<f4'), or float64/float16 to be converted", descr)
+		return nil, fmt.Errorf("dtype %s is not supported; want float32 ('<f4'), or float64/float16 to be converted", snippet.Quote(descr))
 	}
 	return m, nil
 }
