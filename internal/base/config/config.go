@@ -53,7 +53,14 @@ func ReadFile(path string) ([]byte, error) {
 // the file's path. An empty document leaves v as it is. A document beyond
 // MaxBytes, MaxDepth or MaxValues (aliases expanded) is refused before it
 // is decoded, and so is a fractional number for an integer field.
-func Decode(name string, data []byte, v any) error {
+func Decode(name string, data []byte, v any) (err error) {
+	// The YAML library is third-party code fed hostile input: a panic in it
+	// is a refusal of this document, not the end of the process.
+	defer func() {
+		if p := recover(); p != nil {
+			err = &Error{File: name, Msg: fmt.Sprintf("the YAML parser failed on this document (%v)", p)}
+		}
+	}()
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}

@@ -16,7 +16,7 @@ func TestMalformedNPYHeaderIsCut(t *testing.T) {
 	b.Write([]byte{2, 0})
 	binary.Write(&b, binary.LittleEndian, uint32(len(h)))
 	b.WriteString(h)
-	_, err := readNPY(&b)
+	_, err := readNPY(&b, int64(b.Len()))
 	if err == nil || len(err.Error()) > 300 || !strings.HasPrefix(err.Error(), `malformed .npy header "{'descr': '<f4', xxx`) || !strings.HasSuffix(err.Error(), "at byte offset 12") {
 		t.Fatalf("error of %d bytes: %.300v", len(err.Error()), err)
 	}

@@ -70,14 +70,21 @@ func ReadNPY(path string) (*Matrix, error) {
 		return nil, err
 	}
 	defer f.Close()
-	m, err := readNPY(bufio.NewReaderSize(f, 1<<20))
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	m, err := readNPY(bufio.NewReaderSize(f, 1<<20), size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
 }
 
-func readNPY(r io.Reader) (*Matrix, error) {
+// readNPY reads a .npy stream of size bytes (-1: unknown). A known size
+// bounds what the header may ask to allocate: a shape of (10^6, 10^6) in a
+// file of a few bytes is refused, not allocated.
+func readNPY(r io.Reader, size int64) (*Matrix, error) {
 	pre := make([]byte, 8)
 	if _, err := io.ReadFull(r, pre); err != nil {
 		return nil, errors.New("not a .npy file (too short)")
@@ -145,6 +152,13 @@ func readNPY(r io.Reader) (*Matrix, error) {
 		return nil, fmt.Errorf("array has shape (%s); want 2 dimensions (images, labels)", sh[1])
 	}
 	descr := d[1]
+	elem := map[string]int64{"f4": 4, "f8": 8, "f2": 2}[strings.TrimLeft(descr, "<>=|")]
+	if rows > 0 && cols > math.MaxInt32/rows {
+		return nil, fmt.Errorf("array shape (%s) holds more than 2^31 values", sh[1])
+	}
+	if want := int64(rows) * int64(cols) * elem; size >= 0 && elem > 0 && want > size-hdrStart-int64(hlen) {
+		return nil, fmt.Errorf("data truncated: the header's shape (%s) needs %d bytes of data, the file holds %d", sh[1], want, max(0, size-hdrStart-int64(hlen)))
+	}
 	var order binary.ByteOrder = binary.LittleEndian
 	if strings.HasPrefix(descr, ">") {
 		order = binary.BigEndian
