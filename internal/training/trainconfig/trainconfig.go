@@ -16,6 +16,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"imet/internal/base/config"
@@ -48,9 +49,9 @@ type Data struct {
 	Pipeline      string `yaml:"pipeline" doc:"Augmentation pipeline: a built-in one (${pipelines}) or one defined in pipelines_file."`
 	PipelinesFile string `yaml:"pipelines_file" doc:"YAML file with a pipelines: section of user-defined pipelines."`
 	TTA           string `yaml:"tta" doc:"Test-time augmentation: empty keeps the pipeline's own, none uses only the plain eval transform."`
-	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core)." resume:"free"`
-	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none)." resume:"free"`
-	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all); for smoke tests."`
+	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core); at most ${workers_per_cpu} per CPU of the machine that checks or trains." resume:"free"`
+	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none; not negative)." resume:"free"`
+	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all; not negative); for smoke tests. Batches larger than the rows left are clamped to them, with a log line."`
 	SkipBroken    bool   `yaml:"skip_broken" doc:"Leave images that do not decode out of training, validation and test prediction (each reported once in the log and recorded in the registry as a broken_image artifact; their probabilities stay zero) instead of stopping at the first." resume:"free"`
 }
 
@@ -76,15 +77,15 @@ type Stage struct {
 	Name       string          `yaml:"name" doc:"Stage name, shown in logs and checkpoints."`
 	Epochs     int             `yaml:"epochs" doc:"Length in epochs (either epochs or steps)."`
 	Steps      int             `yaml:"steps" doc:"Length in optimizer steps (either epochs or steps)."`
-	Frozen     []string        `yaml:"frozen" doc:"Layer groups whose weights do not train; their BatchNorm stays in eval mode."`
-	LR         []float64       `yaml:"lr" doc:"Learning rates: one for all groups, or one per entry of lr_groups (default split: the last rate for the head, the others over the body in order)."`
+	Frozen     []string        `yaml:"frozen" doc:"Layer groups whose weights do not train (of stem, stage1..stage4, head; at least one must train); their BatchNorm stays in eval mode."`
+	LR         []float64       `yaml:"lr" doc:"Learning rates: one for all groups, or one per entry of lr_groups (default split: the last rate for the head, the others over the body in order, so at most one per trainable body group plus the head)."`
 	LRGroups   [][]string      `yaml:"lr_groups" doc:"Which layer groups each rate in lr applies to; empty: the default split."`
 	Optimizer  Optimizer       `yaml:"optimizer" doc:"Optimizer for this stage."`
 	Schedule   schedule.Config `yaml:"schedule" doc:"Learning-rate schedule for this stage."`
 	Loss       []LossTerm      `yaml:"loss" doc:"Loss: a weighted sum of terms."`
 	Mixup      Mix             `yaml:"mixup" doc:"Mixup at batch level."`
 	CutMix     Mix             `yaml:"cutmix" doc:"CutMix at batch level."`
-	BatchSize  int             `yaml:"batch_size" doc:"Images per forward pass."`
+	BatchSize  int             `yaml:"batch_size" doc:"Images per forward pass (at least 1). Clamped to the fold's training rows; every fold of folds.csv must hold at least the smallest stage batch; on the CPU, refused when the estimated memory of a training step exceeds MemAvailable."`
 	Accumulate int             `yaml:"accumulate" doc:"Forward passes whose gradients are summed before each optimizer step."`
 }
 
@@ -104,15 +105,15 @@ type Mix struct {
 
 // Validation says when to validate.
 type Validation struct {
-	EveryEpochs int `yaml:"every_epochs" doc:"Validate every N epochs (and at the end of every stage)."`
+	EveryEpochs int `yaml:"every_epochs" doc:"Validate every N epochs (and at the end of every stage; 0: only there)."`
 	EverySteps  int `yaml:"every_steps" doc:"Also validate every N optimizer steps (0: never mid-epoch)."`
-	BatchSize   int `yaml:"batch_size" doc:"Images per forward pass at validation and test time." resume:"free"`
+	BatchSize   int `yaml:"batch_size" doc:"Images per forward pass at validation and test time (at least 1). Clamped to the fold's validation rows; on the CPU, refused when the estimated activations exceed MemAvailable." resume:"free"`
 }
 
 // Checkpoint controls how often state is saved and how much is kept.
 type Checkpoint struct {
 	EverySteps int `yaml:"every_steps" doc:"Write a checkpoint every N optimizer steps (0: only at stage ends and on stop)."`
-	Keep       int `yaml:"keep" doc:"Most recent checkpoints kept (the best by validation F2 is kept besides)."`
+	Keep       int `yaml:"keep" doc:"Most recent checkpoints kept, at least 1 (the best by validation F2 is kept besides)."`
 }
 
 // EMA configures the moving average of weights.
@@ -129,7 +130,7 @@ type HardMining struct {
 // Engine chooses where and how the network runs.
 type Engine struct {
 	Device  string `yaml:"device" doc:"Device to run on: ${devices}; training refuses a device it cannot use. Checkpoints hold CPU tensors, so a run may resume on another device; it is bit-identical only on the same device with the same threads." resume:"free"`
-	Threads int    `yaml:"threads" doc:"Intra-op threads for libtorch (0: one per core). Changing it may change float rounding." resume:"free"`
+	Threads int    `yaml:"threads" doc:"Intra-op threads for libtorch (0: one per core; at most ${threads_per_cpu} per CPU of the machine that checks or trains). Changing it may change float rounding." resume:"free"`
 	// Precision is one of the Precision* names.
 	Precision string `yaml:"precision" doc:"fp32; bf16: autocast forward and loss to bfloat16 (CPU or CUDA); fp16: CUDA autocast to float16 with dynamic loss scaling (PyTorch's GradScaler: scale 65536, x2 after 2000 clean steps, x0.5 and the step skipped on inf/NaN gradients)."`
 	// BF16 is the key precision replaced; Parse turns it into Precision
@@ -506,6 +507,9 @@ func DocVars() map[string]string {
 		"architectures": strings.Join(models.Names(), ", "),
 		"pipelines":     strings.Join(pipeline.Names(nil), ", "),
 		"devices":       torch.DeviceSyntax,
+		// The bounds CheckResources applies.
+		"threads_per_cpu": strconv.Itoa(MaxThreadsPerCPU),
+		"workers_per_cpu": strconv.Itoa(MaxWorkersPerCPU),
 	}
 }
 
