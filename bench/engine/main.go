@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"imet/internal/base/cpuinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,6 +141,7 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 	type key struct{ model, mode, variant string }
 	goRes, pyRes := map[key][]result{}, map[key][]result{}
 	var order []key
+	fmt.Println(cpuinfo.Read())
 	fmt.Printf("libtorch %s, %s, %d threads, batch %d, %dpx, %d classes, %d round(s)\n", torch.Version(), device, threads, batch,
 		size, classes, rounds)
 	for r := 0; r < rounds; r++ {

@@ -20,6 +20,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"imet/internal/base/cpuinfo"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -57,6 +58,7 @@ func run(dir string, n int, python, pipe string, rounds int) error {
 		return err
 	}
 	cores := runtime.NumCPU()
+	fmt.Println(cpuinfo.Read())
 	fmt.Printf("pipeline %s (train), %d cores, %d JPEGs 600x800 + %d PNGs ~300px\n\n", pipe, cores, len(jpgs), len(pngs))
 	fmt.Println("wall: images/s; cpu: images per CPU-second of the whole process (1 core only),")
 	fmt.Println("the per-core figure that survives a busy machine.")
