@@ -18,7 +18,7 @@ REVISION ?= $(shell git describe --always --dirty 2>/dev/null)
 
 # The run path lets `imet export` ship the binary with its libraries in lib/
 # (internal/ship/bundle.BuildFlag).
-.PHONY: demo test build deps vet shim gpu-pack
+.PHONY: demo test build deps vet shim gpu-pack fuzz-short
 
 SHIM := bin/lib/libimettorch.so
 SHIM_SRC := internal/engine/torch/shim/shim.cpp internal/engine/torch/shim/shim.h scripts/build-shim.sh
@@ -52,3 +52,9 @@ demo: build
 test: shim
 	$(GO) vet ./...
 	$(GO) test -timeout 25m ./...
+
+# Every fuzz target for FUZZTIME (default 10s) each: the readers of user
+# files (YAML configuration and pipelines, train/labels/folds CSV, .npy,
+# checkpoints, weight files, bundle manifests) must refuse, never crash.
+fuzz-short: shim
+	scripts/fuzz-short.sh

@@ -29,7 +29,7 @@ func init() {
 func (c *lrFindCmd) Run(g *Globals) error {
 	ctx, stop := train.SignalContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := trainconfig.Load(c.Config)
+	cfg, err := trainconfig.LoadChecked(c.Config)
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,9 @@ func (f trackFlags) startTracking(g *Globals, kind registry.Kind, name, cfgPath 
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range n.Warnings() {
+		fmt.Fprintln(g.Stderr, w)
+	}
 	db, err := f.open()
 	if err != nil {
 		return nil, err

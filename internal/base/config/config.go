@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -22,20 +23,59 @@ import (
 // Load reads the YAML file at path into v, a pointer to a struct holding
 // defaults.
 func Load(path string, v any) error {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return err
 	}
 	return Decode(path, data, v)
 }
 
+// ReadFile reads a configuration file of at most MaxBytes, without
+// reading further into a larger one (a path to a multi-gigabyte file by
+// mistake is refused, not loaded).
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(data) > MaxBytes {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d bytes: a configuration file is at most %d KiB", MaxBytes, MaxBytes>>10)}
+	}
+	return data, nil
+}
+
 // Decode parses YAML data into v. name is used in error messages, normally
-// the file's path. An empty document leaves v as it is.
-func Decode(name string, data []byte, v any) error {
+// the file's path. An empty document leaves v as it is. A document beyond
+// MaxBytes, MaxDepth or MaxValues (aliases expanded) is refused before it
+// is decoded, and so is a fractional number for an integer field.
+func Decode(name string, data []byte, v any) (err error) {
+	// The YAML library is third-party code fed hostile input: a panic in it
+	// is a refusal of this document, not the end of the process.
+	defer func() {
+		if p := recover(); p != nil {
+			err = &Error{File: name, Msg: fmt.Sprintf("the YAML parser failed on this document (%v)", p)}
+		}
+	}()
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	err := yaml.UnmarshalWithOptions(data, v, yaml.Strict(), yaml.DisallowUnknownField())
+	f, err := checkBounds(name, data)
+	if err != nil {
+		return err
+	}
+	if err := checkIntegers(f, v); err != nil {
+		var ie *intError
+		if errors.As(err, &ie) {
+			return &Error{File: name, Line: line(ie.tk), Msg: ie.Error()}
+		}
+		return &Error{File: name, Msg: err.Error()}
+	}
+	err = yaml.UnmarshalWithOptions(data, v, yaml.Strict(), yaml.DisallowUnknownField())
 	if err == nil {
 		return nil
 	}

@@ -333,3 +333,27 @@ func FuzzReadTrain(f *testing.F) {
 		ParseLabels("labels.csv", data)
 	})
 }
+
+// A 10 MB single-line value was echoed whole (10 MB on stderr); every
+// message now quotes at most snippet.Max bytes of it and says its length.
+func TestLongValuesAreCut(t *testing.T) {
+	huge := strings.Repeat("7", 10<<20)
+	for _, tc := range []struct{ file, body, want string }{
+		{TrainFile, "id,attribute_ids\na,0\nb," + huge + "\n", `train.csv:3: attribute id is not an integer: "777`},
+		{TrainFile, "id,attribute_ids\na,0\nb,1," + huge + "\n", `train.csv:3: want 2 fields, got 3: "b,1,777`},
+		{TrainFile, "id,attribute_ids\na,0\n" + huge + ",1\n", `train.csv:3: `},
+		{LabelsFile, "attribute_id,attribute_name\n0,culture::french\n1," + huge + "\n", `labels.csv:3: attribute name "777`},
+	} {
+		files := map[string]string{
+			LabelsFile: labels2019,
+			TrainFile:  "id,attribute_ids\na,0 2\nb,3 1\n",
+			SampleFile: "id,attribute_ids\nt1,0 1 2\nt2,0 1 2\n",
+		}
+		files[tc.file] = tc.body
+		dir := writeSet(t, files, "train/a.png", "train/b.png", "test/t1.png", "test/t2.png")
+		_, err := Open(dir, Options{})
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || len(err.Error()) > 400 || !strings.Contains(err.Error(), "bytes)") {
+			t.Errorf("error of %d bytes: %.400v; want it to start with %s, quote at most 200 bytes and say the length", len(fmt.Sprint(err)), err, tc.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"imet/internal/base/atomicfile"
+	"imet/internal/base/snippet"
 )
 
 // LabelsHeader is the header of labels.csv.
@@ -51,11 +52,11 @@ func (l *Labels) add(id int, name string) error {
 		l.index = make(map[int]int)
 	}
 	if c, dup := l.index[id]; dup {
-		return fmt.Errorf("attribute id %d repeated (first for %q)", id, l.Names[c])
+		return fmt.Errorf("attribute id %d repeated (first for %s)", id, snippet.Quote(l.Names[c]))
 	}
 	group, value, ok := strings.Cut(name, "::")
 	if !ok || group == "" || value == "" {
-		return fmt.Errorf("attribute name %q is not of the form group::value", name)
+		return fmt.Errorf("attribute name %s is not of the form group::value", snippet.Quote(name))
 	}
 	g := -1
 	for i, have := range l.Groups {

@@ -3,6 +3,8 @@ package dataset
 import (
 	"fmt"
 	"strings"
+
+	"imet/internal/base/snippet"
 )
 
 // Severity says whether a problem stops a data set from being used.
@@ -47,7 +49,7 @@ func (p Problem) Error() string {
 	}
 	b.WriteString(p.Msg)
 	if p.Value != "" {
-		fmt.Fprintf(&b, " %q", p.Value)
+		fmt.Fprintf(&b, " %s", snippet.Quote(p.Value))
 	}
 	return b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"imet/internal/base/atomicfile"
+	"imet/internal/base/snippet"
 )
 
 // TrainHeader is the header of train.csv and sample_submission.csv.
@@ -211,7 +212,7 @@ type MissingIDError struct {
 }
 
 func (e *MissingIDError) Error() string {
-	return fmt.Sprintf("image %q (entry %d) has no row", e.ID, e.Index+1)
+	return fmt.Sprintf("image %s (entry %d) has no row", snippet.Quote(e.ID), e.Index+1)
 }
 
 // LabelsFor returns the labels of each of ids, in that order, from rows

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"imet/internal/base/atomicfile"
+	"imet/internal/base/snippet"
 	"imet/internal/data/dataset"
 )
 
@@ -22,6 +23,10 @@ type Assignment struct {
 	IDs  []string
 	Fold []int
 	K    int // number of folds: the largest fold index + 1
+
+	name  string      // file name, for errors found after reading
+	first map[int]int // line of each fold's first row
+	sizes map[int]int // rows of each fold
 }
 
 // Write writes folds.csv atomically, one "id,fold" row per image.
@@ -42,7 +47,9 @@ func Write(path string, ids []string, fold []int) error {
 
 // Read reads folds.csv. Errors name the file, line and value: a bad header,
 // a fold that is not a non-negative integer, a duplicate id, or a fold
-// left empty between 0 and the largest index.
+// number beyond a fold left empty (folds 0, 1, 2 and one row of fold 7:
+// the 7 is named with its line, as a stray number, not taken for folds
+// 3..7).
 func Read(path string) (*Assignment, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -52,9 +59,9 @@ func Read(path string) (*Assignment, error) {
 	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = -1
-	a := &Assignment{}
+	a := &Assignment{name: name, first: map[int]int{}, sizes: map[int]int{}}
 	seen := map[string]int{}
-	sizes := map[int]int{}
+	sizes := a.sizes
 	for first := true; ; first = false {
 		rec, err := r.Read()
 		if err == io.EOF {
@@ -66,24 +73,27 @@ func Read(path string) (*Assignment, error) {
 		line, _ := r.FieldPos(0)
 		if first {
 			if len(rec) != 2 || rec[0] != Header[0] || rec[1] != Header[1] {
-				return nil, fmt.Errorf("%s:%d: header is not \"id,fold\": %q", name, line, strings.Join(rec, ","))
+				return nil, fmt.Errorf("%s:%d: header is not \"id,fold\": %s", name, line, snippet.Quote(strings.Join(rec, ",")))
 			}
 			continue
 		}
 		if len(rec) != 2 {
-			return nil, fmt.Errorf("%s:%d: want 2 fields, got %d: %q", name, line, len(rec), strings.Join(rec, ","))
+			return nil, fmt.Errorf("%s:%d: want 2 fields, got %d: %s", name, line, len(rec), snippet.Quote(strings.Join(rec, ",")))
 		}
 		id := strings.TrimSpace(rec[0])
 		f, err := strconv.Atoi(strings.TrimSpace(rec[1]))
 		if err != nil || f < 0 {
-			return nil, fmt.Errorf("%s:%d: fold is not a non-negative integer: %q", name, line, rec[1])
+			return nil, fmt.Errorf("%s:%d: fold is not a non-negative integer: %s", name, line, snippet.Quote(rec[1]))
 		}
 		if prev, dup := seen[id]; dup {
-			return nil, fmt.Errorf("%s:%d: duplicate id (first on line %d): %q", name, line, prev, id)
+			return nil, fmt.Errorf("%s:%d: duplicate id (first on line %d): %s", name, line, prev, snippet.Quote(id))
 		}
 		seen[id] = line
 		a.IDs = append(a.IDs, id)
 		a.Fold = append(a.Fold, f)
+		if sizes[f] == 0 {
+			a.first[f] = line
+		}
 		sizes[f]++
 		a.K = max(a.K, f+1)
 	}
@@ -91,11 +101,48 @@ func Read(path string) (*Assignment, error) {
 		return nil, fmt.Errorf("%s: no rows", name)
 	}
 	for f := 0; f < a.K; f++ {
-		if sizes[f] == 0 {
-			return nil, fmt.Errorf("%s: fold %d has no rows (folds run 0..%d)", name, f, a.K-1)
+		if sizes[f] > 0 {
+			continue
 		}
+		// Folds 0..f-1 are a split; anything above the gap is stray.
+		if f == 0 {
+			return nil, fmt.Errorf("%s: fold 0 has no rows (folds are numbered from 0)", name)
+		}
+		stray, at := -1, 0
+		for g, l := range a.first {
+			if g > f && (at == 0 || l < at) {
+				stray, at = g, l
+			}
+		}
+		return nil, fmt.Errorf("%s:%d: fold %d is outside 0..%d: no row has fold %d (a stray fold number?)", name, at, stray, f-1, f)
 	}
 	return a, nil
+}
+
+// CheckSizes refuses a fold with fewer than min rows (normally the
+// smallest training batch), naming the line of its first row: such a fold
+// is most often a stray number in an otherwise even split, and it would
+// make a validation set of a handful of images.
+func (a *Assignment) CheckSizes(min int) error {
+	for f := 0; f < a.K; f++ {
+		if n := a.sizes[f]; n < min {
+			lo, hi := -1, -1
+			for g := 0; g < a.K; g++ {
+				if g != f {
+					if lo < 0 || a.sizes[g] < lo {
+						lo = a.sizes[g]
+					}
+					hi = max(hi, a.sizes[g])
+				}
+			}
+			others := ""
+			if lo >= 0 {
+				others = fmt.Sprintf("; the other folds have %d..%d rows", lo, hi)
+			}
+			return fmt.Errorf("%s:%d: fold %d has %d row(s), fewer than a batch of %d (a stray fold number?%s)", a.name, a.first[f], f, n, min, others)
+		}
+	}
+	return nil
 }
 
 // For returns the fold of each of ids (normally train.csv's ids in file

@@ -225,7 +225,12 @@ func TestReadErrors(t *testing.T) {
 		{"id,fold\na,0\nb,x\n", `folds.csv:3: fold is not a non-negative integer: "x"`},
 		{"id,fold\na,0\na,1\n", `folds.csv:3: duplicate id (first on line 2): "a"`},
 		{"id,split\na,0\n", `folds.csv:1: header is not "id,fold"`},
-		{"id,fold\na,0\nb,2\n", `folds.csv: fold 1 has no rows`},
+		{"id,fold\na,0\nb,2\n", `folds.csv:3: fold 2 is outside 0..0: no row has fold 1`},
+		{"id,fold\na,1\n", `folds.csv: fold 0 has no rows`},
+		// A stray 7 among folds 0..2 is named with its line, not taken for
+		// folds 3..7.
+		{"id,fold\na,0\nb,1\nc,7\nd,2\ne,9\n", `folds.csv:4: fold 7 is outside 0..2: no row has fold 3`},
+		{"id,fold\na," + strings.Repeat("9", 10<<20) + "\n", `folds.csv:2: fold is not a non-negative integer: "999`},
 		{"id,fold\n", `folds.csv: no rows`},
 		{"id,fold\na,0,1\n", `folds.csv:2: want 2 fields, got 3`},
 	}
@@ -233,9 +238,34 @@ func TestReadErrors(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "folds.csv")
 		os.WriteFile(path, []byte(tc.body), 0o644)
 		_, err := Read(path)
-		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
-			t.Errorf("%q: error %v, want %s", tc.body, err, tc.want)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || len(err.Error()) > 300 {
+			t.Errorf("%.80q: error %.300v, want %s (and at most 300 bytes)", tc.body, err, tc.want)
 		}
+	}
+}
+
+// A stray fold number within 0..k-1 (one row of fold 3 after an even
+// split into 0..2) became an extra fold of one row; CheckSizes names it.
+func TestCheckSizesNamesAStrayFold(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("id,fold\n")
+	for i := range 30 {
+		fmt.Fprintf(&b, "r%d,%d\n", i, i%3)
+	}
+	b.WriteString("stray,3\n")
+	path := filepath.Join(t.TempDir(), "folds.csv")
+	os.WriteFile(path, []byte(b.String()), 0o644)
+	a, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.CheckSizes(8)
+	want := "folds.csv:32: fold 3 has 1 row(s), fewer than a batch of 8 (a stray fold number?; the other folds have 10..10 rows)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %s", err, want)
+	}
+	if err := a.CheckSizes(1); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -150,13 +150,17 @@ type Sender interface {
 
 // Notifier sends events to every configured service.
 type Notifier struct {
-	cfg     Config
-	senders []Sender
+	cfg      Config
+	senders  []Sender
+	warnings []string
 }
 
 // New builds a Notifier from the configuration and the secrets it points
 // to. With no secret found it returns a Notifier that sends nothing, so
-// that notifications stay optional.
+// that notifications stay optional. A telegram token without a chat id
+// (IMET_TELEGRAM_TOKEN exported for another project, say) leaves telegram
+// off with a warning (Warnings) rather than failing every command that
+// records a run.
 func New(cfg Config) (*Notifier, error) {
 	n := &Notifier{cfg: cfg}
 	token, err := secret(cfg.Telegram.TokenEnv, cfg.Telegram.TokenFile)
@@ -165,13 +169,18 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if token != "" {
 		if cfg.Telegram.ChatID == "" {
-			return nil, errors.New("notify: a telegram token is set but telegram.chat_id is empty")
+			from := "the telegram token file " + cfg.Telegram.TokenFile
+			if cfg.Telegram.TokenEnv != "" && strings.TrimSpace(os.Getenv(cfg.Telegram.TokenEnv)) != "" {
+				from = cfg.Telegram.TokenEnv
+			}
+			n.warnings = append(n.warnings, fmt.Sprintf("warning: notify: %s is set but telegram.chat_id is empty (set it in a --notify-file): telegram notifications are off", from))
+		} else {
+			t, err := NewTelegram(token, cfg.Telegram.ChatID, cfg.Telegram.ServerURL)
+			if err != nil {
+				return nil, err
+			}
+			n.senders = append(n.senders, t)
 		}
-		t, err := NewTelegram(token, cfg.Telegram.ChatID, cfg.Telegram.ServerURL)
-		if err != nil {
-			return nil, err
-		}
-		n.senders = append(n.senders, t)
 	}
 	urls, err := secret(cfg.URLsEnv, cfg.URLsFile)
 	if err != nil {
@@ -191,6 +200,15 @@ func New(cfg Config) (*Notifier, error) {
 // service configured in code.
 func NewWith(cfg Config, senders ...Sender) *Notifier {
 	return &Notifier{cfg: cfg, senders: senders}
+}
+
+// Warnings are the problems New worked around, each a line for the
+// command's stderr.
+func (n *Notifier) Warnings() []string {
+	if n == nil {
+		return nil
+	}
+	return n.warnings
 }
 
 // Enabled reports whether any service is configured.

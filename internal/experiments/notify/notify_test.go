@@ -200,10 +200,7 @@ func TestMissingSecretsDisable(t *testing.T) {
 	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing token file: %v", err)
 	}
-	t.Setenv("IMET_TELEGRAM_TOKEN", token)
-	if _, err := New(DefaultConfig()); err == nil || !strings.Contains(err.Error(), "chat_id") {
-		t.Errorf("token without chat: %v", err)
-	}
+	// A token without a chat id: TestTelegramTokenWithoutChatIDWarns.
 }
 
 func TestWebhookViaShoutrrr(t *testing.T) {
@@ -316,5 +313,28 @@ func TestLongErrorFitsTelegram(t *testing.T) {
 	text := Event{Kind: Failed, Err: errors.New(stack), LogTail: []string{"event=step", "the last line"}}.Text()
 	if len(text) > 4096 || !strings.Contains(text, "panic: index out of range") || !strings.HasSuffix(text, "the last line") {
 		t.Errorf("len %d:\n%s", len(text), text)
+	}
+}
+
+// IMET_TELEGRAM_TOKEN exported without a notify file (so without a chat
+// id) made every train fail; it now leaves telegram off with one warning
+// that names the variable and not the token, and other services still
+// send.
+func TestTelegramTokenWithoutChatIDWarns(t *testing.T) {
+	t.Setenv("IMET_TELEGRAM_TOKEN", token)
+	t.Setenv("IMET_NOTIFY_URLS", "")
+	n, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Enabled() {
+		t.Error("telegram enabled without a chat id")
+	}
+	w := n.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "IMET_TELEGRAM_TOKEN is set but telegram.chat_id is empty") || strings.Contains(w[0], token) {
+		t.Fatalf("warnings %q", w)
+	}
+	if err := n.Notify(context.Background(), Event{Kind: Failed, Run: "x"}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -100,6 +100,14 @@ func (db *DB) Reconcile() ([]int64, error) {
 		if lockHeld(c.lock) {
 			continue
 		}
+		// A run that could not write its end left it in its lock file.
+		if f, ok := readPending(c.lock); ok {
+			if err := db.applyPending(c.id, f); err != nil {
+				return dead, err
+			}
+			os.Remove(c.lock)
+			continue
+		}
 		// The last sign of life is the best estimate of when it died.
 		res, err := db.sql.Exec(`UPDATE runs SET status=?, ended_at=MAX(started_at,
 				COALESCE((SELECT MAX(at) FROM metrics WHERE run_id=runs.id), 0),
@@ -115,6 +123,26 @@ func (db *DB) Reconcile() ([]int64, error) {
 		}
 	}
 	return dead, nil
+}
+
+// applyPending writes the final status a run left in its lock file.
+func (db *DB) applyPending(id int64, f final) error {
+	tx, err := db.sql.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var status string
+	if err := tx.QueryRow(`SELECT status FROM runs WHERE id=?`, id).Scan(&status); err != nil {
+		return err
+	}
+	if status != string(StatusRunning) {
+		return nil // recorded meanwhile
+	}
+	if err := f.apply(tx, id); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // lockHeld reports whether some live process holds the flock on path.

@@ -64,11 +64,11 @@ func Open(path string) (*DB, error) {
 	}
 	if err := db.migrate(context.Background()); err != nil {
 		sdb.Close()
-		return nil, fmt.Errorf("registry %s: %w", path, err)
+		return nil, fmt.Errorf("registry %s: %w", path, db.storage(err))
 	}
 	if _, err := db.Reconcile(); err != nil {
 		sdb.Close()
-		return nil, fmt.Errorf("registry %s: %w", path, err)
+		return nil, fmt.Errorf("registry %s: %w", path, db.storage(err))
 	}
 	return db, nil
 }

@@ -3,7 +3,6 @@ package registry
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,10 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"imet/internal/base/redact"
 )
@@ -112,7 +111,7 @@ func (db *DB) Start(info RunInfo) (*Run, error) {
 		info.DataFingerprint, db.hostname, machine(), os.Getpid(), lock.Name(), now(), string(StatusRunning), resumed)
 	if err != nil {
 		releaseLock(lock)
-		return nil, fmt.Errorf("registry: recording run %q: %w", info.Name, err)
+		return nil, fmt.Errorf("registry: recording run %q: %w", info.Name, db.storage(err))
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
@@ -138,7 +137,13 @@ func (db *DB) newLock() (*os.File, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("registry: locking %s: %w", path, err)
 	}
-	fmt.Fprintf(f, "%d\n", os.Getpid())
+	// The whole lockSize is written, not truncated to (a sparse file has
+	// no blocks), so that a final status fits later on a full disk.
+	line := fmt.Sprintf("%d\n", os.Getpid())
+	if _, err := f.WriteString(line + strings.Repeat(" ", lockSize-len(line))); err != nil {
+		releaseLock(f)
+		return nil, fmt.Errorf("registry: %s: %w", path, err)
+	}
 	return f, nil
 }
 
@@ -158,7 +163,7 @@ func (r *Run) Metric(step int, epoch float64, name string, value float64) error 
 	_, err := r.db.sql.Exec(`INSERT INTO metrics (run_id, step, epoch, name, value, at) VALUES (?,?,?,?,?,?)`,
 		r.id, step, epoch, name, value, now())
 	if err != nil {
-		return fmt.Errorf("registry: run %d metric %s: %w", r.id, name, err)
+		return fmt.Errorf("registry: run %d metric %s: %w", r.id, name, r.db.storage(err))
 	}
 	return nil
 }
@@ -178,7 +183,7 @@ func (r *Run) Artifact(kind, path string) error {
 	_, err = r.db.sql.Exec(`INSERT INTO artifacts (run_id, kind, path, sha256, size, at) VALUES (?,?,?,?,?,?)`,
 		r.id, kind, abs, sum, size, now())
 	if err != nil {
-		return fmt.Errorf("registry: run %d artifact %s: %w", r.id, path, err)
+		return fmt.Errorf("registry: run %d artifact %s: %w", r.id, path, r.db.storage(err))
 	}
 	return nil
 }
@@ -201,23 +206,8 @@ func HashFile(path string) (string, int64, error) {
 // Finish marks the run finished with its summary and releases its lock.
 // Ending a run twice is an error: the first word stands.
 func (r *Run) Finish(s Summary) error {
-	return r.end(func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`UPDATE runs SET status=?, ended_at=?, cv_f2=?, heldout_f2=? WHERE id=?`,
-			string(StatusFinished), now(), s.CVF2, s.HeldOutF2, r.id); err != nil {
-			return err
-		}
-		groups := make([]string, 0, len(s.GroupF2))
-		for g := range s.GroupF2 {
-			groups = append(groups, g)
-		}
-		sort.Strings(groups)
-		for _, g := range groups {
-			if _, err := tx.Exec(`INSERT OR REPLACE INTO group_f2 (run_id, grp, f2) VALUES (?,?,?)`, r.id, g, s.GroupF2[g]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	cv := s.CVF2
+	return r.end(final{Status: StatusFinished, EndedAt: now(), CVF2: &cv, HeldOut: s.HeldOutF2, GroupF2: s.GroupF2})
 }
 
 // Fail marks the run failed with the error and the last lines of its log,
@@ -227,22 +217,15 @@ func (r *Run) Fail(err error, lastLogLines []string) error {
 	if err != nil {
 		msg = err.Error()
 	}
-	return r.end(func(tx *sql.Tx) error {
-		_, e := tx.Exec(`UPDATE runs SET status=?, ended_at=?, error=?, log_tail=? WHERE id=?`,
-			string(StatusFailed), now(), redact.String(msg), redact.String(strings.Join(lastLogLines, "\n")), r.id)
-		return e
-	})
+	return r.end(final{Status: StatusFailed, EndedAt: now(), Error: redact.String(msg),
+		LogTail: redact.String(strings.Join(lastLogLines, "\n"))})
 }
 
 // Stop marks a run that ended cleanly before completing (a spent time
 // budget, a signal) as interrupted, with a note saying how to continue it:
 // neither finished nor failed, and resumable.
 func (r *Run) Stop(note string) error {
-	return r.end(func(tx *sql.Tx) error {
-		_, e := tx.Exec(`UPDATE runs SET status=?, ended_at=?, note=? WHERE id=?`,
-			string(StatusInterrupted), now(), redact.String(note), r.id)
-		return e
-	})
+	return r.end(final{Status: StatusInterrupted, EndedAt: now(), Note: redact.String(note)})
 }
 
 // End finishes the run when err is nil and fails it otherwise, so that a
@@ -256,24 +239,48 @@ func (r *Run) End(err error, s Summary, lastLogLines []string) error {
 	return r.Finish(s)
 }
 
-func (r *Run) end(update func(tx *sql.Tx) error) error {
+// end writes the run's final status, retrying (endRetries) when the
+// database refuses it. When every try fails the status is kept in the
+// run's lock file, whose space was allocated when the run started, and
+// the next Open or List applies it (Reconcile), so a run that finished is
+// never shown as interrupted because the disk was full at its end.
+func (r *Run) end(f final) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done {
 		return fmt.Errorf("registry: run %d already ended", r.id)
 	}
-	tx, err := r.db.sql.Begin()
+	err := r.write(f)
+	for _, wait := range endRetries {
+		if err == nil {
+			break
+		}
+		time.Sleep(wait)
+		err = r.write(f)
+	}
 	if err != nil {
-		return fmt.Errorf("registry: run %d: %w", r.id, err)
-	}
-	defer tx.Rollback()
-	if err := update(tx); err != nil {
-		return fmt.Errorf("registry: run %d: %w", r.id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("registry: run %d: %w", r.id, err)
+		err = fmt.Errorf("registry: run %d: %w", r.id, r.db.storage(err))
+		if perr := writePending(r.lock, os.Getpid(), f); perr != nil {
+			return fmt.Errorf("%w (nor could it be kept in %s: %v)", err, r.lock.Name(), perr)
+		}
+		r.done = true
+		r.lock.Close() // the file stays, holding the status
+		return fmt.Errorf("%w; the %s status is kept in %s and recorded by the next command that opens the registry", err, f.Status, r.lock.Name())
 	}
 	r.done = true
 	releaseLock(r.lock)
 	return nil
+}
+
+// write is one try of the final status's transaction.
+func (r *Run) write(f final) error {
+	tx, err := r.db.sql.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f.apply(tx, r.id); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

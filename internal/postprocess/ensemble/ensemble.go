@@ -26,6 +26,7 @@ import (
 	"slices"
 	"sync"
 
+	"imet/internal/base/snippet"
 	"imet/internal/postprocess/probs"
 )
 
@@ -104,7 +105,7 @@ func permutation(refName, name, what string, want, have []string) ([]int, error)
 	for i, v := range want {
 		p, ok := pos[v]
 		if !ok {
-			return nil, fmt.Errorf("%s has no %s %q, which %s has (row %d of its sidecar)", name, what, v, refName, i+1)
+			return nil, fmt.Errorf("%s has no %s %s, which %s has (row %d of its sidecar)", name, what, snippet.Quote(v), refName, i+1)
 		}
 		out[i] = p
 	}
@@ -172,7 +173,7 @@ func Combine(inputs []Input, m Method, weights []float64) (*probs.File, error) {
 		}
 		wk := w[k] / sum
 		if x := firstNaN(m2.Data); x >= 0 {
-			return nil, fmt.Errorf("ensemble: %s: NaN at image %q, column %d", in.Name, ref.File.IDs[x/cols], x%cols)
+			return nil, fmt.Errorf("ensemble: %s: NaN at image %s, column %d", in.Name, snippet.Quote(ref.File.IDs[x/cols]), x%cols)
 		}
 		switch m {
 		case Mean, Weighted:
@@ -377,7 +378,7 @@ func MatchQuantiles(scores, ref Input) (*probs.File, error) {
 	}
 	for _, in := range []Input{scores, ref} {
 		if x := firstNaN(in.File.Data); x >= 0 {
-			return nil, fmt.Errorf("ensemble: %s: NaN at image %q, column %d", in.Name, in.File.IDs[x/in.File.Cols], x%in.File.Cols)
+			return nil, fmt.Errorf("ensemble: %s: NaN at image %s, column %d", in.Name, snippet.Quote(in.File.IDs[x/in.File.Cols]), x%in.File.Cols)
 		}
 	}
 	n, m := s.Rows, r.Rows
@@ -481,7 +482,7 @@ func Concat(inputs []Input) (*probs.File, error) {
 		}
 		for _, id := range in.File.IDs {
 			if prev, dup := seen[id]; dup {
-				return nil, fmt.Errorf("ensemble: image %q is in both %s and %s; concat is for disjoint parts", id, prev, in.Name)
+				return nil, fmt.Errorf("ensemble: image %s is in both %s and %s; concat is for disjoint parts", snippet.Quote(id), prev, in.Name)
 			}
 			seen[id] = in.Name
 		}

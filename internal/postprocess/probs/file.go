@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"imet/internal/base/atomicfile"
+	"imet/internal/base/snippet"
 )
 
 // File is a probability matrix with the identity of its rows and columns.
@@ -100,7 +101,7 @@ func readColumn(path, header string) ([]string, error) {
 		v := strings.TrimPrefix(rec[0], "\ufeff")
 		if line == 1 {
 			if v != header {
-				return nil, fmt.Errorf("%s:1: header is %q, want %q", path, v, header)
+				return nil, fmt.Errorf("%s:1: header is %s, want %q", path, snippet.Quote(v), header)
 			}
 			continue
 		}
@@ -108,7 +109,7 @@ func readColumn(path, header string) ([]string, error) {
 			return nil, fmt.Errorf("%s:%d: empty %s", path, line, header)
 		}
 		if prev, dup := seen[v]; dup {
-			return nil, fmt.Errorf("%s:%d: %s %q repeats line %d", path, line, header, v, prev)
+			return nil, fmt.Errorf("%s:%d: %s %s repeats line %d", path, line, header, snippet.Quote(v), prev)
 		}
 		seen[v] = line
 		out = append(out, v)

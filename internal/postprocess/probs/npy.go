@@ -37,6 +37,7 @@ import (
 	"unsafe"
 
 	"imet/internal/base/atomicfile"
+	"imet/internal/base/snippet"
 )
 
 // Matrix is a dense row-major float32 matrix: Data[i*Cols+j] is the
@@ -69,14 +70,21 @@ func ReadNPY(path string) (*Matrix, error) {
 		return nil, err
 	}
 	defer f.Close()
-	m, err := readNPY(bufio.NewReaderSize(f, 1<<20))
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	m, err := readNPY(bufio.NewReaderSize(f, 1<<20), size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
 }
 
-func readNPY(r io.Reader) (*Matrix, error) {
+// readNPY reads a .npy stream of size bytes (-1: unknown). A known size
+// bounds what the header may ask to allocate: a shape of (10^6, 10^6) in a
+// file of a few bytes is refused, not allocated.
+func readNPY(r io.Reader, size int64) (*Matrix, error) {
 	pre := make([]byte, 8)
 	if _, err := io.ReadFull(r, pre); err != nil {
 		return nil, errors.New("not a .npy file (too short)")
@@ -104,6 +112,10 @@ func readNPY(r io.Reader) (*Matrix, error) {
 	if hlen > 1<<20 {
 		return nil, fmt.Errorf(".npy header of %d bytes is implausible", hlen)
 	}
+	hdrStart := int64(len(pre)) + 2 // the header follows the magic, the version and its length
+	if pre[6] != 1 {
+		hdrStart += 2
+	}
 	hb := make([]byte, hlen)
 	if _, err := io.ReadFull(r, hb); err != nil {
 		return nil, errors.New("truncated .npy header")
@@ -113,7 +125,7 @@ func readNPY(r io.Reader) (*Matrix, error) {
 	fo := reFortran.FindStringSubmatch(h)
 	sh := reShape.FindStringSubmatch(h)
 	if d == nil || fo == nil || sh == nil {
-		return nil, fmt.Errorf("malformed .npy header %q", strings.TrimSpace(h))
+		return nil, fmt.Errorf("malformed .npy header %s", snippet.At(strings.TrimSpace(h), hdrStart))
 	}
 	if fo[1] == "True" {
 		return nil, errors.New("array is in Fortran order; save it with np.save(path, np.ascontiguousarray(a, dtype=np.float32))")
@@ -140,6 +152,13 @@ func readNPY(r io.Reader) (*Matrix, error) {
 		return nil, fmt.Errorf("array has shape (%s); want 2 dimensions (images, labels)", sh[1])
 	}
 	descr := d[1]
+	elem := map[string]int64{"f4": 4, "f8": 8, "f2": 2}[strings.TrimLeft(descr, "<>=|")]
+	if rows > 0 && cols > math.MaxInt32/rows {
+		return nil, fmt.Errorf("array shape (%s) holds more than 2^31 values", sh[1])
+	}
+	if want := int64(rows) * int64(cols) * elem; size >= 0 && elem > 0 && want > size-hdrStart-int64(hlen) {
+		return nil, fmt.Errorf("data truncated: the header's shape (%s) needs %d bytes of data, the file holds %d", sh[1], want, max(0, size-hdrStart-int64(hlen)))
+	}
 	var order binary.ByteOrder = binary.LittleEndian
 	if strings.HasPrefix(descr, ">") {
 		order = binary.BigEndian
@@ -179,7 +198,7 @@ func readNPY(r io.Reader) (*Matrix, error) {
 			done += k
 		}
 	default:
-		return nil, fmt.Errorf("dtype %q is not supported; want float32 ('<f4'), or float64/float16 to be converted", descr)
+		return nil, fmt.Errorf("dtype %s is not supported; want float32 ('<f4'), or float64/float16 to be converted", snippet.Quote(descr))
 	}
 	return m, nil
 }

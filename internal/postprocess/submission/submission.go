@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"imet/internal/base/atomicfile"
+	"imet/internal/base/snippet"
 	"imet/internal/postprocess/probs"
 	"imet/internal/postprocess/thresholds"
 )
@@ -63,7 +64,7 @@ func Write(path string, ids, attrIDs []string, pred [][]int) error {
 		b.WriteString("id,attribute_ids\n")
 		for i, id := range ids {
 			if strings.ContainsAny(id, ",\"\n\r") {
-				return fmt.Errorf("image id %q cannot be written unquoted", id)
+				return fmt.Errorf("image id %s cannot be written unquoted", snippet.Quote(id))
 			}
 			b.WriteString(id)
 			b.WriteByte(',')

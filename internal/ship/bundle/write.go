@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"imet/internal/base/atomicfile"
+	"imet/internal/base/snippet"
 )
 
 // Format identifies a bundle manifest; Write refuses to write into a
@@ -271,7 +272,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	if m.Format != Format {
-		return nil, fmt.Errorf("%s: format %q, want %q", p, m.Format, Format)
+		return nil, fmt.Errorf("%s: format %s, want %q", p, snippet.Quote(m.Format), Format)
 	}
 	return &m, nil
 }
@@ -292,7 +293,7 @@ func Verify(dir string) error {
 	listed := map[string]bool{}
 	for _, f := range m.Files {
 		if !filepath.IsLocal(filepath.FromSlash(f.Path)) {
-			return fmt.Errorf("%s: file path %q leaves the bundle", manifest, f.Path)
+			return fmt.Errorf("%s: file path %s leaves the bundle", manifest, snippet.Quote(f.Path))
 		}
 		listed[f.Path] = true
 		p := filepath.Join(dir, filepath.FromSlash(f.Path))

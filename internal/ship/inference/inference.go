@@ -40,6 +40,7 @@ import (
 	"strings"
 
 	"imet/internal/base/config"
+	"imet/internal/base/snippet"
 	"imet/internal/data/dataset"
 	"imet/internal/engine/torch"
 	"imet/internal/postprocess/ensemble"
@@ -236,7 +237,7 @@ func OpenBundle(dir string) (*Predictor, error) {
 		return nil, fmt.Errorf("%s: %w", specPath, err)
 	}
 	if s.Format != SpecFormat {
-		return nil, fmt.Errorf("%s: format %q, this imet reads %q", specPath, s.Format, SpecFormat)
+		return nil, fmt.Errorf("%s: format %s, this imet reads %q", specPath, snippet.Quote(s.Format), SpecFormat)
 	}
 	if len(s.Weights) == 0 {
 		return nil, fmt.Errorf("%s: no weight files listed", specPath)
@@ -252,7 +253,7 @@ func OpenBundle(dir string) (*Predictor, error) {
 		s.Precision = trainconfig.PrecisionFP32
 	case trainconfig.PrecisionFP32, trainconfig.PrecisionBF16, trainconfig.PrecisionFP16:
 	default:
-		return nil, fmt.Errorf("%s: precision %q: want fp32, bf16 or fp16", specPath, s.Precision)
+		return nil, fmt.Errorf("%s: precision %s: want fp32, bf16 or fp16", specPath, snippet.Quote(s.Precision))
 	}
 	in := func(name string) string { return filepath.Join(dir, filepath.FromSlash(name)) }
 	p := &Predictor{Spec: s, Origin: dir, Kind: "bundle", labelsPath: in(s.Labels)}

@@ -189,7 +189,8 @@ func Decode(path string, data []byte) (*Checkpoint, error) {
 	blob := body[start+hl:]
 	c := &Checkpoint{State: h.State, Tensors: make(map[string]Tensor, len(h.Tensors))}
 	for _, e := range h.Tensors {
-		if e.Offset < 0 || e.Size < 0 || e.Offset+e.Size > int64(len(blob)) {
+		// Offset+Size could overflow; compare against what is left.
+		if e.Offset < 0 || e.Size < 0 || e.Offset > int64(len(blob)) || e.Size > int64(len(blob))-e.Offset {
 			return nil, bad("tensor " + e.Name + " out of range")
 		}
 		t := e.Tensor

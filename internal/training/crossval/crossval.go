@@ -74,7 +74,7 @@ func FoldState(runDir string, fold int) (done, started bool) {
 
 // Run trains the folds and, once every fold is done, builds the submission.
 func (o Options) Run(ctx context.Context) (*Result, error) {
-	cfg, err := trainconfig.Load(o.ConfigPath)
+	cfg, err := trainconfig.LoadChecked(o.ConfigPath)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,15 @@ func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A fold smaller than the smallest batch is a stray fold number far
+	// more often than a split anyone meant.
+	minBatch := cfg.Stages[0].BatchSize
+	for _, s := range cfg.Stages {
+		minBatch = min(minBatch, s.BatchSize)
+	}
+	if err := asg.CheckSizes(minBatch); err != nil {
+		return nil, fmt.Errorf("%w; %s", err, "fix folds.csv, or lower the stages' batch_size")
+	}
 	ids := make([]string, len(ds.Train))
 	for i, r := range ds.Train {
 		ids[i] = r.ID

@@ -54,6 +54,11 @@ func predictSums(ctx context.Context, m Model, src Source, o PredictOptions) (ou
 	if bs < 1 {
 		bs = 32
 	}
+	// A batch beyond the rows would only size buffers for rows that do
+	// not exist (validation.batch_size: 1e8 allocated 1e8 images' worth).
+	if n > 0 && bs > n {
+		bs = n
+	}
 	views := max(o.Views, 1)
 	done := 0
 	for view := 0; view < views; view++ {

@@ -155,11 +155,12 @@ func TestPath(runDir string, fold int) string {
 	return filepath.Join(runDir, fmt.Sprintf("test_fold%d.npy", fold))
 }
 
-// CheckConfig loads the run configuration at path and checks that this
+// CheckConfig loads the run configuration at path with every check
+// `imet config check` makes (trainconfig.LoadChecked) and checks that this
 // process can run its engine (CheckEngine), so that a command can refuse a
 // GPU it lacks before it records or starts anything.
 func CheckConfig(path string) error {
-	cfg, err := trainconfig.Load(path)
+	cfg, err := trainconfig.LoadChecked(path)
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 	if cfgPath == "" {
 		return res, runDir, errors.New("a run configuration is required (or resume a run directory)")
 	}
-	cfg, err := trainconfig.Load(cfgPath)
+	cfg, err := trainconfig.LoadChecked(cfgPath)
 	if err != nil {
 		return res, runDir, err
 	}
@@ -312,6 +313,7 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 			fr.OnBroken(path, err)
 		}
 	}
+	clampBatches(&cfg, fd.Train.Len(), fd.Val.Len(), fr.Log)
 	model, report, err := BuildModel(&cfg, fd.Dataset.Labels.Len())
 	if err != nil {
 		return res, runDir, err
@@ -375,4 +377,28 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 	}
 	res, err = Run(ctx, opts)
 	return res, runDir, err
+}
+
+// clampBatches lowers each stage's batch_size to the training rows the
+// fold has, and validation.batch_size to its validation rows, saying so in
+// the log: a batch larger than the data would fill no batch at all (the
+// loader drops a partial last batch) or allocate for rows that do not
+// exist. The clamped values are what the run records (config.yaml and its
+// fingerprint), so a resume on the same data clamps alike.
+func clampBatches(cfg *trainconfig.Run, trainRows, valRows int, log io.Writer) {
+	for i := range cfg.Stages {
+		s := &cfg.Stages[i]
+		if trainRows > 0 && s.BatchSize > trainRows {
+			if log != nil {
+				fmt.Fprintf(log, "stage %s: batch_size %d clamped to the fold's %d training rows\n", s.Name, s.BatchSize, trainRows)
+			}
+			s.BatchSize = trainRows
+		}
+	}
+	if valRows > 0 && cfg.Validation.BatchSize > valRows {
+		if log != nil {
+			fmt.Fprintf(log, "validation.batch_size %d clamped to the fold's %d validation rows\n", cfg.Validation.BatchSize, valRows)
+		}
+		cfg.Validation.BatchSize = valRows
+	}
 }

@@ -14,8 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"imet/internal/base/config"
@@ -48,9 +49,9 @@ type Data struct {
 	Pipeline      string `yaml:"pipeline" doc:"Augmentation pipeline: a built-in one (${pipelines}) or one defined in pipelines_file."`
 	PipelinesFile string `yaml:"pipelines_file" doc:"YAML file with a pipelines: section of user-defined pipelines."`
 	TTA           string `yaml:"tta" doc:"Test-time augmentation: empty keeps the pipeline's own, none uses only the plain eval transform."`
-	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core)." resume:"free"`
-	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none)." resume:"free"`
-	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all); for smoke tests."`
+	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core); at most ${workers_per_cpu} per CPU of the machine that checks or trains." resume:"free"`
+	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none; not negative)." resume:"free"`
+	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all; not negative); for smoke tests. Batches larger than the rows left are clamped to them, with a log line."`
 	SkipBroken    bool   `yaml:"skip_broken" doc:"Leave images that do not decode out of training, validation and test prediction (each reported once in the log and recorded in the registry as a broken_image artifact; their probabilities stay zero) instead of stopping at the first." resume:"free"`
 }
 
@@ -77,15 +78,15 @@ type Stage struct {
 	Name       string          `yaml:"name" doc:"Stage name, shown in logs and checkpoints."`
 	Epochs     int             `yaml:"epochs" doc:"Length in epochs (either epochs or steps)."`
 	Steps      int             `yaml:"steps" doc:"Length in optimizer steps (either epochs or steps)."`
-	Frozen     []string        `yaml:"frozen" doc:"Layer groups whose weights do not train; their BatchNorm stays in eval mode."`
-	LR         []float64       `yaml:"lr" doc:"Learning rates: one for all groups, or one per entry of lr_groups (default split: the last rate for the head, the others over the body in order)."`
+	Frozen     []string        `yaml:"frozen" doc:"Layer groups whose weights do not train (of stem, stage1..stage4, head; at least one must train); their BatchNorm stays in eval mode."`
+	LR         []float64       `yaml:"lr" doc:"Learning rates: one for all groups, or one per entry of lr_groups (default split: the last rate for the head, the others over the body in order, so at most one per trainable body group plus the head)."`
 	LRGroups   [][]string      `yaml:"lr_groups" doc:"Which layer groups each rate in lr applies to; empty: the default split."`
 	Optimizer  Optimizer       `yaml:"optimizer" doc:"Optimizer for this stage."`
 	Schedule   schedule.Config `yaml:"schedule" doc:"Learning-rate schedule for this stage."`
 	Loss       []LossTerm      `yaml:"loss" doc:"Loss: a weighted sum of terms."`
 	Mixup      Mix             `yaml:"mixup" doc:"Mixup at batch level."`
 	CutMix     Mix             `yaml:"cutmix" doc:"CutMix at batch level."`
-	BatchSize  int             `yaml:"batch_size" doc:"Images per forward pass."`
+	BatchSize  int             `yaml:"batch_size" doc:"Images per forward pass (at least 1). Clamped to the fold's training rows; every fold of folds.csv must hold at least the smallest stage batch; on the CPU, refused when the estimated memory of a training step exceeds MemAvailable."`
 	Accumulate int             `yaml:"accumulate" doc:"Forward passes whose gradients are summed before each optimizer step."`
 }
 
@@ -105,15 +106,15 @@ type Mix struct {
 
 // Validation says when to validate.
 type Validation struct {
-	EveryEpochs int `yaml:"every_epochs" doc:"Validate every N epochs (and at the end of every stage)."`
+	EveryEpochs int `yaml:"every_epochs" doc:"Validate every N epochs (and at the end of every stage; 0: only there)."`
 	EverySteps  int `yaml:"every_steps" doc:"Also validate every N optimizer steps (0: never mid-epoch)."`
-	BatchSize   int `yaml:"batch_size" doc:"Images per forward pass at validation and test time." resume:"free"`
+	BatchSize   int `yaml:"batch_size" doc:"Images per forward pass at validation and test time (at least 1). Clamped to the fold's validation rows; on the CPU, refused when the estimated activations exceed MemAvailable." resume:"free"`
 }
 
 // Checkpoint controls how often state is saved and how much is kept.
 type Checkpoint struct {
 	EverySteps int `yaml:"every_steps" doc:"Write a checkpoint every N optimizer steps (0: only at stage ends and on stop)."`
-	Keep       int `yaml:"keep" doc:"Most recent checkpoints kept (the best by validation F2 is kept besides)."`
+	Keep       int `yaml:"keep" doc:"Most recent checkpoints kept, at least 1 (the best by validation F2 is kept besides)."`
 }
 
 // EMA configures the moving average of weights.
@@ -130,7 +131,7 @@ type HardMining struct {
 // Engine chooses where and how the network runs.
 type Engine struct {
 	Device  string `yaml:"device" doc:"Device to run on: ${devices}; training refuses a device it cannot use. Checkpoints hold CPU tensors, so a run may resume on another device; it is bit-identical only on the same device with the same threads." resume:"free"`
-	Threads int    `yaml:"threads" doc:"Intra-op threads for libtorch (0: one per core). Changing it may change float rounding." resume:"free"`
+	Threads int    `yaml:"threads" doc:"Intra-op threads for libtorch (0: one per core; at most ${threads_per_cpu} per CPU of the machine that checks or trains). Changing it may change float rounding." resume:"free"`
 	// Precision is one of the Precision* names.
 	Precision string `yaml:"precision" doc:"fp32; bf16: autocast forward and loss to bfloat16 (CPU or CUDA); fp16: CUDA autocast to float16 with dynamic loss scaling (PyTorch's GradScaler: scale 65536, x2 after 2000 clean steps, x0.5 and the step skipped on inf/NaN gradients)."`
 	// BF16 is the key precision replaced; Parse turns it into Precision
@@ -225,9 +226,9 @@ func withDefaults(s Stage) Stage {
 // file replace the default stages; fields a stage leaves out take stage
 // defaults (AdamW, constant schedule, BCE, batch 32).
 func Load(path string) (Run, error) {
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile(path)
 	if err != nil {
-		return Run{}, fmt.Errorf("config: %w", err)
+		return Run{}, err
 	}
 	return Parse(path, data)
 }
@@ -243,14 +244,36 @@ func Parse(name string, data []byte) (Run, error) {
 	if err == nil {
 		err = r.Validate()
 	}
-	var ke *KeyError
-	if errors.As(err, &ke) {
-		return Run{}, &config.Error{File: name, Line: config.KeyLine(data, ke.Key), Msg: ke.Error()}
-	}
 	if err != nil {
-		return Run{}, fmt.Errorf("%s: %w", name, err)
+		return Run{}, locate(name, data, err)
 	}
 	return r, nil
+}
+
+// locate names the file, and the line of the key at fault for a
+// KeyError.
+func locate(name string, data []byte, err error) error {
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		return &config.Error{File: name, Line: keyLine(data, ke.Key), Msg: ke.Error()}
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// keyLine is the line of key, or of the nearest enclosing key the
+// document sets (a stage that lacks epochs is named by its own line).
+func keyLine(data []byte, key string) int {
+	for key != "" {
+		if l := config.KeyLine(data, key); l > 0 {
+			return l
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return 0
 }
 
 // Decode is Parse without Validate: data on top of Default, with every
@@ -306,69 +329,136 @@ func (r *Run) Validate() error {
 		return fmt.Errorf("no stages")
 	}
 	if r.Data.TTA != "" && r.Data.TTA != "none" {
-		return fmt.Errorf("data.tta %q: want empty (the pipeline's own) or none", r.Data.TTA)
+		return &KeyError{Key: "data.tta", Msg: fmt.Sprintf("%q: want empty (the pipeline's own) or none", r.Data.TTA)}
 	}
 	if r.Data.PipelinesFile == "" {
 		// With a pipelines file the name may be one of its own; CheckFiles
 		// looks there.
 		if err := pipeline.Check(r.Data.Pipeline, nil); err != nil {
-			return fmt.Errorf("data.pipeline: %w", err)
+			return &KeyError{Key: "data.pipeline", Msg: err.Error()}
 		}
 	}
 	if err := models.Check(r.Model.Arch); err != nil {
-		return fmt.Errorf("model.arch: %w", err)
+		return &KeyError{Key: "model.arch", Msg: err.Error()}
 	}
 	if err := (models.Options{Pool: r.Model.Pool, Features: r.Model.Features, Dropout: r.Model.Dropout}).Check(); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
-	for i, s := range r.Stages {
-		at := fmt.Sprintf("stages[%d] (%s)", i, s.Name)
-		switch {
-		case (s.Epochs > 0) == (s.Steps > 0):
-			return fmt.Errorf("%s: set exactly one of epochs and steps", at)
-		case s.BatchSize < 1 || s.Accumulate < 1:
-			return fmt.Errorf("%s: batch_size and accumulate must be at least 1", at)
-		case len(s.LR) == 0:
-			return fmt.Errorf("%s: lr is empty", at)
-		case len(s.LRGroups) > 0 && len(s.LRGroups) != len(s.LR):
-			return fmt.Errorf("%s: %d rates for %d lr_groups", at, len(s.LR), len(s.LRGroups))
-		case s.Mixup.Alpha < 0 || s.CutMix.Alpha < 0:
-			return fmt.Errorf("%s: mixing alpha must not be negative", at)
-		case s.Mixup.Alpha > 0 && s.CutMix.Alpha > 0:
-			return fmt.Errorf("%s: choose Mixup or CutMix, not both", at)
-		case s.Mixup.Prob < 0 || s.Mixup.Prob > 1 || s.CutMix.Prob < 0 || s.CutMix.Prob > 1:
-			return fmt.Errorf("%s: mixing prob outside [0, 1]", at)
-		}
-		if c := s.Optimizer.ClipGradNorm; !(c >= 0) || math.IsInf(c, 0) {
-			return fmt.Errorf("%s: optimizer.clip_grad_norm %g: want 0 (off) or a positive norm", at, c)
-		}
-		for _, lr := range s.LR {
-			if !(lr >= 0) || math.IsInf(lr, 0) {
-				return fmt.Errorf("%s: learning rate %g", at, lr)
-			}
-		}
-		if err := optim.Check(s.Optimizer.Name); err != nil {
-			return fmt.Errorf("%s: optimizer: %w", at, err)
-		}
-		if err := s.Schedule.Validate(); err != nil {
-			return fmt.Errorf("%s: %w", at, err)
-		}
-		if len(s.Loss) == 0 {
-			return fmt.Errorf("%s: loss is empty", at)
-		}
-		for j, l := range s.Loss {
-			if err := losses.Check(l.Name); err != nil {
-				return fmt.Errorf("%s: loss[%d]: %w", at, j, err)
-			}
+	if err := r.checkCounts(); err != nil {
+		return err
+	}
+	for i := range r.Stages {
+		if err := r.Stages[i].validate(i); err != nil {
+			return err
 		}
 	}
 	if r.EMA.Enabled && (r.EMA.Decay <= 0 || r.EMA.Decay >= 1) {
-		return fmt.Errorf("ema.decay %g outside (0, 1)", r.EMA.Decay)
+		return &KeyError{Key: "ema.decay", Msg: fmt.Sprintf("%g outside (0, 1)", r.EMA.Decay)}
 	}
 	if r.HardMining.Fraction < 0 || r.HardMining.Fraction >= 1 {
-		return fmt.Errorf("hard_mining.fraction %g outside [0, 1)", r.HardMining.Fraction)
+		return &KeyError{Key: "hard_mining.fraction", Msg: fmt.Sprintf("%g outside [0, 1)", r.HardMining.Fraction)}
 	}
 	return r.Engine.Validate()
+}
+
+// checkCounts refuses negative counts, which used to mean the default
+// without a word (`limit: -5` trained on every row).
+func (r *Run) checkCounts() error {
+	for _, c := range []struct {
+		key string
+		v   int
+		min int
+		doc string
+	}{
+		{"data.workers", r.Data.Workers, 0, "0 uses one per core"},
+		{"data.cache_mb", r.Data.CacheMB, 0, "0 caches nothing"},
+		{"data.limit", r.Data.Limit, 0, "0 uses every row"},
+		{"validation.every_epochs", r.Validation.EveryEpochs, 0, "0 validates at stage ends only"},
+		{"validation.every_steps", r.Validation.EverySteps, 0, "0 never validates mid-epoch"},
+		{"validation.batch_size", r.Validation.BatchSize, 1, "images per forward pass"},
+		{"checkpoint.every_steps", r.Checkpoint.EverySteps, 0, "0 writes at stage ends and on stop only"},
+		{"checkpoint.keep", r.Checkpoint.Keep, 1, "the newest checkpoints kept"},
+		{"engine.threads", r.Engine.Threads, 0, "0 uses one per core"},
+	} {
+		if c.v < c.min {
+			return &KeyError{Key: c.key, Msg: fmt.Sprintf("%d: must be at least %d (%s)", c.v, c.min, c.doc)}
+		}
+	}
+	return nil
+}
+
+// validate checks stage i, naming the key at fault (stages[i].lr) so
+// that Parse can give its line. The layer groups are models.Groups, which
+// every architecture shares, so frozen groups, lr_groups and the rate
+// count are checked here, not when training reaches the stage.
+func (s *Stage) validate(i int) error {
+	key := func(k string) string { return fmt.Sprintf("stages[%d].%s", i, k) }
+	at := fmt.Sprintf("stage %d (%s)", i, s.Name)
+	bad := func(k, format string, a ...any) error {
+		return &KeyError{Key: key(k), Msg: at + ": " + fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case s.Epochs < 0:
+		return bad("epochs", "epochs %d is negative", s.Epochs)
+	case s.Steps < 0:
+		return bad("steps", "steps %d is negative", s.Steps)
+	case (s.Epochs > 0) == (s.Steps > 0):
+		return bad("epochs", "set exactly one of epochs and steps")
+	case s.BatchSize < 1:
+		return bad("batch_size", "batch_size %d: must be at least 1", s.BatchSize)
+	case s.Accumulate < 1:
+		return bad("accumulate", "accumulate %d: must be at least 1", s.Accumulate)
+	case len(s.LR) == 0:
+		return bad("lr", "lr is empty")
+	case len(s.LRGroups) > 0 && len(s.LRGroups) != len(s.LR):
+		return bad("lr_groups", "%d rates for %d lr_groups", len(s.LR), len(s.LRGroups))
+	case s.Mixup.Alpha < 0 || s.CutMix.Alpha < 0:
+		return bad("mixup", "mixing alpha must not be negative")
+	case s.Mixup.Alpha > 0 && s.CutMix.Alpha > 0:
+		return bad("cutmix", "choose Mixup or CutMix, not both")
+	case s.Mixup.Prob < 0 || s.Mixup.Prob > 1 || s.CutMix.Prob < 0 || s.CutMix.Prob > 1:
+		return bad("mixup", "mixing prob outside [0, 1]")
+	}
+	if c := s.Optimizer.ClipGradNorm; !(c >= 0) || math.IsInf(c, 0) {
+		return bad("optimizer.clip_grad_norm", "optimizer.clip_grad_norm %g: want 0 (off) or a positive norm", c)
+	}
+	for _, lr := range s.LR {
+		if !(lr >= 0) || math.IsInf(lr, 0) {
+			return bad("lr", "learning rate %g", lr)
+		}
+	}
+	if err := optim.Check(s.Optimizer.Name); err != nil {
+		return bad("optimizer", "optimizer: %v", err)
+	}
+	if err := s.Schedule.Validate(); err != nil {
+		return bad("schedule", "%v", err)
+	}
+	if len(s.Loss) == 0 {
+		return bad("loss", "loss is empty")
+	}
+	for j, l := range s.Loss {
+		if err := losses.Check(l.Name); err != nil {
+			return bad(fmt.Sprintf("loss[%d]", j), "loss[%d]: %v", j, err)
+		}
+	}
+	groups := models.Groups()
+	for _, f := range s.Frozen {
+		if !slices.Contains(groups, f) {
+			return bad("frozen", "frozen group %q is not one of %s", f, strings.Join(groups, ", "))
+		}
+	}
+	rates, err := s.GroupRates(groups)
+	if err != nil {
+		k := "lr"
+		if len(s.LRGroups) > 0 {
+			k = "lr_groups"
+		}
+		return &KeyError{Key: key(k), Msg: err.Error()}
+	}
+	if len(rates) == 0 {
+		return bad("frozen", "every layer group is frozen (%s); a stage needs at least one that trains", strings.Join(s.Frozen, ", "))
+	}
+	return nil
 }
 
 // Validate checks the engine's settings: the names, and fp16 only on a
@@ -402,17 +492,24 @@ func (e *Engine) Validate() error {
 // CheckFiles is what Validate cannot check without reading the files the
 // configuration names: a pipeline defined in pipelines_file.
 func (r *Run) CheckFiles() error {
+	_, err := r.pipelines()
+	return err
+}
+
+// pipelines reads the pipelines file (nil when there is none) and checks
+// that data.pipeline is one of its pipelines or a built-in one.
+func (r *Run) pipelines() (*pipeline.Config, error) {
 	if r.Data.PipelinesFile == "" {
-		return nil
+		return nil, nil
 	}
 	cfg, err := pipeline.LoadConfig(r.Data.PipelinesFile)
 	if err != nil {
-		return fmt.Errorf("data.pipelines_file: %w", err)
+		return nil, &KeyError{Key: "data.pipelines_file", Msg: err.Error()}
 	}
 	if err := pipeline.Check(r.Data.Pipeline, cfg); err != nil {
-		return fmt.Errorf("data.pipeline: %w", err)
+		return nil, &KeyError{Key: "data.pipeline", Msg: err.Error()}
 	}
-	return nil
+	return cfg, nil
 }
 
 // DocVars are the lists of accepted names that the configuration's doc
@@ -426,6 +523,9 @@ func DocVars() map[string]string {
 		"architectures": strings.Join(models.Names(), ", "),
 		"pipelines":     strings.Join(pipeline.Names(nil), ", "),
 		"devices":       torch.DeviceSyntax,
+		// The bounds CheckResources applies.
+		"threads_per_cpu": strconv.Itoa(MaxThreadsPerCPU),
+		"workers_per_cpu": strconv.Itoa(MaxWorkersPerCPU),
 	}
 }
 

@@ -2,6 +2,7 @@ package trainconfig
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -183,5 +184,97 @@ func TestDiffReadsFingerprintsFromBeforeAKeyExisted(t *testing.T) {
 	want := []string{"engine.channels_last: not in the checkpoint's config, now true", "stages[1].optimizer.clip_grad_norm: not in the checkpoint's config, now 1"}
 	if d := Diff(old(false), cl.Fingerprint()); !reflect.DeepEqual(d, want) {
 		t.Errorf("new settings switched on: %q, want %q", d, want)
+	}
+}
+
+// Each of these passed `imet config check` and failed only in training
+// (or trained on something else than asked): now each is an error naming
+// the key's line.
+func TestCheckRefusesWhatTrainingWouldFailOn(t *testing.T) {
+	for _, tc := range []struct{ name, doc, want string }{
+		{"unknown frozen group", "stages:\n  - name: a\n    epochs: 1\n    frozen: [stage9]\n", `x.yaml:4: stages[0].frozen: stage 0 (a): frozen group "stage9" is not one of stem, stage1, stage2, stage3, stage4, head`},
+		{"7 rates for 3 groups", "stages:\n  - name: a\n    epochs: 1\n    frozen: [stem, stage1, stage2]\n    lr: [1, 2, 3, 4, 5, 6, 7]\n", "x.yaml:5: stages[0].lr: stage a: 7 rates for 2 trainable body groups and the head"},
+		{"every group frozen", "stages:\n  - name: a\n    epochs: 1\n    frozen: [stem, stage1, stage2, stage3, stage4, head]\n", "x.yaml:4: stages[0].frozen: stage 0 (a): every layer group is frozen"},
+		{"lr_groups names an unknown group", "stages:\n  - name: a\n    epochs: 1\n    lr: [1, 2]\n    lr_groups: [[stem], [layer5]]\n", `x.yaml:5: stages[0].lr_groups: stage a: lr_groups names "layer5"`},
+		{"unknown architecture", "model:\n  arch: resnet9999\n", `x.yaml:2: model.arch: unknown architecture "resnet9999"`},
+		{"fractional batch", "stages:\n  - name: a\n    epochs: 1\n    batch_size: 8.5\n", "x.yaml:4: 8.5 is not an integer"},
+		{"negative limit", "data:\n  limit: -5\n", "x.yaml:2: data.limit: -5: must be at least 0"},
+		{"negative threads", "engine:\n  threads: -3\n", "x.yaml:2: engine.threads: -3: must be at least 0"},
+		{"negative workers", "data: {workers: -1}\n", "x.yaml:1: data.workers: -1"},
+		{"zero validation batch", "validation:\n  batch_size: 0\n", "x.yaml:2: validation.batch_size: 0: must be at least 1"},
+		{"zero keep", "checkpoint:\n  keep: 0\n", "x.yaml:2: checkpoint.keep: 0"},
+		{"negative epochs", "stages:\n  - name: a\n    epochs: -1\n    steps: 5\n", "x.yaml:3: stages[0].epochs: stage 0 (a): epochs -1 is negative"},
+		{"stage without a length", "stages:\n  - name: a\n    lr: [1]\n", "x.yaml:2: stages[0].epochs: stage 0 (a): set exactly one of epochs and steps"},
+	} {
+		_, err := Parse("x.yaml", []byte(tc.doc))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to start with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// engine.threads: 100000 died creating threads and validation.batch_size:
+// 1e8 ran out of memory after three steps; both are refused by the check,
+// against the machine given, with the bound or the estimate named.
+func TestCheckResources(t *testing.T) {
+	m := Machine{CPUs: 2, MemAvailable: 8 << 30}
+	for _, tc := range []struct{ name, doc, want string }{
+		{"threads", "engine:\n  threads: 100000\n", "x.yaml:2: engine.threads: 100000 threads on a machine with 2 CPUs: at most 8 (4 per CPU)"},
+		{"workers", "data: {workers: 33}\n", "x.yaml:1: data.workers: 33 decoding workers on a machine with 2 CPUs: at most 32"},
+		{"validation batch", "validation:\n  batch_size: 1e8\n", "x.yaml:2: validation.batch_size: 100000000 images of 256x256: one forward pass of resnet50 needs about "},
+		{"training batch", "stages:\n  - name: a\n    epochs: 1\n    batch_size: 4096\n", "x.yaml:4: stages[0].batch_size: 4096 images of 256x256: one training step (forward and backward) of resnet50 needs about "},
+	} {
+		_, err := ParseChecked("x.yaml", []byte(tc.doc), m)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to start with %q", tc.name, err, tc.want)
+		}
+	}
+	// The estimate names itself and the memory available.
+	_, err := ParseChecked("x.yaml", []byte("validation:\n  batch_size: 1e8\n"), m)
+	if err == nil || !strings.Contains(err.Error(), "more than the 8.0 GiB this machine has available") {
+		t.Errorf("error %v", err)
+	}
+	// The defaults fit, a GPU's memory is not estimated, and an unknown
+	// MemAvailable skips the estimate.
+	for _, tc := range []struct {
+		doc string
+		m   Machine
+	}{
+		{"", m},
+		{"validation: {batch_size: 100000000}\nengine: {device: cuda}\n", m},
+		{"validation: {batch_size: 100000000}\n", Machine{CPUs: 2}},
+		{"engine: {threads: 8}\n", m},
+	} {
+		if _, err := ParseChecked("x.yaml", []byte(tc.doc), tc.m); err != nil {
+			t.Errorf("%q: %v", tc.doc, err)
+		}
+	}
+}
+
+// A pipelines file is held to the same bounds as the run configuration:
+// its alias bomb passed `config check` and took train down.
+func TestPipelinesFileBomb(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("x0: &x0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n")
+	for i := 1; i < 9; i++ {
+		fmt.Fprintf(&b, "x%d: &x%d [", i, i)
+		for j := range 10 {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*x%d", i-1)
+		}
+		b.WriteString("]\n")
+	}
+	b.WriteString("pipelines: {}\n")
+	pf := dir + "/pipelines.yaml"
+	if err := os.WriteFile(pf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doc := "data:\n  pipelines_file: " + pf + "\n"
+	_, err := ParseChecked("x.yaml", []byte(doc), Machine{})
+	if err == nil || !strings.Contains(err.Error(), "values once aliases are expanded") || !strings.HasPrefix(err.Error(), "x.yaml:2: data.pipelines_file: "+pf) {
+		t.Fatalf("error %v", err)
 	}
 }

@@ -202,13 +202,24 @@ func Get(name string, cfg *Config) (*Pipeline, error) {
 // LoadConfig reads a YAML file holding a `pipelines:` section (and nothing
 // else: this is for a dedicated file; a run configuration embeds Config).
 func LoadConfig(path string) (*Config, error) {
-	var c Config
-	if err := config.Load(path, &c); err != nil {
+	data, err := config.ReadFile(path)
+	if err != nil {
 		return nil, err
 	}
-	for name, s := range c.Pipelines {
-		if _, err := Build(name, s); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+	return ParseConfig(path, data)
+}
+
+// ParseConfig is LoadConfig for a file already in memory; name is used in
+// error messages. It is held to config.Decode's bounds on size, nesting
+// and aliases, like a run configuration.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	var c Config
+	if err := config.Decode(name, data, &c); err != nil {
+		return nil, err
+	}
+	for pname, s := range c.Pipelines {
+		if _, err := Build(pname, s); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return &c, nil

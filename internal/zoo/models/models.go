@@ -125,6 +125,14 @@ func Names() []string {
 	return o
 }
 
+// groups is the layer groups every architecture's store holds.
+var groups = []string{"stem", "stage1", "stage2", "stage3", "stage4", "head"}
+
+// Groups is the layer groups of every architecture in network order, head
+// last (TestEveryArchitecture holds each to it), so that a configuration's
+// frozen groups and rates can be checked without building a model.
+func Groups() []string { return append([]string(nil), groups...) }
+
 // Check reports whether name is a registered architecture, with the known
 // ones in the error.
 func Check(name string) error {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"imet/internal/base/snippet"
 )
 
 // The unpickler below understands the subset of Python's pickle protocols
@@ -256,7 +258,7 @@ func (u *unpickler) load() (any, error) {
 			default:
 				v, err := strconv.ParseInt(s, 10, 64)
 				if err != nil {
-					return nil, u.fail(op, "int %q", s)
+					return nil, u.fail(op, "int %s", snippet.Quote(s))
 				}
 				u.push(v)
 			}
@@ -268,7 +270,7 @@ func (u *unpickler) load() (any, error) {
 			s = strings.TrimSuffix(s, "L")
 			x, ok := new(big.Int).SetString(s, 10)
 			if !ok {
-				return nil, u.fail(op, "long %q", s)
+				return nil, u.fail(op, "long %s", snippet.Quote(s))
 			}
 			if x.IsInt64() {
 				u.push(x.Int64())
@@ -320,7 +322,7 @@ func (u *unpickler) load() (any, error) {
 			}
 			v, err := strconv.ParseFloat(s, 64)
 			if err != nil {
-				return nil, u.fail(op, "float %q", s)
+				return nil, u.fail(op, "float %s", snippet.Quote(s))
 			}
 			u.push(v)
 		case 'G': // BINFLOAT, big-endian
@@ -336,7 +338,7 @@ func (u *unpickler) load() (any, error) {
 			}
 			uq, err := strconv.Unquote(pyQuoteToGo(s))
 			if err != nil {
-				return nil, u.fail(op, "string %q", s)
+				return nil, u.fail(op, "string %s", snippet.Quote(s))
 			}
 			u.push(uq)
 		case 'V': // UNICODE (raw-unicode-escape line)
@@ -476,7 +478,7 @@ func (u *unpickler) load() (any, error) {
 			}
 			i, err := strconv.Atoi(s)
 			if err != nil {
-				return nil, u.fail(op, "memo %q", s)
+				return nil, u.fail(op, "memo %s", snippet.Quote(s))
 			}
 			if err := u.memoPut(i); err != nil {
 				return nil, err
@@ -504,7 +506,7 @@ func (u *unpickler) load() (any, error) {
 			}
 			i, err := strconv.Atoi(s)
 			if err != nil {
-				return nil, u.fail(op, "memo %q", s)
+				return nil, u.fail(op, "memo %s", snippet.Quote(s))
 			}
 			if err := u.memoGet(op, i); err != nil {
 				return nil, err

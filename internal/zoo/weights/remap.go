@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"imet/internal/base/snippet"
 )
 
 // StripPrefix returns s with prefix removed from every key that has it
@@ -29,7 +31,7 @@ func Rename(s Set, f func(string) string) (Set, error) {
 			continue
 		}
 		if prev, ok := from[n]; ok {
-			return nil, fmt.Errorf("keys %q and %q both map to %q", prev, k, n)
+			return nil, fmt.Errorf("keys %s and %s both map to %s", snippet.Quote(prev), snippet.Quote(k), snippet.Quote(n))
 		}
 		from[n] = k
 		out[n] = s[k]

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"imet/internal/base/snippet"
 )
 
 // safetensorsDTypes maps the format's dtype codes to ours.
@@ -66,7 +68,7 @@ func ReadSafetensors(path string) (Set, error) {
 		}
 		dt, ok := safetensorsDTypes[e.DType]
 		if !ok {
-			return nil, fmt.Errorf("%s: tensor %s: unsupported dtype %q", path, name, e.DType)
+			return nil, fmt.Errorf("%s: tensor %s: unsupported dtype %s", path, snippet.Quote(name), snippet.Quote(e.DType))
 		}
 		begin, end := e.DataOffsets[0], e.DataOffsets[1]
 		cnt, ok := checkedNumel(e.Shape)

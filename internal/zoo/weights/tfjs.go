@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"imet/internal/base/snippet"
 )
 
 // TFJSModel is a TensorFlow.js layers model: its topology (the Keras model
@@ -125,7 +127,7 @@ func ReadTFJS(path string) (*TFJSModel, error) {
 				case "uint16", "float16":
 					size = 2 * n
 				default:
-					return nil, fmt.Errorf("%s: %s: unsupported quantisation %q", path, w.Name, q.DType)
+					return nil, fmt.Errorf("%s: %s: unsupported quantisation %s", path, snippet.Quote(w.Name), snippet.Quote(q.DType))
 				}
 				if off+size > len(data) {
 					return nil, fmt.Errorf("%s: %s: shards end at byte %d, weight needs %d", path, w.Name, len(data), off+size)
@@ -152,7 +154,7 @@ func ReadTFJS(path string) (*TFJSModel, error) {
 				case "bool":
 					dt = Bool
 				default:
-					return nil, fmt.Errorf("%s: %s: unsupported dtype %q", path, w.Name, w.DType)
+					return nil, fmt.Errorf("%s: %s: unsupported dtype %s", path, snippet.Quote(w.Name), snippet.Quote(w.DType))
 				}
 				size = n * elemSize(dt)
 				if off+size > len(data) {
@@ -182,7 +184,7 @@ func readTFJSShard(dir, name string, bundled bool) ([]byte, error) {
 	// downloaded model.json naming "../../secret.bin" must not read what
 	// lies outside.
 	if !filepath.IsLocal(filepath.FromSlash(name)) || strings.Contains(name, "\\") {
-		return nil, fmt.Errorf("weight shard path %q leaves the model folder %s", name, dir)
+		return nil, fmt.Errorf("weight shard path %s leaves the model folder %s", snippet.Quote(name), dir)
 	}
 	candidates := []string{filepath.Join(dir, name), filepath.Join(dir, name+".min.js")}
 	if bundled {
@@ -206,7 +208,7 @@ func readTFJSShard(dir, name string, bundled bool) ([]byte, error) {
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("weight shard %q not found in %s", name, dir)
+	return nil, fmt.Errorf("weight shard %s not found in %s", snippet.Quote(name), dir)
 }
 
 // jsExportsLiteral finds the value assigned to module.exports in a
@@ -283,7 +285,7 @@ func (p *jsParser) value() (any, error) {
 	case "Infinity":
 		return math.Inf(1), nil
 	}
-	return nil, p.errorf("unsupported token %q", id)
+	return nil, p.errorf("unsupported token %s", snippet.Quote(id))
 }
 
 func truthy(v any) bool {
@@ -323,7 +325,7 @@ func (p *jsParser) number() (any, error) {
 	}
 	v, err := strconv.ParseFloat(string(p.src[start:p.pos]), 64)
 	if err != nil {
-		return nil, p.errorf("number %q", p.src[start:p.pos])
+		return nil, p.errorf("number %s", snippet.Quote(string(p.src[start:p.pos])))
 	}
 	return v, nil
 }
@@ -446,7 +448,7 @@ func (p *jsParser) object() (map[string]any, error) {
 		}
 		p.skip()
 		if p.pos >= len(p.src) || p.src[p.pos] != ':' {
-			return nil, p.errorf("expected : after key %q", key)
+			return nil, p.errorf("expected : after key %s", snippet.Quote(key))
 		}
 		p.pos++
 		v, err := p.value()

@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"imet/internal/base/snippet"
 )
 
 // DType names the element type a tensor had in its file. The data is always
@@ -251,7 +253,7 @@ func decode(b []byte, d DType, order binary.ByteOrder) ([]float32, error) {
 			out[i] = float32(b[i])
 		}
 	default:
-		return nil, fmt.Errorf("unsupported dtype %q", d)
+		return nil, fmt.Errorf("unsupported dtype %s", snippet.Quote(string(d)))
 	}
 	return out, nil
 }
