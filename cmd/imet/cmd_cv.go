@@ -31,19 +31,20 @@ type cvCmd struct {
 	Rules      []string      `help:"Threshold rules searched on the out-of-fold probabilities (${rules}); the one used scores best on folds its thresholds were not searched on." default:"global,group"`
 	Ensemble   string        `help:"How the folds' test probabilities are combined: ${fold_methods}. A rank ensemble is then mapped onto the out-of-fold probabilities' quantiles." enum:"${fold_methods_enum}" default:"mean"`
 	// Folds as cluster jobs (docs/scale.md).
-	Fold      int           `help:"Train only this fold, as one task of a cluster array, and leave combining to --collect; without it JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm) chooses the fold when set (with --folds: the index into that list). Exits 75 when stopped before the fold is done." default:"-1"`
-	Collect   bool          `help:"Combine the folds that separate tasks trained under --out (OOF, thresholds, test ensemble, submission); refuses, naming them, folds missing or unfinished."`
-	Wait      time.Duration `help:"With --collect: wait this long for folds still running before refusing."`
-	Emit      string        `help:"Write what runs the folds on a cluster instead of training: kubernetes (an Indexed Job and a collect Job) or slurm (an sbatch array script)." enum:",kubernetes,slurm" default:""`
-	EmitTo    string        `help:"With --emit: the file to write (default: standard output)." type:"path"`
-	Image     string        `help:"With --emit kubernetes: the container image holding imet." default:"imet:latest"`
-	Volume    string        `help:"With --emit kubernetes: the PersistentVolumeClaim of the shared storage (data, weights, run root)."`
-	Mount     string        `help:"With --emit: the tasks' working directory, where the shared storage's root is (default /work for Kubernetes, where the volume is mounted; this directory for Slurm); --config and --out are written relative to this directory."`
-	GPUs      int           `name:"gpus" help:"With --emit: GPUs per fold task."`
-	CPUs      int           `name:"cpus" help:"With --emit: CPU cores per task."`
-	Memory    string        `help:"With --emit: memory per task (e.g. 32Gi)."`
-	Partition string        `help:"With --emit slurm: the partition."`
-	TimeLimit string        `help:"With --emit slurm: a task's time limit (e.g. 8:00:00); a fold stopped by it requeues and resumes."`
+	Fold        int           `help:"Train only this fold, as one task of a cluster array, and leave combining to --collect. Exits 75 when stopped before the fold is done." default:"-1"`
+	FoldFromEnv bool          `help:"Train only the fold the scheduler names in JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array), with --folds the index into that list; the files --emit writes pass it. Off by default: a cv run inside some other job's pod must not take that job's index for a fold."`
+	Collect     bool          `help:"Combine the folds that separate tasks trained under --out (OOF, thresholds, test ensemble, submission); refuses, naming them, folds missing or unfinished."`
+	Wait        time.Duration `help:"With --collect: wait this long for folds still running before refusing."`
+	Emit        string        `help:"Write what runs the folds on a cluster instead of training: kubernetes (an Indexed Job and a collect Job) or slurm (an sbatch array script)." enum:",kubernetes,slurm" default:""`
+	EmitTo      string        `help:"With --emit: the file to write (default: standard output)." type:"path"`
+	Image       string        `help:"With --emit kubernetes: the container image holding imet." default:"imet:latest"`
+	Volume      string        `help:"With --emit kubernetes: the PersistentVolumeClaim of the shared storage (data, weights, run root)."`
+	Mount       string        `help:"With --emit: the tasks' working directory, where the shared storage's root is (default /work for Kubernetes, where the volume is mounted; this directory for Slurm); --config and --out are written relative to this directory."`
+	GPUs        int           `name:"gpus" help:"With --emit: GPUs per fold task."`
+	CPUs        int           `name:"cpus" help:"With --emit: CPU cores per task."`
+	Memory      string        `help:"With --emit: memory per task (e.g. 32Gi)."`
+	Partition   string        `help:"With --emit slurm: the partition."`
+	TimeLimit   string        `help:"With --emit slurm: a task's time limit (e.g. 8:00:00); a fold stopped by it requeues and resumes."`
 	trackFlags
 }
 
@@ -175,9 +176,15 @@ func (c *cvCmd) chosenFold() (int, string, error) {
 	if c.Fold >= 0 {
 		return c.Fold, "--fold", nil
 	}
+	if !c.FoldFromEnv {
+		return -1, "", nil
+	}
 	idx, from, ok, err := crossval.FoldFromEnv(nil)
-	if err != nil || !ok {
+	if err != nil {
 		return -1, "", err
+	}
+	if !ok {
+		return -1, "", fmt.Errorf("--fold-from-env: neither %s nor %s is set", crossval.EnvJobIndex, crossval.EnvSlurmTask)
 	}
 	if len(c.Folds) > 0 {
 		if idx >= len(c.Folds) {
@@ -253,7 +260,7 @@ func (c *cvCmd) emit(g *Globals) error {
 	// The registry is one SQLite file, which tasks on many machines must
 	// not write at once over a network file system: they record nothing.
 	base = append(base, "--no-registry")
-	fold := append([]string(nil), base...)
+	fold := append(append([]string(nil), base...), "--fold-from-env")
 	if c.TimeBudget > 0 {
 		fold = append(fold, "--time-budget", c.TimeBudget.String())
 	}
@@ -301,6 +308,9 @@ func (c *cvCmd) continueCommand() string {
 	args := []string{"imet", "cv", "--config", c.Config}
 	if c.Fold >= 0 {
 		args = append(args, "--fold", strconv.Itoa(c.Fold))
+	}
+	if c.FoldFromEnv {
+		args = append(args, "--fold-from-env")
 	}
 	if c.Out != "" {
 		args = append(args, "--out", c.Out)

@@ -16,21 +16,34 @@ import (
 	"imet/internal/jobs/cluster"
 	"imet/internal/postprocess/probs"
 	"imet/internal/training/checkpoint"
+	"imet/internal/training/crossval"
 )
 
 // foldTask starts `imet cv` as one task of a cluster array: the test
 // binary as imet, with the scheduler's variable set and no fold named.
 func foldTask(t *testing.T, cfg, out string, env string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	args := append([]string{"cv", "--config", cfg, "--out", out, "--no-registry"}, extra...)
+	args := append([]string{"cv", "--config", cfg, "--out", out, "--no-registry", "--fold-from-env"}, extra...)
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), asIMet+"=1", env)
+	cmd.Env = append(withoutSchedulerVars(os.Environ()), asIMet+"=1", env)
 	var b bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &b, &b
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	return cmd, &b
+}
+
+// withoutSchedulerVars drops the fold variables of the scheduler this test
+// may itself run under (CI in a Kubernetes Indexed Job, a Slurm array).
+func withoutSchedulerVars(env []string) []string {
+	var keep []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, crossval.EnvJobIndex+"=") && !strings.HasPrefix(kv, crossval.EnvSlurmTask+"=") {
+			keep = append(keep, kv)
+		}
+	}
+	return keep
 }
 
 func exitCodeOf(err error) int {
@@ -157,7 +170,7 @@ func TestCVEmitKubernetes(t *testing.T) {
 	}
 	c := sp.Template.Spec.Containers[0]
 	cmd := strings.Join(c.Command, " ")
-	if !strings.HasPrefix(cmd, "imet cv --config "+cfg) || strings.Contains(cmd, "--fold ") || !strings.Contains(cmd, "--time-budget 8h0m0s") {
+	if !strings.HasPrefix(cmd, "imet cv --config "+cfg) || strings.Contains(cmd, "--fold ") || !strings.Contains(cmd, "--fold-from-env") || !strings.Contains(cmd, "--time-budget 8h0m0s") {
 		t.Errorf("fold command %q: want imet cv with the fold left to JOB_COMPLETION_INDEX and the budget", cmd)
 	}
 	if c.Image != "registry.example/imet:1" || c.Resources == nil || c.Resources.Limits["nvidia.com/gpu"] != "1" || c.Resources.Limits["memory"] != "32Gi" {
@@ -206,10 +219,38 @@ func TestCVEmitSlurm(t *testing.T) {
 			t.Errorf("script lacks %q:\n%s", want, s)
 		}
 	}
-	if strings.Contains(s, "--fold ") {
+	if strings.Contains(s, "--fold ") || !strings.Contains(s, "--fold-from-env") {
 		t.Errorf("the script names a fold; SLURM_ARRAY_TASK_ID should choose it:\n%s", s)
 	}
 	if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
 		t.Fatalf("bash -n: %v\n%s", err, out)
+	}
+}
+
+// TestChosenFold: the scheduler's index chooses a fold only when asked
+// (CI itself may run in an Indexed Job), and asking without it is an error.
+func TestChosenFold(t *testing.T) {
+	t.Setenv(crossval.EnvJobIndex, "1")
+	t.Setenv(crossval.EnvSlurmTask, "")
+	cases := []struct {
+		cmd     cvCmd
+		want    int
+		wantErr bool
+	}{
+		{cvCmd{Fold: -1}, -1, false},
+		{cvCmd{Fold: 2}, 2, false},
+		{cvCmd{Fold: -1, FoldFromEnv: true}, 1, false},
+		{cvCmd{Fold: -1, FoldFromEnv: true, Folds: []int{3, 4}}, 4, false},
+		{cvCmd{Fold: -1, FoldFromEnv: true, Folds: []int{3}}, -1, true},
+	}
+	for i, c := range cases {
+		got, _, err := c.cmd.chosenFold()
+		if got != c.want || (err != nil) != c.wantErr {
+			t.Errorf("case %d: fold %d, err %v; want %d, error %v", i, got, err, c.want, c.wantErr)
+		}
+	}
+	t.Setenv(crossval.EnvJobIndex, "")
+	if _, _, err := (&cvCmd{Fold: -1, FoldFromEnv: true}).chosenFold(); err == nil || !strings.Contains(err.Error(), crossval.EnvJobIndex) {
+		t.Errorf("--fold-from-env with no variable set: %v", err)
 	}
 }

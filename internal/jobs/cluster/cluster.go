@@ -6,7 +6,7 @@
 // Slurm array script (each task gets SLURM_ARRAY_TASK_ID) that requeues a
 // task its time limit stopped.
 //
-// A fold task runs `imet cv` with no fold named: the command reads its fold
+// A fold task runs `imet cv --fold-from-env`: the command reads its fold
 // from the variable, resumes the fold from its newest checkpoint when one
 // exists, and exits with ExitIncomplete when it stopped before the end
 // (time budget, SIGTERM on eviction), so that the scheduler runs it again
