@@ -43,7 +43,7 @@ func (c *demoCmd) Run(g *Globals) error {
 		reg = filepath.Join(c.Out, "registry.db")
 	}
 	cvOut := filepath.Join(c.Out, "cv")
-	cv := &cvCmd{Config: p.Recipe, Out: cvOut, Parallel: 1, Rules: []string{"global", "group", "label"}, Ensemble: "mean"}
+	cv := &cvCmd{Config: p.Recipe, Out: cvOut, Fold: -1, Parallel: 1, Rules: []string{"global", "group", "label"}, Ensemble: "mean"}
 	cv.Registry, cv.NoRegistry = reg, c.NoRegistry
 	if err := cv.Run(g); err != nil {
 		return err
