@@ -82,8 +82,10 @@ var (
 
 // Shared is Open through a process-wide table: the folds of a
 // cross-validation and the splits of a fold share one mapping and one
-// record of verified images. Shared readers are never closed; the mapping
-// goes with the process.
+// record of verified images. A file replaced since (a new pack is written
+// to a new file and renamed over the old one) gets a new reader; the old
+// mapping stays valid for loaders still using it. Shared readers are never
+// closed; the mappings go with the process.
 func Shared(path, root string) (*Reader, error) {
 	ap, err := filepath.Abs(path)
 	if err != nil {
@@ -93,7 +95,14 @@ func Shared(path, root string) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := ap + "\x00" + ar
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	key := fmt.Sprintf("%s\x00%s\x00%d\x00%d", ap, ar, st.Size(), st.ModTime().UnixNano())
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		key += fmt.Sprintf("\x00%d:%d", sys.Dev, sys.Ino)
+	}
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if r := shared[key]; r != nil {
