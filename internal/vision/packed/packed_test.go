@@ -19,7 +19,7 @@ import (
 
 // writeImages writes n small images under dir/train, alternately JPEG and
 // PNG, of varied sizes, and returns their keys.
-func writeImages(t *testing.T, dir string, n int) []string {
+func writeImages(t testing.TB, dir string, n int) []string {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Join(dir, "train"), 0o755); err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func writeImages(t *testing.T, dir string, n int) []string {
 	return keys
 }
 
-func build(t *testing.T, n int, opt Options) (dir, pack string, keys []string) {
+func build(t testing.TB, n int, opt Options) (dir, pack string, keys []string) {
 	t.Helper()
 	dir = t.TempDir()
 	keys = writeImages(t, dir, n)
@@ -98,6 +98,13 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, ok := r.Lookup(filepath.Join(dir, "train", "missing.png")); ok {
 		t.Error("Lookup found an image that was never packed")
+	}
+	// A sibling directory whose name extends the root's is not the root.
+	if _, ok := r.Lookup(dir + "x/" + keys[0]); ok {
+		t.Errorf("Lookup found %s under a sibling of the root", keys[0])
+	}
+	if j, ok := r.Lookup(dir + "/./train/../" + keys[0]); !ok || j != 0 {
+		t.Errorf("an unclean path to %s: %d, %v", keys[0], j, ok)
 	}
 	// A relative path finds the same image as an absolute one.
 	wd, _ := os.Getwd()
@@ -243,5 +250,23 @@ func TestWriterRejectsDuplicates(t *testing.T) {
 	}
 	if err := w.Add("a.png", img, 2, 2); err == nil {
 		t.Fatal("duplicate key accepted")
+	}
+}
+
+// BenchmarkLookup is what New pays per item when a loader is given a pack
+// (relative paths, as a relative data.root gives).
+func BenchmarkLookup(b *testing.B) {
+	dir, pack, keys := build(b, 2, Options{})
+	r, err := Open(pack, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	wd, _ := os.Getwd()
+	rel, _ := filepath.Rel(wd, filepath.Join(dir, keys[1]))
+	for b.Loop() {
+		if _, ok := r.Lookup(rel); !ok {
+			b.Fatal("not found")
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,7 +19,8 @@ import (
 // augmentation reads them. Safe for concurrent use.
 type Reader struct {
 	path    string
-	root    string
+	root    string // absolute and clean
+	wd      string // the working directory at Open, for relative lookups
 	data    []byte
 	entries []Entry
 	byKey   map[string]int
@@ -67,7 +69,11 @@ func newReader(path, root string, data []byte) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{path: path, root: abs, data: data, entries: entries, maxSide: maxSide,
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{path: path, root: abs, wd: wd, data: data, entries: entries, maxSide: maxSide,
 		byKey: make(map[string]int, len(entries)), checked: make([]atomic.Bool, len(entries))}
 	for i, e := range entries {
 		r.byKey[e.Key] = i
@@ -140,17 +146,26 @@ func (r *Reader) MaxSide() int { return r.maxSide }
 func (r *Reader) Entry(i int) Entry { return r.entries[i] }
 
 // Lookup finds the image whose file is path (absolute, or relative to the
-// working directory), or reports false when the pack does not hold it.
+// working directory the reader was opened in), or reports false when the
+// pack does not hold it. A loader looks up each of its items once: with
+// 109k items, os.Getwd per call (what filepath.Abs does) would cost
+// seconds.
 func (r *Reader) Lookup(path string) (int, bool) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(r.wd, path)
+	} else {
+		path = filepath.Clean(path)
+	}
+	rest, ok := strings.CutPrefix(path, r.root)
+	if !ok {
 		return 0, false
 	}
-	rel, err := filepath.Rel(r.root, abs)
-	if err != nil {
-		return 0, false
+	if r.root != string(filepath.Separator) {
+		if rest, ok = strings.CutPrefix(rest, string(filepath.Separator)); !ok {
+			return 0, false
+		}
 	}
-	i, ok := r.byKey[filepath.ToSlash(rel)]
+	i, ok := r.byKey[filepath.ToSlash(rest)]
 	return i, ok
 }
 
