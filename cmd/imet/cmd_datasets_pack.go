@@ -33,7 +33,16 @@ func (c *datasetsPackCmd) Run(g *Globals) error {
 		out = filepath.Join(c.Dir, "images.pack")
 	}
 	start := time.Now()
-	st, err := packed.Build(out, c.Dir, keys, packed.Options{MaxSide: c.MaxSide, Workers: c.Workers})
+	opt := packed.Options{MaxSide: c.MaxSide, Workers: c.Workers}
+	if !g.Quiet {
+		// 109k images take minutes: say how far it got, every 10%.
+		opt.Progress = func(done, total int) {
+			if step := max(total/10, 1); done%step == 0 && done < total {
+				fmt.Fprintf(g.Stderr, "packed %d of %d images (%.0fs)\n", done, total, time.Since(start).Seconds())
+			}
+		}
+	}
+	st, err := packed.Build(out, c.Dir, keys, opt)
 	if err != nil {
 		return err
 	}

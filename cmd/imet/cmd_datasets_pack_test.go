@@ -16,7 +16,7 @@ func TestDatasetsPackTrainsIdentically(t *testing.T) {
 	cfg := tinyRunOf(t, tinySpec{train: 32, test: 4, folds: 2, cultures: 2, tags: 3, headEpochs: 1, headLR: 1e-3})
 	data := filepath.Join(filepath.Dir(cfg), "data")
 	code, out, errs := runCLI(t, "datasets", "pack", data, "--workers", "2")
-	if code != 0 || !strings.Contains(out, "36 images (0 capped") {
+	if code != 0 || !strings.Contains(out, "36 images (0 capped") || !strings.Contains(errs, "packed 18 of 36 images") {
 		t.Fatalf("pack: exit %d\n%s\n%s", code, out, errs)
 	}
 	body, _ := os.ReadFile(cfg)
