@@ -9,6 +9,11 @@
 // content) to -dir once, then runs both implementations over the same files
 // with the same operations (the resize320 training pipeline: resize to
 // 320x320, random horizontal flip, random brightness/contrast, normalise).
+//
+// With -pack it also packs each set (as imet datasets pack does) and adds
+// rows where Go reads the pack while Python still decodes the files (what
+// a PyTorch user runs every epoch), then prints the pack's one-off time
+// and size, extrapolated to iMet's 109k images.
 package main
 
 import (
@@ -32,6 +37,7 @@ import (
 	"time"
 
 	"imet/internal/vision/loader"
+	"imet/internal/vision/packed"
 	"imet/internal/vision/pipeline"
 )
 
@@ -41,14 +47,16 @@ func main() {
 	python := flag.String("python", "/usr/bin/python3", "Python with torch, torchvision and PIL; empty to skip")
 	pipe := flag.String("pipeline", "resize320", "pipeline whose training chain is measured")
 	rounds := flag.Int("rounds", 2, "passes over the images per measurement (best kept)")
+	pack := flag.Bool("pack", false, "also measure the Go loader reading a pack of the images (imet datasets pack) against Python decoding the files, and the pack's cost")
+	packSide := flag.Int("pack-side", 0, "with -pack: cap the packed images' longest side (0: full size)")
 	flag.Parse()
-	if err := run(*dir, *n, *python, *pipe, *rounds); err != nil {
+	if err := run(*dir, *n, *python, *pipe, *rounds, *pack, *packSide); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, n int, python, pipe string, rounds int) error {
+func run(dir string, n int, python, pipe string, rounds int, pack bool, packSide int) error {
 	jpgs, pngs, err := ensureImages(dir, n)
 	if err != nil {
 		return err
@@ -60,15 +68,32 @@ func run(dir string, n int, python, pipe string, rounds int) error {
 	cores := runtime.NumCPU()
 	fmt.Println(cpuinfo.Read())
 	fmt.Printf("pipeline %s (train), %d cores, %d JPEGs 600x800 + %d PNGs ~300px\n\n", pipe, cores, len(jpgs), len(pngs))
-	fmt.Println("wall: images/s; cpu: images per CPU-second of the whole process (1 core only),")
-	fmt.Println("the per-core figure that survives a busy machine.")
-	fmt.Printf("%-6s %-5s %10s %10s %7s %10s %10s %7s\n", "images", "cores", "Go wall", "Py wall", "ratio", "Go cpu", "Py cpu", "ratio")
-	for _, set := range []struct {
+	fmt.Println("wall: images/s; cpu: images per CPU-second of the whole process, the per-core")
+	fmt.Println("figure that survives a busy machine (Python's on 1 core only: its workers are other")
+	fmt.Println("processes). Go's cpu on all cores below its 1-core figure: each image costs more")
+	fmt.Println("(contention); cpu steady but wall not scaling: the cores were busy or SMT siblings.")
+	fmt.Printf("%-9s %-5s %10s %10s %7s %10s %10s %7s\n", "images", "cores", "Go wall", "Py wall", "ratio", "Go cpu", "Py cpu", "ratio")
+	type set struct {
 		name  string
 		files []string
-	}{{"jpeg", jpgs}, {"png", pngs}} {
+		pack  *packed.Reader
+	}
+	sets := []set{{"jpeg", jpgs, nil}, {"png", pngs, nil}}
+	var costs []string
+	if pack {
+		for _, s := range sets[:2] {
+			r, cost, err := packFiles(dir, s.name, s.files, packSide)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			sets = append(sets, set{s.name + "-pack", s.files, r})
+			costs = append(costs, cost)
+		}
+	}
+	for _, set := range sets {
 		for _, c := range []int{1, cores} {
-			goRate, goCPU, err := goThroughput(set.files, p, c, rounds)
+			goRate, goCPU, err := goThroughput(set.files, p, c, rounds, set.pack)
 			if err != nil {
 				return err
 			}
@@ -80,12 +105,47 @@ func run(dir string, n int, python, pipe string, rounds int) error {
 				}
 			}
 			if c > 1 {
-				goCPU, pyCPU = math.NaN(), math.NaN()
+				pyCPU = math.NaN()
 			}
-			fmt.Printf("%-6s %-5d %10.1f %10.1f %6.2fx %10.1f %10.1f %6.2fx\n", set.name, c, goRate, pyRate, goRate/pyRate, goCPU, pyCPU, goCPU/pyCPU)
+			fmt.Printf("%-9s %-5d %10.1f %10.1f %6.2fx %10.1f %10.1f %6.2fx\n", set.name, c, goRate, pyRate, goRate/pyRate, goCPU, pyCPU, goCPU/pyCPU)
+		}
+	}
+	if pack {
+		fmt.Println("\n-pack rows: Go reads the pack, Python decodes the original files.")
+		for _, c := range costs {
+			fmt.Println(c)
 		}
 	}
 	return nil
+}
+
+// imetImages is the iMet 2019 training + test set size the pack cost is
+// extrapolated to.
+const imetImages = 109237
+
+// packFiles packs files (all in dir) as imet datasets pack does and
+// reports its one-off cost, per image and extrapolated to iMet's size.
+func packFiles(dir, name string, files []string, maxSide int) (*packed.Reader, string, error) {
+	keys := make([]string, len(files))
+	for i, f := range files {
+		keys[i] = filepath.Base(f)
+	}
+	out := filepath.Join(dir, name+".pack")
+	start, c0 := time.Now(), processCPU()
+	st, err := packed.Build(out, dir, keys, packed.Options{MaxSide: maxSide})
+	if err != nil {
+		return nil, "", err
+	}
+	wall, cpu := time.Since(start).Seconds(), (processCPU() - c0).Seconds()
+	r, err := packed.Open(out, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	k := float64(imetImages) / float64(st.Images)
+	cost := fmt.Sprintf("pack %-4s (max side %d): %d images in %.2fs wall, %.2f CPU-s on %d cores; %.1f MB (%.0f KB/image) from %.1f MB of files; at iMet scale (%d images): %.0f CPU-s (%.0f s on %d cores), %.1f GB",
+		name, maxSide, st.Images, wall, cpu, runtime.GOMAXPROCS(0), float64(st.Bytes)/1e6, float64(st.Bytes)/1e3/float64(st.Images),
+		float64(st.SourceBytes)/1e6, imetImages, cpu*k, wall*k, runtime.GOMAXPROCS(0), float64(st.Bytes)*k/1e9)
+	return r, cost, nil
 }
 
 // processCPU is the CPU time used by the whole process so far.
@@ -95,14 +155,14 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func goThroughput(files []string, p *pipeline.Pipeline, cores, rounds int) (wall, cpu float64, _ error) {
+func goThroughput(files []string, p *pipeline.Pipeline, cores, rounds int, pack *packed.Reader) (wall, cpu float64, _ error) {
 	prev := runtime.GOMAXPROCS(cores)
 	defer runtime.GOMAXPROCS(prev)
 	items := make([]loader.Item, len(files))
 	for i, f := range files {
 		items[i] = loader.Item{Path: f, Target: []float32{1}}
 	}
-	l, err := loader.New(items, p.Train, loader.Options{BatchSize: 32, Workers: cores, Seed: 1, Shuffle: true})
+	l, err := loader.New(items, p.Train, loader.Options{BatchSize: 32, Workers: cores, Seed: 1, Shuffle: true, Packed: pack})
 	if err != nil {
 		return 0, 0, err
 	}

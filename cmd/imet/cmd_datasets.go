@@ -14,6 +14,7 @@ type datasetsCmd struct {
 	Validate datasetsValidateCmd `cmd:"" help:"Check a data set in the iMet layout and list every problem with its file and line."`
 	Synth    datasetsSynthCmd    `cmd:"" help:"Generate a procedural sample data set in the iMet layout (nothing downloaded)."`
 	Emoji    datasetsEmojiCmd    `cmd:"" help:"Build the emoji quality-benchmark data set from the pinned npm emoji packages."`
+	Pack     datasetsPackCmd     `cmd:"" help:"Decode every image once into one memory-mapped pack file the loaders read instead (data.packed)."`
 }
 
 func init() {

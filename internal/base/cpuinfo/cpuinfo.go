@@ -21,11 +21,20 @@ type Info struct {
 	Model string   // "AMD EPYC 7B13", or "unknown"
 	Flags []string // subset of flagsOfInterest, in that order
 	CPUs  int      // logical CPUs this process may use
+	// ThreadsPerCore is 2 (or more) on an SMT machine, 1 without, 0 when
+	// /proc/cpuinfo does not say. Two workers on the two hardware threads
+	// of one core share its vector units: a figure that does not scale
+	// from 1 to 2 CPUs means something else there than on 2 real cores.
+	ThreadsPerCore int
 }
 
 // String is the one line benchmarks print before their tables.
 func (i Info) String() string {
-	return "cpu: " + i.Model + " [" + strings.Join(i.Flags, " ") + "], " + itoa(i.CPUs) + " logical CPUs"
+	s := "cpu: " + i.Model + " [" + strings.Join(i.Flags, " ") + "], " + itoa(i.CPUs) + " logical CPUs"
+	if i.ThreadsPerCore > 1 {
+		s += ", " + itoa(i.ThreadsPerCore) + " threads per core (SMT)"
+	}
+	return s
 }
 
 func itoa(n int) string {
@@ -37,6 +46,18 @@ func itoa(n int) string {
 		b = append([]byte{byte('0' + n%10)}, b...)
 	}
 	return string(b)
+}
+
+// atoi is a non-negative decimal, 0 for anything else.
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' || n > 1<<20 {
+			return 0
+		}
+		n = 10*n + int(c-'0')
+	}
+	return n
 }
 
 // Read describes the machine it runs on; on systems without /proc/cpuinfo
@@ -52,11 +73,13 @@ func Read() Info {
 	return i
 }
 
-// Parse reads the first processor's "model name" and "flags" lines of a
-// /proc/cpuinfo text.
+// Parse reads the first processor's "model name", "flags", "siblings" and
+// "cpu cores" lines of a /proc/cpuinfo text (the last two are logical and
+// physical CPUs per package, x86 only).
 func Parse(r io.Reader) Info {
 	info := Info{Model: "unknown"}
 	var model, flags string
+	var siblings, cores int
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() && (model == "" || flags == "") {
@@ -73,7 +96,18 @@ func Parse(r io.Reader) Info {
 			if flags == "" {
 				flags = v
 			}
+		case "siblings":
+			if siblings == 0 {
+				siblings = atoi(strings.TrimSpace(v))
+			}
+		case "cpu cores":
+			if cores == 0 {
+				cores = atoi(strings.TrimSpace(v))
+			}
 		}
+	}
+	if siblings > 0 && cores > 0 && siblings >= cores {
+		info.ThreadsPerCore = siblings / cores
 	}
 	if model != "" {
 		info.Model = model

@@ -26,6 +26,24 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestThreadsPerCore(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want int
+		line string
+	}{
+		{"model name : AMD EPYC 7B13\nsiblings : 2\ncpu cores : 1\nflags : avx2\n", 2, "cpu: AMD EPYC 7B13 [avx2], 0 logical CPUs, 2 threads per core (SMT)"},
+		{"model name : AMD EPYC\nsiblings : 2\ncpu cores : 2\nflags : avx2\n", 1, "cpu: AMD EPYC [avx2], 0 logical CPUs"},
+		{"model name : ARM\nflags : neon\n", 0, "cpu: ARM [], 0 logical CPUs"},
+		{"model name : X\nsiblings : lots\ncpu cores : 1\n", 0, "cpu: X [], 0 logical CPUs"},
+	} {
+		got := Parse(strings.NewReader(tc.text))
+		if got.ThreadsPerCore != tc.want || got.String() != tc.line {
+			t.Errorf("Parse(%q): %d threads per core, %q; want %d, %q", tc.text, got.ThreadsPerCore, got.String(), tc.want, tc.line)
+		}
+	}
+}
+
 // TestReadThisMachine checks the live read agrees with the first model line
 // of this machine's /proc/cpuinfo.
 func TestReadThisMachine(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"imet/internal/vision/imageio"
 	"imet/internal/vision/loader"
 	"imet/internal/vision/mixup"
+	"imet/internal/vision/packed"
 	"imet/internal/vision/pipeline"
 	"imet/internal/zoo/models"
 )
@@ -113,6 +114,16 @@ func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
 	fd.TestIDs = ds.TestIDs
 	opt := loader.Options{Workers: cfg.Data.Workers, Seed: uint64(cfg.Seed), CacheBytes: int64(cfg.Data.CacheMB) << 20,
 		SkipBroken: cfg.Data.SkipBroken}
+	if pp := cfg.Data.PackedPath(); pp != "" {
+		r, err := packed.Shared(pp, ds.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("data.packed: %w", err)
+		}
+		if !holdsAny(r, trainItems) {
+			return nil, fmt.Errorf("data.packed: %s holds none of the %d training images under %s: was it packed from another data set? (imet datasets pack %s)", pp, len(trainItems), ds.Dir, ds.Dir)
+		}
+		opt.Packed = r
+	}
 	fd.Broken = &BrokenImages{}
 	if cfg.Data.SkipBroken {
 		opt.OnSkip = fd.Broken.report
@@ -124,6 +135,17 @@ func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
 		fd.Test = &ImageSource{items: testItems, pipe: p, opt: opt, classes: L, brokenHint: hint}
 	}
 	return fd, nil
+}
+
+// holdsAny reports whether the pack holds at least one of items: a pack
+// made from another data set would otherwise be silently ignored.
+func holdsAny(r *packed.Reader, items []loader.Item) bool {
+	for _, it := range items {
+		if _, ok := r.Lookup(it.Path); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // BrokenImages collects the images that a fold's loaders left out as

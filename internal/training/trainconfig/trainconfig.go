@@ -52,6 +52,7 @@ type Data struct {
 	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core); at most ${workers_per_cpu} per CPU of the machine that checks or trains." resume:"free"`
 	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none; not negative)." resume:"free"`
 	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all; not negative); for smoke tests. Batches larger than the rows left are clamped to them, with a log line."`
+	Packed        string `yaml:"packed" doc:"Pack of decoded images made by imet datasets pack (a relative path is under root); the loaders read the images it holds from it instead of decoding their files. Empty: decode every epoch." resume:"free"`
 	SkipBroken    bool   `yaml:"skip_broken" doc:"Leave images that do not decode out of training, validation and test prediction (each reported once in the log and recorded in the registry as a broken_image artifact; their probabilities stay zero) instead of stopping at the first." resume:"free"`
 }
 
@@ -61,6 +62,15 @@ func (d Data) FoldsPath() string {
 		return d.Folds
 	}
 	return filepath.Join(d.Root, d.Folds)
+}
+
+// PackedPath is the pack file: Packed itself when absolute, else under
+// Root; empty when no pack is configured.
+func (d Data) PackedPath() string {
+	if d.Packed == "" || filepath.IsAbs(d.Packed) {
+		return d.Packed
+	}
+	return filepath.Join(d.Root, d.Packed)
 }
 
 // Model names the network and its head.

@@ -27,6 +27,7 @@ import (
 	"imet/internal/vision/augment"
 	"imet/internal/vision/imageio"
 	"imet/internal/vision/mixup"
+	"imet/internal/vision/packed"
 	"imet/internal/vision/pipeline"
 )
 
@@ -77,6 +78,12 @@ type Options struct {
 	// augment.Chain.DecodeHint): slower, bit-for-bit what a full-size
 	// decode gives.
 	FullDecode bool `yaml:"full_decode" doc:"Decode JPEGs at full size even when the pipeline resizes them much smaller."`
+	// Packed, when set, serves the items it holds from a pack of decoded
+	// images (see package packed) instead of decoding their files; items
+	// it lacks are decoded as usual. Packed images skip reduced-scale JPEG
+	// decoding and the cache: a pack stored at full size gives exactly the
+	// batches of FullDecode.
+	Packed *packed.Reader `yaml:"-"`
 }
 
 // Batch is one batch of samples, NCHW.
@@ -127,6 +134,8 @@ type Loader struct {
 	mu         sync.Mutex
 	skipped    []Skip
 	skippedSet map[int]bool
+	// inPack is each item's image in opt.Packed, -1 for one it lacks.
+	inPack []int
 }
 
 // New checks the items and options and returns a loader. The chain must
@@ -164,6 +173,16 @@ func New(items []Item, chain *augment.Chain, opt Options) (*Loader, error) {
 	ld.pool = &pool{free: make(chan *Batch, opt.Prefetch+4), n: opt.BatchSize, c: 3, h: h, w: w, l: l}
 	if opt.CacheBytes > 0 {
 		ld.cache = &cache{limit: opt.CacheBytes, m: map[int]*imageio.Image{}}
+	}
+	if opt.Packed != nil {
+		ld.inPack = make([]int, len(items))
+		for i, it := range items {
+			if k, ok := opt.Packed.Lookup(it.Path); ok {
+				ld.inPack[i] = k
+			} else {
+				ld.inPack[i] = -1
+			}
+		}
 	}
 	return ld, nil
 }
@@ -210,6 +229,17 @@ func (l *Loader) NumBatches() int {
 		return n / b
 	}
 	return (n + b - 1) / b
+}
+
+// PackedItems is the number of items served from Options.Packed.
+func (l *Loader) PackedItems() int {
+	n := 0
+	for _, k := range l.inPack {
+		if k >= 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // Skipped lists the samples skipped so far as broken, each once.
@@ -449,6 +479,9 @@ func (l *Loader) fill(b *Batch, slot, epoch int, dec *imageio.Decoder) error {
 // image returns the decoded image of item idx, through the cache. Without
 // a cache it decodes into dec's reused buffers.
 func (l *Loader) image(idx int, dec *imageio.Decoder) (*imageio.Image, error) {
+	if l.inPack != nil && l.inPack[idx] >= 0 {
+		return l.opt.Packed.Image(l.inPack[idx])
+	}
 	if l.cache == nil {
 		return dec.Decode(l.items[idx].Path, l.hint)
 	}
