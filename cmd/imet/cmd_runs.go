@@ -138,6 +138,13 @@ func (c *runsShowCmd) Run(g *Globals) error {
 	row("data", r.DataFingerprint)
 	row("machine", fmt.Sprintf("%s, pid %d", r.Machine, r.PID))
 	row("command", strings.Join(r.Args, " "))
+	if len(r.Parents) > 0 {
+		ps := make([]string, len(r.Parents))
+		for i, id := range r.Parents {
+			ps[i] = strconv.FormatInt(id, 10)
+		}
+		row("parents", strings.Join(ps, ", "))
+	}
 	if r.ResumedFrom != 0 {
 		row("resumed from", strconv.FormatInt(r.ResumedFrom, 10))
 	}
