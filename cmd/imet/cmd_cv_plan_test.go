@@ -10,6 +10,7 @@ import (
 
 	"imet/internal/experiments/registry"
 	"imet/internal/postprocess/probs"
+	"imet/internal/postprocess/thresholds"
 	"imet/internal/training/plan"
 )
 
@@ -54,6 +55,14 @@ parts:
 	oof := loadProbs(t, filepath.Join(out, "oof.npy"))
 	a, b := loadProbs(t, filepath.Join(out, "parts", "r18", "oof.npy")), loadProbs(t, filepath.Join(out, "parts", "mnet", "oof.npy"))
 	checkWeighted(t, oof, []*probs.File{a, b}, m.Weights)
+	// (1, 0) and (0, 1) are on the grid: the searched weights score at
+	// least as well as either part alone under the global rule.
+	mixed := globalScore(t, filepath.Join(out, "thresholds.json"))
+	for _, part := range []string{"r18", "mnet"} {
+		if alone := globalScore(t, filepath.Join(out, "parts", part, "thresholds.json")); mixed < alone {
+			t.Fatalf("weighted ensemble's global F2 %.5f is below part %s's %.5f", mixed, part, alone)
+		}
+	}
 	sub := readFile(t, filepath.Join(out, "submission.csv"))
 	if lines := strings.Split(strings.TrimSpace(sub), "\n"); lines[0] != "id,attribute_ids" || len(lines) != 7 {
 		t.Fatalf("submission:\n%s", sub)
@@ -213,6 +222,22 @@ func checkWeighted(t *testing.T, got *probs.File, parts []*probs.File, w []float
 			}
 		}
 	}
+}
+
+// globalScore is the in-sample F2 of the global rule in a thresholds file.
+func globalScore(t *testing.T, path string) float64 {
+	t.Helper()
+	f, err := thresholds.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.Rules {
+		if r.Name == thresholds.Global {
+			return r.Score
+		}
+	}
+	t.Fatalf("%s: no global rule", path)
+	return 0
 }
 
 func writeFile(t *testing.T, path, text string) {
