@@ -35,6 +35,8 @@ type File struct {
 	Parts      []PartFile `yaml:"parts" doc:"The cross-validations to train and combine; each has its own folder OUT/parts/NAME."`
 	Config     string     `yaml:"config" doc:"With fold_archs instead of parts: the one run configuration every fold trains with."`
 	FoldArchs  []string   `yaml:"fold_archs" doc:"With config: the architecture of each fold, fold k training with fold_archs[k]."`
+	// Pretrained maps each of fold_archs to its starting weights.
+	Pretrained map[string]string `yaml:"pretrained" doc:"With fold_archs: the weights file each architecture starts from (arch: file, or none for random initialisation); required for every architecture other than the configuration's when it names pretrained weights."`
 }
 
 // PartFile is one entry of a plan file's parts.
@@ -42,6 +44,9 @@ type PartFile struct {
 	Name   string `yaml:"name" doc:"The part's name: its folder under OUT/parts and its name in the registry."`
 	Config string `yaml:"config" doc:"Its run configuration (paths in it are relative to the working directory, as for imet cv)."`
 	Arch   string `yaml:"arch" doc:"Architecture replacing the configuration's model.arch (empty: keep it)."`
+	// Pretrained goes with Arch: another architecture's weights would not
+	// load.
+	Pretrained string `yaml:"pretrained" doc:"Weights file replacing model.pretrained (none: random initialisation); required with arch when the configuration names pretrained weights."`
 }
 
 // Defaults of a plan file.
@@ -125,7 +130,7 @@ func Load(path string) (*Plan, error) {
 				return nil, bad(key+".name", "part name %s is used twice", snippet.Quote(pf.Name))
 			}
 			seen[pf.Name] = true
-			part, err := resolve(pf.Name, pf.Config, pf.Arch, nil)
+			part, err := resolve(pf.Name, pf.Config, pf.Arch, pf.Pretrained, nil)
 			if err != nil {
 				return nil, bad(key, "part %s: %v", pf.Name, err)
 			}
@@ -150,8 +155,13 @@ func Load(path string) (*Plan, error) {
 		if len(order) < 2 {
 			return nil, bad("fold_archs", "fold_archs names one architecture: that is imet cv --config")
 		}
+		for a := range f.Pretrained {
+			if _, ok := byArch[a]; !ok {
+				return nil, bad("pretrained", "pretrained names %s, which fold_archs does not list", snippet.Quote(a))
+			}
+		}
 		for _, a := range order {
-			part, err := resolve(a, f.Config, a, byArch[a])
+			part, err := resolve(a, f.Config, a, f.Pretrained[a], byArch[a])
 			if err != nil {
 				return nil, bad("fold_archs", "%v", err)
 			}
@@ -181,8 +191,8 @@ func Load(path string) (*Plan, error) {
 }
 
 // resolve loads one part's configuration and applies the plan's
-// architecture to it.
-func resolve(name, cfgPath, arch string, folds []int) (Part, error) {
+// architecture and starting weights to it.
+func resolve(name, cfgPath, arch, pretrained string, folds []int) (Part, error) {
 	if cfgPath == "" {
 		return Part{}, fmt.Errorf("no config")
 	}
@@ -194,7 +204,18 @@ func resolve(name, cfgPath, arch string, folds []int) (Part, error) {
 		if err := models.Check(arch); err != nil {
 			return Part{}, err
 		}
+		if arch != cfg.Model.Arch && cfg.Model.Pretrained != "" && pretrained == "" {
+			return Part{}, fmt.Errorf("arch %s replaces %s, whose weights %s (model.pretrained) it cannot load: name its own with pretrained (or pretrained: none)",
+				arch, cfg.Model.Arch, cfg.Model.Pretrained)
+		}
 		cfg.Model.Arch = arch
+	}
+	switch pretrained {
+	case "":
+	case "none":
+		cfg.Model.Pretrained = ""
+	default:
+		cfg.Model.Pretrained = pretrained
 	}
 	cfg.Name = cfg.Name + "-" + name
 	return Part{Name: name, Source: cfgPath, Config: cfg, Folds: folds}, nil
