@@ -26,7 +26,7 @@ import (
 
 type cvCmd struct {
 	Config     string        `help:"Run configuration (YAML); or --plan." type:"existingfile"`
-	Plan       string        `help:"Ensemble plan (YAML, docs/training.md): trains each cross-validation it lists under OUT/parts/NAME, combines them on the out-of-fold and test probabilities, searches thresholds on the combination and writes one submission; export OUT as one bundle." type:"existingfile"`
+	Plan       string        `help:"Ensemble plan (YAML, docs/training.md): trains each cross-validation it lists under OUT/parts/NAME, combines them on the out-of-fold and test probabilities (the plan names the method; --ensemble does not apply), searches thresholds on the combination and writes one submission; export OUT as one bundle." type:"existingfile"`
 	Out        string        `help:"Run root: fold<K>/ per fold, then oof.npy, thresholds.json, test.npy, submission.csv (default runs/<name>)."`
 	Folds      []int         `help:"Folds to train (default: all in folds.csv)."`
 	Parallel   int           `help:"Folds trained at once, each in its own process (set engine.threads so they share the cores)." default:"1"`

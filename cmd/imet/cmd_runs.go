@@ -48,7 +48,7 @@ func init() {
 
 type runsListCmd struct {
 	registryFlag
-	Kind   string `help:"Only runs of this kind (train, cv, predict, thresholds)." enum:",train,cv,predict,thresholds" default:""`
+	Kind   string `help:"Only runs of this kind (train, cv, plan, predict, thresholds)." enum:",train,cv,plan,predict,thresholds" default:""`
 	Status string `help:"Only runs with this status (running, finished, failed, interrupted)." enum:",running,finished,failed,interrupted" default:""`
 	Tag    string `help:"Only runs with this tag."`
 	Limit  int    `help:"Show at most this many runs (0 for all)." default:"30"`
