@@ -28,9 +28,6 @@ type EnsembleSpec struct {
 	Reference string    `json:"reference,omitempty"`
 }
 
-// ReferenceName is the rank method's quantile reference in a bundle.
-const ReferenceName = "rank-reference.npy"
-
 // openPlan loads the output folder of imet cv --plan: each part as the
 // cross-validation output it is, the plan's thresholds, and how plan.json
 // says the parts are combined.
@@ -55,7 +52,7 @@ func openPlan(dir string) (*Predictor, error) {
 		if p.reference, err = probs.Load(filepath.Join(dir, filepath.FromSlash(m.Reference))); err != nil {
 			return nil, err
 		}
-		es.Reference = ReferenceName
+		es.Reference = plan.ReferenceName
 	}
 	th := filepath.Join(dir, filepath.FromSlash(m.Thresholds))
 	if err := p.fillPlan(es, th, dir); err != nil {
@@ -205,8 +202,8 @@ func (p *Predictor) exportParts(dir, binary, tmp string) (*bundle.Manifest, erro
 		s.Parts = append(s.Parts, ps)
 	}
 	if p.reference != nil {
-		es.Reference = ReferenceName
-		ref := filepath.Join(tmp, ReferenceName)
+		es.Reference = plan.ReferenceName
+		ref := filepath.Join(tmp, plan.ReferenceName)
 		if err := probs.Save(ref, p.reference); err != nil {
 			return nil, err
 		}
