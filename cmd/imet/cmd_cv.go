@@ -14,16 +14,19 @@ import (
 
 	"imet/internal/base/atomicfile"
 	"imet/internal/experiments/registry"
+	"imet/internal/experiments/tracking"
 	"imet/internal/jobs/cluster"
 	"imet/internal/postprocess/ensemble"
 	"imet/internal/postprocess/thresholds"
 	"imet/internal/training/crossval"
+	"imet/internal/training/plan"
 	"imet/internal/training/train"
 	"imet/internal/training/trainconfig"
 )
 
 type cvCmd struct {
-	Config     string        `help:"Run configuration (YAML)." required:"" type:"existingfile"`
+	Config     string        `help:"Run configuration (YAML); or --plan." type:"existingfile"`
+	Plan       string        `help:"Ensemble plan (YAML, docs/training.md): trains each cross-validation it lists under OUT/parts/NAME, combines them on the out-of-fold and test probabilities (the plan names the method; --ensemble does not apply), searches thresholds on the combination and writes one submission; export OUT as one bundle." type:"existingfile"`
 	Out        string        `help:"Run root: fold<K>/ per fold, then oof.npy, thresholds.json, test.npy, submission.csv (default runs/<name>)."`
 	Folds      []int         `help:"Folds to train (default: all in folds.csv)."`
 	Parallel   int           `help:"Folds trained at once, each in its own process (set engine.threads so they share the cores)." default:"1"`
@@ -69,6 +72,12 @@ func (c *cvCmd) Run(g *Globals) error {
 			return fmt.Errorf("--rules: unknown rule %q (known: %s)", r, strings.Join(thresholds.AllRules, ", "))
 		}
 	}
+	if (c.Config == "") == (c.Plan == "") {
+		return fmt.Errorf("name a run configuration with --config or an ensemble plan with --plan (one of them)")
+	}
+	if c.Plan != "" {
+		return c.runPlan(ctx, g, remaining)
+	}
 	if err := train.CheckConfig(c.Config); err != nil {
 		return err
 	}
@@ -102,46 +111,10 @@ func (c *cvCmd) Run(g *Globals) error {
 	if tr != nil {
 		o.Log = trackLog(tr, o.Log)
 	}
-	o.TrainFold = func(ctx context.Context, fold int, dir string, resume bool) (bool, error) {
-		budget, ok := remaining()
-		if !ok {
-			return false, nil
-		}
-		if c.Parallel > 1 {
-			return trainChild(ctx, c.childArgs(fold, dir, resume, budget), fold, dir)
-		}
-		fr := train.FoldRun{ConfigPath: c.Config, Fold: fold, RunDir: dir, Resume: resume, TimeBudget: budget, ResumeCommand: again}
-		if !g.Quiet {
-			fr.Log = g.Stderr
-		}
-		if tr != nil {
-			fr.Log = trackLog(tr, fr.Log)
-			rec := &trainRecorder{t: tr, prefix: fmt.Sprintf("fold%d/", fold), warn: g.Stderr}
-			fr.Observers = append(fr.Observers, rec)
-			fr.OnBroken = rec.OnBroken
-		}
-		res, _, err := train.TrainFold(ctx, fr)
-		return res.Completed, err
-	}
+	o.TrainFold = c.foldTrainer(g, c.Config, tr, remaining, again)
 	res, err := o.Run(ctx)
 	if tr != nil {
-		switch {
-		case err != nil:
-			tr.End(err, registry.Summary{})
-		case !res.Completed:
-			reason := train.StopSignal(ctx)
-			if reason == "" {
-				reason = "time-budget"
-			}
-			tr.Stop(reason, again)
-		default:
-			for _, a := range [][2]string{{"probabilities", res.OOF}, {"thresholds", res.Thresholds}, {"submission", res.Submission}} {
-				if a[1] != "" {
-					tr.Artifact(a[0], a[1])
-				}
-			}
-			tr.End(nil, registry.Summary{CVF2: res.Score, HeldOutF2: res.HeldOut})
-		}
+		endCV(tr, ctx, res, err, again)
 	}
 	if err != nil {
 		return err
@@ -159,6 +132,61 @@ func (c *cvCmd) Run(g *Globals) error {
 			filepath.Join(c.outDir(), fmt.Sprintf("fold%d", one)), c.Config, c.outDir())
 		return nil
 	}
+	printCV(g, res)
+	return nil
+}
+
+// foldTrainer trains or resumes one fold of the run configuration cfgPath,
+// in this process or (--parallel) in a child, within what is left of the
+// time budget, recording into tr when not nil.
+func (c *cvCmd) foldTrainer(g *Globals, cfgPath string, tr *tracking.Tracker, remaining func() (time.Duration, bool), again string) func(context.Context, int, string, bool) (bool, error) {
+	return func(ctx context.Context, fold int, dir string, resume bool) (bool, error) {
+		budget, ok := remaining()
+		if !ok {
+			return false, nil
+		}
+		if c.Parallel > 1 {
+			return trainChild(ctx, c.childArgs(cfgPath, fold, dir, resume, budget), fold, dir)
+		}
+		fr := train.FoldRun{ConfigPath: cfgPath, Fold: fold, RunDir: dir, Resume: resume, TimeBudget: budget, ResumeCommand: again}
+		if !g.Quiet {
+			fr.Log = g.Stderr
+		}
+		if tr != nil {
+			fr.Log = trackLog(tr, fr.Log)
+			rec := &trainRecorder{t: tr, prefix: fmt.Sprintf("fold%d/", fold), warn: g.Stderr}
+			fr.Observers = append(fr.Observers, rec)
+			fr.OnBroken = rec.OnBroken
+		}
+		res, _, err := train.TrainFold(ctx, fr)
+		return res.Completed, err
+	}
+}
+
+// endCV ends a cv run's record: failed, stopped (with the command that
+// continues it) or finished with its outputs and scores.
+func endCV(tr *tracking.Tracker, ctx context.Context, res *crossval.Result, err error, again string) {
+	switch {
+	case err != nil:
+		tr.End(err, registry.Summary{})
+	case !res.Completed:
+		reason := train.StopSignal(ctx)
+		if reason == "" {
+			reason = "time-budget"
+		}
+		tr.Stop(reason, again)
+	default:
+		for _, a := range [][2]string{{"probabilities", res.OOF}, {"thresholds", res.Thresholds}, {"submission", res.Submission}} {
+			if a[1] != "" {
+				tr.Artifact(a[0], a[1])
+			}
+		}
+		tr.End(nil, registry.Summary{CVF2: res.Score, HeldOutF2: res.HeldOut})
+	}
+}
+
+// printCV says where a finished cross-validation's outputs are.
+func printCV(g *Globals, res *crossval.Result) {
 	held := "no held-out score with one fold"
 	if res.HeldOut != nil {
 		held = fmt.Sprintf("held out %.4f", *res.HeldOut)
@@ -167,6 +195,68 @@ func (c *cvCmd) Run(g *Globals) error {
 	if res.Submission != "" {
 		fmt.Fprintf(g.Stdout, "  %s\n", res.Submission)
 	}
+}
+
+// runPlan trains and ensembles an ensemble plan (internal/training/plan):
+// each part is recorded as a cv run, the plan as a plan run whose parents
+// they are.
+func (c *cvCmd) runPlan(ctx context.Context, g *Globals, remaining func() (time.Duration, bool)) error {
+	if c.Fold >= 0 || c.FoldFromEnv || c.Collect || c.Emit != "" || len(c.Folds) > 0 {
+		return fmt.Errorf("--plan trains every part's folds in this process (or its children): --folds, --fold, --fold-from-env, --collect and --emit are for one configuration")
+	}
+	pl, err := plan.Load(c.Plan)
+	if err != nil {
+		return err
+	}
+	again := c.continueCommand()
+	var tr *tracking.Tracker
+	if !c.NoRegistry {
+		if tr, err = c.startTracking(g, registry.KindPlan, pl.Name, ""); err != nil {
+			return err
+		}
+	}
+	o := plan.Options{Out: c.Out, Rules: c.Rules}
+	if !g.Quiet {
+		o.Log = g.Stderr
+	}
+	o.Log = trackLog(tr, o.Log)
+	o.RunPart = func(ctx context.Context, p plan.Part, co crossval.Options) (*crossval.Result, error) {
+		pt, err := c.startTracking(g, registry.KindCV, p.Config.Name, co.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		co.Parallel, co.Log = c.Parallel, trackLog(pt, o.Log)
+		co.TrainFold = c.foldTrainer(g, co.ConfigPath, pt, remaining, again)
+		res, err := co.Run(ctx)
+		if pt != nil {
+			endCV(pt, ctx, res, err, again)
+			if tr != nil {
+				tr.AddParents(pt.ID())
+			}
+		}
+		return res, err
+	}
+	res, err := pl.Run(ctx, o)
+	if tr != nil {
+		var cv *crossval.Result
+		if res != nil {
+			cv = &res.Result
+			cv.Completed = res.Manifest != ""
+		}
+		endCV(tr, ctx, cv, err, again)
+		if err == nil && cv.Completed {
+			tr.Artifact("plan", res.Manifest)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if res.Manifest == "" {
+		fmt.Fprintf(g.Stdout, "stopped before every part finished; continue with:\n  %s\n", again)
+		return nil
+	}
+	printCV(g, &res.Result)
+	fmt.Fprintf(g.Stdout, "  %s (export the ensemble with imet export %s --out BUNDLE)\n", res.Manifest, filepath.Dir(res.Manifest))
 	return nil
 }
 
@@ -216,14 +306,7 @@ func (c *cvCmd) collect(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	held := "no held-out score with one fold"
-	if res.HeldOut != nil {
-		held = fmt.Sprintf("held out %.4f", *res.HeldOut)
-	}
-	fmt.Fprintf(g.Stdout, "out-of-fold F2 %.4f (%s) with the %s rule\n  %s\n  %s\n", res.Score, held, res.Rule, res.OOF, res.Thresholds)
-	if res.Submission != "" {
-		fmt.Fprintf(g.Stdout, "  %s\n", res.Submission)
-	}
+	printCV(g, res)
 	return nil
 }
 
@@ -306,6 +389,9 @@ func (c *cvCmd) emit(g *Globals) error {
 // choices: every flag that changes what is trained or produced is repeated.
 func (c *cvCmd) continueCommand() string {
 	args := []string{"imet", "cv", "--config", c.Config}
+	if c.Plan != "" {
+		args = []string{"imet", "cv", "--plan", c.Plan}
+	}
 	if c.Fold >= 0 {
 		args = append(args, "--fold", strconv.Itoa(c.Fold))
 	}
@@ -341,8 +427,8 @@ func (c *cvCmd) continueCommand() string {
 // child process. The child records its own train run where this cv run
 // records (or nowhere), and notifies as configured here. --quiet is left
 // out: the child's output goes to its train.log, not to the terminal.
-func (c *cvCmd) childArgs(fold int, dir string, resume bool, budget time.Duration) []string {
-	args := []string{"train", "--config", c.Config}
+func (c *cvCmd) childArgs(cfgPath string, fold int, dir string, resume bool, budget time.Duration) []string {
+	args := []string{"train", "--config", cfgPath}
 	if resume {
 		args = append(args, "--resume", dir)
 	} else {

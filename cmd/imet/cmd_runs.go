@@ -48,7 +48,7 @@ func init() {
 
 type runsListCmd struct {
 	registryFlag
-	Kind   string `help:"Only runs of this kind (train, cv, predict, thresholds)." enum:",train,cv,predict,thresholds" default:""`
+	Kind   string `help:"Only runs of this kind (train, cv, plan, predict, thresholds)." enum:",train,cv,plan,predict,thresholds" default:""`
 	Status string `help:"Only runs with this status (running, finished, failed, interrupted)." enum:",running,finished,failed,interrupted" default:""`
 	Tag    string `help:"Only runs with this tag."`
 	Limit  int    `help:"Show at most this many runs (0 for all)." default:"30"`
@@ -138,6 +138,13 @@ func (c *runsShowCmd) Run(g *Globals) error {
 	row("data", r.DataFingerprint)
 	row("machine", fmt.Sprintf("%s, pid %d", r.Machine, r.PID))
 	row("command", strings.Join(r.Args, " "))
+	if len(r.Parents) > 0 {
+		ps := make([]string, len(r.Parents))
+		for i, id := range r.Parents {
+			ps[i] = strconv.FormatInt(id, 10)
+		}
+		row("parents", strings.Join(ps, ", "))
+	}
 	if r.ResumedFrom != 0 {
 		row("resumed from", strconv.FormatInt(r.ResumedFrom, 10))
 	}

@@ -31,9 +31,10 @@ type Record struct {
 	StartedAt       time.Time
 	EndedAt         time.Time // zero while running
 	Status          Status
-	Error           string // why it failed
-	LogTail         string // last log lines at failure
-	ResumedFrom     int64  // 0 if none
+	Error           string  // why it failed
+	LogTail         string  // last log lines at failure
+	ResumedFrom     int64   // 0 if none
+	Parents         []int64 // runs whose outputs this one combined, in id order
 	CVF2            *float64
 	HeldOutF2       *float64 // cv runs: the chosen threshold rule's held-out F2
 	LB              *float64 // leaderboard score, entered by hand
@@ -307,6 +308,16 @@ func (db *DB) fill(r *Record) error {
 		var t string
 		rows.Scan(&t)
 		r.Tags = append(r.Tags, t)
+	}
+	rows.Close()
+	rows, err = db.sql.Query(`SELECT parent_id FROM parents WHERE run_id=? ORDER BY parent_id`, r.ID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		r.Parents = append(r.Parents, id)
 	}
 	rows.Close()
 	rows, err = db.sql.Query(`SELECT grp, f2 FROM group_f2 WHERE run_id=?`, r.ID)

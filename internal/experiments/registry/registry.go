@@ -139,6 +139,13 @@ var migrations = []string{
 	// A cv run's chosen threshold rule scored on folds its thresholds were
 	// not searched on, beside cv_f2's in-sample score.
 	`ALTER TABLE runs ADD COLUMN heldout_f2 REAL;`,
+	// The runs whose outputs a run combined (the parts of an ensemble
+	// plan), so that a result can be traced to what it was made of.
+	`CREATE TABLE parents (
+		run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		parent_id INTEGER NOT NULL REFERENCES runs(id),
+		PRIMARY KEY (run_id, parent_id)
+	);`,
 }
 
 // SchemaVersion is the schema version this binary writes.

@@ -448,7 +448,7 @@ func TestHeldOutF2(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Rebuild the file as version 1 wrote it, with one finished run.
-	for _, q := range []string{`ALTER TABLE runs DROP COLUMN heldout_f2`, `PRAGMA user_version = 1`,
+	for _, q := range []string{`ALTER TABLE runs DROP COLUMN heldout_f2`, `DROP TABLE parents`, `PRAGMA user_version = 1`,
 		`INSERT INTO runs (name, kind, started_at, status, cv_f2) VALUES ('old', 'cv', 1, 'finished', 0.5)`} {
 		if _, err := db.sql.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -480,5 +480,42 @@ func TestHeldOutF2(t *testing.T) {
 	}
 	if rec.CVF2 == nil || *rec.CVF2 != 0.31 || rec.HeldOutF2 == nil || *rec.HeldOutF2 != 0.28 {
 		t.Fatalf("cv %v, held-out %v", rec.CVF2, rec.HeldOutF2)
+	}
+}
+
+// A run that combines others (an ensemble plan) reads back its parents,
+// in id order, once each however often they were added.
+func TestParents(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ids []int64
+	for _, name := range []string{"a", "b"} {
+		r, err := db.Start(RunInfo{Name: name, Kind: KindCV})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Finish(Summary{})
+		ids = append(ids, r.ID())
+	}
+	p, err := db.Start(RunInfo{Name: "plan", Kind: KindPlan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddParents(ids[1], ids[0], ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	p.Finish(Summary{})
+	got, err := db.Get(p.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Parents) != 2 || got.Parents[0] != ids[0] || got.Parents[1] != ids[1] {
+		t.Fatalf("parents %v, want %v", got.Parents, ids)
+	}
+	if a, _ := db.Get(ids[0]); len(a.Parents) != 0 {
+		t.Fatalf("a part has parents %v", a.Parents)
 	}
 }

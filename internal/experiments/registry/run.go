@@ -28,6 +28,9 @@ const (
 	KindCV         Kind = "cv"
 	KindPredict    Kind = "predict"
 	KindThresholds Kind = "thresholds"
+	// KindPlan is imet cv --plan: several cross-validations (its parents)
+	// ensembled.
+	KindPlan Kind = "plan"
 )
 
 // Status is where a run stands.
@@ -88,7 +91,7 @@ func (db *DB) Start(info RunInfo) (*Run, error) {
 		return nil, errors.New("registry: a run needs a name")
 	}
 	switch info.Kind {
-	case KindTrain, KindCV, KindPredict, KindThresholds:
+	case KindTrain, KindCV, KindPredict, KindThresholds, KindPlan:
 	default:
 		return nil, fmt.Errorf("registry: unknown run kind %q", info.Kind)
 	}
@@ -184,6 +187,16 @@ func (r *Run) Artifact(kind, path string) error {
 		r.id, kind, abs, sum, size, now())
 	if err != nil {
 		return fmt.Errorf("registry: run %d artifact %s: %w", r.id, path, r.db.storage(err))
+	}
+	return nil
+}
+
+// AddParents records runs whose outputs this run combines.
+func (r *Run) AddParents(ids ...int64) error {
+	for _, id := range ids {
+		if _, err := r.db.sql.Exec(`INSERT OR IGNORE INTO parents (run_id, parent_id) VALUES (?,?)`, r.id, id); err != nil {
+			return fmt.Errorf("registry: run %d parent %d: %w", r.id, id, r.db.storage(err))
+		}
 	}
 	return nil
 }

@@ -50,6 +50,9 @@ func Start(db *registry.DB, info registry.RunInfo, n *notify.Notifier, warn io.W
 // ID returns the run's registry id.
 func (t *Tracker) ID() int64 { return t.run.ID() }
 
+// AddParents records runs whose outputs this run combines.
+func (t *Tracker) AddParents(ids ...int64) error { return t.run.AddParents(ids...) }
+
 // Log returns a writer keeping the last lines of the run's log for a
 // failure report; tee the log into it (io.MultiWriter).
 func (t *Tracker) Log() io.Writer { return t.tail }

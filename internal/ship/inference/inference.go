@@ -50,6 +50,7 @@ import (
 	"imet/internal/postprocess/thresholds"
 	"imet/internal/ship/bundle"
 	"imet/internal/training/checkpoint"
+	"imet/internal/training/plan"
 	"imet/internal/training/train"
 	"imet/internal/training/trainconfig"
 	"imet/internal/vision/loader"
@@ -106,6 +107,12 @@ type Spec struct {
 	BF16 bool `json:"bf16,omitempty"`
 	// Source records what the bundle was exported from.
 	Source string `json:"source"`
+	// Parts, in the bundle of an ensemble plan (imet cv --plan), are its
+	// cross-validations, each predicting as a bundle of its own would;
+	// Ensemble says how their probabilities are combined. The fields
+	// above then describe the whole: Arch lists the parts' architectures.
+	Parts    []Spec        `json:"parts,omitempty"`
+	Ensemble *EnsembleSpec `json:"ensemble,omitempty"`
 }
 
 // Predictor holds a loaded model (or several, averaged) with everything
@@ -120,6 +127,8 @@ type Predictor struct {
 	Origin, Kind string
 
 	models       []models.Model
+	parts        []*Predictor // an ensemble plan's cross-validations (plan.go)
+	reference    *probs.File  // the rank method's quantile reference
 	pipelineSpec pipeline.Spec
 	labelsPath   string
 	configPath   string // training recipe, when known
@@ -147,7 +156,13 @@ type Options struct {
 }
 
 // Models is the number of networks whose probabilities are averaged.
-func (p *Predictor) Models() int { return len(p.models) }
+func (p *Predictor) Models() int {
+	n := len(p.models)
+	for _, q := range p.parts {
+		n += q.Models()
+	}
+	return n
+}
 
 // LabelIDs are the attribute ids of the probability columns, as strings.
 func (p *Predictor) LabelIDs() []string {
@@ -177,6 +192,8 @@ func Open(path string) (*Predictor, error) {
 		return nil, fmt.Errorf("%s: no %s: a bundle of the binary only, not an inference bundle (write one with imet export)", path, filepath.Join(path, SpecName))
 	case exists(filepath.Join(path, "run.json")):
 		return openRuns(path, []string{path}, "run")
+	case exists(filepath.Join(path, plan.ManifestName)):
+		return openPlan(path)
 	}
 	folds, _ := filepath.Glob(filepath.Join(path, "fold*", "run.json"))
 	if len(folds) == 0 {
@@ -239,6 +256,16 @@ func OpenBundle(dir string) (*Predictor, error) {
 	if s.Format != SpecFormat {
 		return nil, fmt.Errorf("%s: format %s, this imet reads %q", specPath, snippet.Quote(s.Format), SpecFormat)
 	}
+	if len(s.Parts) > 0 {
+		return openPlanBundle(dir, specPath, s)
+	}
+	return bundlePredictor(dir, specPath, s, true)
+}
+
+// bundlePredictor builds the predictor of one bundle spec; an ensemble
+// plan's part carries no thresholds of its own (withThresholds false).
+func bundlePredictor(dir, specPath string, s Spec, withThresholds bool) (*Predictor, error) {
+	var err error
 	if len(s.Weights) == 0 {
 		return nil, fmt.Errorf("%s: no weight files listed", specPath)
 	}
@@ -269,11 +296,13 @@ func OpenBundle(dir string) (*Predictor, error) {
 	if p.Labels.Len() != s.NumClasses {
 		return nil, fmt.Errorf("%s: %d labels, but %s says the model has %d outputs", p.labelsPath, p.Labels.Len(), specPath, s.NumClasses)
 	}
-	if p.Thresholds, err = thresholds.ReadFile(in(s.Thresholds)); err != nil {
-		return nil, err
-	}
-	if err := p.Thresholds.Check(p.LabelIDs(), p.Labels.Groups, p.Labels.GroupOf); err != nil {
-		return nil, fmt.Errorf("%s: %w", in(s.Thresholds), err)
+	if withThresholds {
+		if p.Thresholds, err = thresholds.ReadFile(in(s.Thresholds)); err != nil {
+			return nil, err
+		}
+		if err := p.Thresholds.Check(p.LabelIDs(), p.Labels.Groups, p.Labels.GroupOf); err != nil {
+			return nil, fmt.Errorf("%s: %w", in(s.Thresholds), err)
+		}
 	}
 	if exists(in(ConfigName)) {
 		p.configPath = in(ConfigName)
@@ -612,6 +641,9 @@ func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options)
 	if err := torch.CheckDevice(o.Device); err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
 	}
+	if p.parts != nil {
+		return p.predictParts(ctx, paths, ids, o)
+	}
 	threads := o.Threads
 	if threads == 0 {
 		threads = p.Spec.Threads
@@ -736,6 +768,9 @@ func (p *Predictor) Export(dir, binary string) (*bundle.Manifest, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	if p.parts != nil {
+		return p.exportParts(dir, binary, tmp)
+	}
 	s := p.Spec
 	s.Format = SpecFormat
 	s.PipelinesFile, s.Labels, s.Thresholds = PipelinesName, LabelsName, ThresholdsName

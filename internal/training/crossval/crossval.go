@@ -151,8 +151,8 @@ func (o Options) Run(ctx context.Context) (*Result, error) {
 	return finish(&cfg, o, logf)
 }
 
-// finish searches thresholds on the OOF probabilities and writes the
-// submission from the ensembled test probabilities.
+// finish gathers the folds' out-of-fold and test probabilities and hands
+// them to Decide.
 func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result, error) {
 	ds, err := dataset.Open(cfg.Data.Root, dataset.Options{SkipImages: true})
 	if err != nil {
@@ -178,7 +178,52 @@ func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Completed: true, OOF: filepath.Join(o.Out, "oof.npy")}
+	// Each OOF row is held out by the fold whose file it came from, so the
+	// rules can be scored on folds their thresholds were not searched on.
+	fold := make([]int, 0, oof.Rows)
+	for x, in := range oofIn {
+		for range in.File.Rows {
+			fold = append(fold, x)
+		}
+	}
+	d := Decision{Data: ds, OOF: oof, Fold: fold, Folds: len(oofIn), Rules: o.Rules, Out: o.Out}
+	if len(testIn) > 0 {
+		method := o.Ensemble
+		if method == "" {
+			method = ensemble.Mean
+		}
+		if d.Test, err = ensemble.Blend(testIn, method, nil, &ensemble.Input{Name: filepath.Join(o.Out, "oof.npy"), File: oof}); err != nil {
+			return nil, err
+		}
+		if method == ensemble.Rank {
+			logf("event=ensemble method=rank mapped_onto=%s", filepath.Join(o.Out, "oof.npy"))
+		}
+	}
+	return Decide(d, logf)
+}
+
+// Decision is what the last step of a cross-validation works from: the
+// out-of-fold probabilities of every training image and, when there are
+// test images, their combined test probabilities.
+type Decision struct {
+	Data *dataset.Dataset
+	OOF  *probs.File
+	// Fold is the fold (0 .. Folds-1) that held out each OOF row; with
+	// Folds >= 2 the threshold rules are also scored held out.
+	Fold  []int
+	Folds int
+	Test  *probs.File // nil: no test images, no submission
+	Rules []string    // nil: global and group
+	Out   string      // oof.npy, thresholds.json, test.npy and submission.csv go here
+}
+
+// Decide writes OUT/oof.npy, searches the threshold rules on it (choosing
+// the one that scores best held out), writes OUT/thresholds.json and, with
+// test probabilities, OUT/test.npy and OUT/submission.csv. An ensemble of
+// several cross-validations (internal/training/plan) ends the same way.
+func Decide(d Decision, logf func(string, ...any)) (*Result, error) {
+	ds, oof := d.Data, d.OOF
+	res := &Result{Completed: true, OOF: filepath.Join(d.Out, "oof.npy")}
 	if err := probs.Save(res.OOF, oof); err != nil {
 		return nil, err
 	}
@@ -192,7 +237,7 @@ func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result
 		return nil, err
 	}
 	pr.Truth = thresholds.TruthOf(truth)
-	rules := o.Rules
+	rules := d.Rules
 	if len(rules) == 0 {
 		rules = []string{thresholds.Global, thresholds.Group}
 	}
@@ -201,17 +246,9 @@ func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result
 	if err != nil {
 		return nil, err
 	}
-	// Each OOF row is held out by the fold whose file it came from, so the
-	// rules can be scored on folds their thresholds were not searched on.
 	var held []thresholds.CVResult
-	if len(oofIn) >= 2 {
-		fold := make([]int, 0, oof.Rows)
-		for x, in := range oofIn {
-			for range in.File.Rows {
-				fold = append(fold, x)
-			}
-		}
-		if held, err = thresholds.CrossValidate(pr, fold, len(oofIn), rules, topts); err != nil {
+	if d.Folds >= 2 {
+		if held, err = thresholds.CrossValidate(pr, d.Fold, d.Folds, rules, topts); err != nil {
 			return nil, fmt.Errorf("%s: held-out threshold scores: %w", res.OOF, err)
 		}
 	}
@@ -227,47 +264,30 @@ func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result
 	res.Rule, res.Score = best.Name, best.Score
 	if held != nil {
 		res.HeldOut = &held[use].Mean
-		logf("event=thresholds use=%s chosen_by=heldout f2=%.5f heldout_f2=%.5f folds=%d", best.Name, best.Score, held[use].Mean, len(oofIn))
+		logf("event=thresholds use=%s chosen_by=heldout f2=%.5f heldout_f2=%.5f folds=%d", best.Name, best.Score, held[use].Mean, d.Folds)
 	} else {
 		logf("event=thresholds use=%s chosen_by=in-sample f2=%.5f (one fold: no held-out score)", best.Name, best.Score)
 	}
-	res.Thresholds = filepath.Join(o.Out, "thresholds.json")
+	res.Thresholds = filepath.Join(d.Out, "thresholds.json")
 	tf := &thresholds.File{Version: thresholds.FileVersion, Use: best.Name, Beta: topts.Score.Beta,
 		EmptyRows: topts.Score.BothEmpty.String(), Labels: oof.Labels, Groups: ds.Labels.Groups,
 		LabelGroups: ds.Labels.GroupOf, Rows: oof.Rows, Rules: results, HeldOut: held}
 	if err := thresholds.WriteFile(res.Thresholds, tf); err != nil {
 		return nil, err
 	}
-	if len(testIn) == 0 {
+	if d.Test == nil {
 		logf("event=cv status=no-test-probabilities")
 		return res, nil
 	}
-	method := o.Ensemble
-	if method == "" {
-		method = ensemble.Mean
-	}
-	test, err := ensemble.Combine(testIn, method, nil)
-	if err != nil {
-		return nil, err
-	}
-	if method == ensemble.Rank {
-		// Rank scores are not probabilities: thresholds searched on the
-		// OOF probabilities would pass nearly every label. Mapped onto the
-		// OOF quantiles, label by label, they are on the thresholds' scale
-		// again (docs/postprocessing.md, "Rank ensembles and thresholds").
-		if test, err = ensemble.MatchQuantiles(ensemble.Input{Name: "the rank ensemble of the test probabilities", File: test}, ensemble.Input{Name: res.OOF, File: oof}); err != nil {
-			return nil, err
-		}
-		logf("event=ensemble method=rank mapped_onto=%s", res.OOF)
-	}
-	if err := probs.Save(filepath.Join(o.Out, "test.npy"), test); err != nil {
+	test := d.Test
+	if err := probs.Save(filepath.Join(d.Out, "test.npy"), test); err != nil {
 		return nil, err
 	}
 	pred, err := submission.Predict(test.Matrix, &best.Rule, ds.Labels.GroupOf, len(ds.Labels.Groups), submission.Options{})
 	if err != nil {
 		return nil, err
 	}
-	res.Submission = filepath.Join(o.Out, "submission.csv")
+	res.Submission = filepath.Join(d.Out, "submission.csv")
 	if err := submission.Write(res.Submission, test.IDs, test.Labels, pred); err != nil {
 		return nil, err
 	}
