@@ -121,12 +121,9 @@ func Search(query []float32, q int, base []float32, b, d int, qGroup, bGroup []i
 					// row under every other.
 					sim = sim.Sub(qg.Eq(bg).To(torch.Float32).MulScalar(4))
 				}
+				// The pool check above leaves k rows of other groups for every
+				// query, so no pushed-down row reaches the top k.
 				v, idx := sim.TopK(k, 1)
-				if bg != nil {
-					// Undo the push for the (impossible) case the pool check
-					// let one through: report true similarities.
-					v = v.Clamp(-1, 1)
-				}
 				copy(nb.Sim[start*k:], v.ToDevice(torch.Float32, torch.CPU).Float32s())
 				for i, j := range idx.ToDevice(torch.Int64, torch.CPU).Int64s() {
 					nb.Index[start*k+i] = int32(j)
