@@ -64,14 +64,12 @@ func Search(query []float32, q int, base []float32, b, d int, qGroup, bGroup []i
 	if qGroup != nil {
 		// The excluded rows are pushed to the bottom, not removed: never
 		// ask for more neighbours than the smallest pool a query can have.
+		in := map[int]int{}
+		for _, h := range bGroup {
+			in[h]++
+		}
 		for _, g := range qGroup {
-			pool := 0
-			for _, h := range bGroup {
-				if h != g {
-					pool++
-				}
-			}
-			if pool < k {
+			if pool := b - in[g]; pool < k {
 				return nil, fmt.Errorf("knn: a query of group %d has %d base rows outside its group, fewer than k=%d", g, pool, k)
 			}
 		}
