@@ -32,8 +32,8 @@ base=$(score base "$out/cv/oof.npy" "$out/cv/test.npy")
 stack=$(score stack "$out/stack_oof.npy" "$out/stack_test.npy")
 tr=(); te=()
 for k in 0 1 2; do
-  "$imet" -q predict --from "$out/cv/fold$k" --images "$data/train" --out "$out/e.csv" --embeddings "$out/emb_train$k.npy" --tta none
-  "$imet" -q predict --from "$out/cv/fold$k" --images "$data/test" --out "$out/e.csv" --embeddings "$out/emb_test$k.npy" --tta none
+  "$imet" -q predict --from "$out/cv/fold$k" --images "$data/train" --out "$out/e.csv" --embeddings "$out/emb_train$k.npy" --tta none >/dev/null
+  "$imet" -q predict --from "$out/cv/fold$k" --images "$data/test" --out "$out/e.csv" --embeddings "$out/emb_test$k.npy" --tta none >/dev/null
   tr+=("$out/emb_train$k.npy"); te+=("$out/emb_test$k.npy")
 done
 join() { local IFS=,; echo "$*"; }
