@@ -118,6 +118,9 @@ func (c *stackCmd) Run(g *Globals) error {
 	}
 	if !g.Quiet {
 		fmt.Fprintf(g.Stdout, "%d models, %d folds: %d features, %d training rows over the folds\n", len(oof), a.K, res.Features, res.Examples)
+		if c.Candidates > 0 {
+			fmt.Fprintf(g.Stdout, "the %d candidates per image hold %.2f%% of the OOF images' true labels (the rest are lost)\n", c.Candidates, 100*res.Recall)
+		}
 		for m, f := range oof {
 			fmt.Fprintf(g.Stdout, "log loss %-8.4f %s\n", logLoss(f.Data, truth, p.Cols), c.OOF[m])
 		}

@@ -94,6 +94,10 @@ type Result struct {
 	// Features is the width of the feature matrix; Examples the (image,
 	// label) rows each fold's booster trained on, summed over folds.
 	Features, Examples int
+	// Recall is the share of the OOF rows' true labels among their
+	// candidates (1 without Options.Candidates): the ceiling a candidate
+	// cut puts on the stacked recall.
+	Recall float64
 }
 
 func (p *Problem) check() error {
@@ -140,6 +144,21 @@ func Stack(p *Problem, o Options) (*Result, error) {
 	nf := len(FeatureNames(len(p.OOF)))
 	res := &Result{OOF: make([]float32, p.Rows*p.Cols), Features: nf}
 	oofCand := candidates(p.OOF, p.Rows, p.Cols, o.Candidates)
+	res.Recall = 1
+	if oofCand != nil {
+		var in, all int
+		for i, ls := range p.Truth {
+			for _, c := range ls {
+				all++
+				if _, ok := slices.BinarySearch(oofCand[i], c); ok {
+					in++
+				}
+			}
+		}
+		if all > 0 {
+			res.Recall = float64(in) / float64(all)
+		}
+	}
 	var testCand [][]int
 	if p.Test != nil {
 		res.Test = make([]float32, p.TestRows*p.Cols)

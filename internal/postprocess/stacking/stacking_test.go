@@ -164,6 +164,18 @@ func TestCandidatesKeepTheTopLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	cand := candidates(p.OOF, p.Rows, p.Cols, 3)
+	in, all := 0, 0
+	for i, ls := range p.Truth {
+		for _, c := range ls {
+			all++
+			if slices.Contains(cand[i], c) {
+				in++
+			}
+		}
+	}
+	if want := float64(in) / float64(all); res.Recall != want || want == 1 {
+		t.Fatalf("candidate recall %g, counted %g (of %d positives)", res.Recall, want, all)
+	}
 	for i := 0; i < p.Rows; i++ {
 		nonzero := 0
 		for c := 0; c < p.Cols; c++ {
