@@ -13,10 +13,10 @@
 package stacking
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 )
 
@@ -246,7 +246,7 @@ func candidates(models [][]float32, rows, cols, k int) [][]int {
 		for c := range idx {
 			idx[c] = c
 		}
-		sort.SliceStable(idx, func(a, b int) bool { return mean[idx[a]] > mean[idx[b]] })
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(mean[b], mean[a]) })
 		out[i] = slices.Clone(idx[:k])
 		slices.Sort(out[i])
 	}
@@ -285,7 +285,7 @@ func features(models [][]float32, cols int, rows []int, cand [][]int, prior []fl
 			}
 			// Ties take the lower column first, so the rank is a function of
 			// the probabilities alone.
-			sort.SliceStable(order, func(a, b int) bool { return row[order[a]] > row[order[b]] })
+			slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(row[b], row[a]) })
 			for pos, c := range order {
 				rank[c] = pos
 			}
