@@ -79,6 +79,7 @@ func TestBoosterMatchesPythonXGBoost(t *testing.T) {
 		worst = math.Max(worst, math.Abs(float64(got[i]-want.Data[i])))
 		spread = math.Max(spread, math.Abs(float64(got[i]-got[0])))
 	}
+	t.Logf("largest difference %g over %d predictions (spread %g)", worst, len(got), spread)
 	if worst > 1e-6 {
 		t.Fatalf("Go and python xgboost differ by up to %g", worst)
 	}
