@@ -11,12 +11,15 @@
 #   python3-sklearn/-numpy  golden values for scoring tests, NumPy baseline
 #   python3-pil             the Python image stack the loader is compared with
 #   chromium                renders the dashboard in its browser test
+#   libxgboost-dev          XGBoost's C API, the booster of `imet stack`
+#                           (opened at run time: other commands run without it)
+#   python3-xgboost         the reference the Go booster is checked against
 #   patchelf                gives a bundled binary its $ORIGIN/lib run path
 #                           when it was not linked with one (internal/ship/bundle)
 set -euo pipefail
 pkgs=(libtorch-dev libgloo-dev libopenblas0-pthread libturbojpeg0-dev libpng-dev
       python3-torch python3-torchvision python3-sklearn python3-numpy python3-pil
-      chromium patchelf)
+      chromium patchelf libxgboost-dev python3-xgboost)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,6 +31,7 @@ type predictCmd struct {
 	TTA        string `help:"none: plain view only; empty: the model's test-time augmentation." enum:",none" default:""`
 	Thresholds string `help:"Threshold file to apply instead of the model's." type:"existingfile"`
 	Rule       string `help:"Rule of the threshold file to apply (default: the file's chosen one)."`
+	Embeddings string `help:"Also write the penultimate-layer embeddings (the classifier's input) here: .npy with .ids.csv; with several models one file per model, NAME.0.npy, NAME.1.npy... (a second pass over the images)."`
 	SkipBroken bool   `help:"Leave images that do not decode out (each reported once; its probabilities stay zero) instead of stopping at the first."`
 }
 
@@ -102,6 +105,23 @@ func (c *predictCmd) Run(g *Globals) error {
 			return err
 		}
 	}
+	var embFiles []string
+	if c.Embeddings != "" {
+		es, err := p.Embed(ctx, paths, ids, o)
+		if err != nil {
+			return err
+		}
+		for k, e := range es {
+			path := c.Embeddings
+			if len(es) > 1 {
+				path = strings.TrimSuffix(path, ".npy") + "." + strconv.Itoa(k) + ".npy"
+			}
+			if err := probs.Save(path, e); err != nil {
+				return err
+			}
+			embFiles = append(embFiles, fmt.Sprintf("%s (%d x %d embeddings)", path, e.Rows, e.Cols))
+		}
+	}
 	st, err := p.WriteSubmission(c.Out, f, c.Rule)
 	if err != nil {
 		return err
@@ -113,6 +133,9 @@ func (c *predictCmd) Run(g *Globals) error {
 	}
 	if c.Probs != "" {
 		fmt.Fprintf(g.Stdout, "  %s\n", c.Probs)
+	}
+	for _, e := range embFiles {
+		fmt.Fprintf(g.Stdout, "  %s\n", e)
 	}
 	return nil
 }

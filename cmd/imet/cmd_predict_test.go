@@ -356,3 +356,38 @@ func rehashManifest(t *testing.T, dir, name string) {
 		t.Fatal(err)
 	}
 }
+
+// TestPredictEmbeddings checks that --embeddings writes the penultimate
+// layer of every predicted image, named like the probabilities, and that
+// it is no second copy of them: as wide as the head's input (resnet18
+// with concat pooling: 2 x 512), without a labels sidecar.
+func TestPredictEmbeddings(t *testing.T) {
+	run, data := tinyTrained(t)
+	tmp := t.TempDir()
+	npy, emb := filepath.Join(tmp, "p.npy"), filepath.Join(tmp, "e.npy")
+	out := mustRun(t, "predict", "--from", run, "--images", filepath.Join(data, "test"), "--out", filepath.Join(tmp, "s.csv"),
+		"--probs", npy, "--embeddings", emb)
+	if !strings.Contains(out, "e.npy (8 x 1024 embeddings)") {
+		t.Fatalf("report: %s", out)
+	}
+	p, err := probs.Load(npy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := probs.Load(emb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.IDs, p.IDs) || e.Labels != nil || e.Cols != 1024 {
+		t.Fatalf("embeddings: ids %v (probabilities %v), labels %v, %d columns", e.IDs, p.IDs, e.Labels, e.Cols)
+	}
+	// Pooled ReLU features: non-negative, and not the same for every image.
+	for _, v := range e.Data {
+		if v < 0 {
+			t.Fatalf("negative pooled activation %g", v)
+		}
+	}
+	if slices.Equal(e.Row(0), e.Row(1)) {
+		t.Fatal("two images share one embedding")
+	}
+}

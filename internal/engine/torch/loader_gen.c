@@ -45,6 +45,7 @@ static terr (*p_tt_softmax)(tt x, int64_t dim, int log, tt *out);
 static terr (*p_tt_clamp)(tt x, double lo, double hi, tt *out);
 static terr (*p_tt_bce_logits)(tt x, tt y, tt weight, tt pos_weight, int reduction, tt *out);
 static terr (*p_tt_argmax)(tt x, int64_t dim, tt *out);
+static terr (*p_tt_topk)(tt x, int64_t k, int64_t dim, tt *values, tt *indices);
 static terr (*p_tt_copy_)(tt dst, tt src);
 static terr (*p_tt_fill_)(tt t, double v);
 static terr (*p_tt_uniform_)(tt t, double lo, double hi);
@@ -118,6 +119,7 @@ const imet_symbol imet_symbols[] = {
     {"tt_clamp", (void **)&p_tt_clamp},
     {"tt_bce_logits", (void **)&p_tt_bce_logits},
     {"tt_argmax", (void **)&p_tt_argmax},
+    {"tt_topk", (void **)&p_tt_topk},
     {"tt_copy_", (void **)&p_tt_copy_},
     {"tt_fill_", (void **)&p_tt_fill_},
     {"tt_uniform_", (void **)&p_tt_uniform_},
@@ -362,6 +364,11 @@ terr tt_bce_logits(tt x, tt y, tt weight, tt pos_weight, int reduction, tt *out)
 terr tt_argmax(tt x, int64_t dim, tt *out) {
     if (!imet_shim_ensure()) return imet_shim_error_copy();
     return p_tt_argmax(x, dim, out);
+}
+
+terr tt_topk(tt x, int64_t k, int64_t dim, tt *values, tt *indices) {
+    if (!imet_shim_ensure()) return imet_shim_error_copy();
+    return p_tt_topk(x, k, dim, values, indices);
 }
 
 terr tt_copy_(tt dst, tt src) {

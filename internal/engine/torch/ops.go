@@ -361,3 +361,12 @@ func BCEWithLogits(x, y, weight, posWeight *Tensor, r Reduction) *Tensor {
 		C.int(r), &out))
 	return wrap(out)
 }
+
+// TopK returns the k largest values along dim, sorted descending, and their
+// int64 indices: the selection a nearest-neighbour search keeps of each block
+// of similarities, so that only k columns per row leave the device.
+func (t *Tensor) TopK(k, dim int) (values, indices *Tensor) {
+	var v, i C.tt
+	check("topk", C.tt_topk(t.h("topk"), C.int64_t(k), C.int64_t(dim), &v, &i))
+	return wrap(v), wrap(i)
+}

@@ -38,6 +38,8 @@ var opCases = []opCase{
 	{"mean_keep", func(x, y *torch.Tensor) *torch.Tensor { return x.MeanKeep(1).Sub(x) }, "x.mean(1, keepdim=True) - x"},
 	{"permute", func(x, y *torch.Tensor) *torch.Tensor { return x.Permute(1, 0).Contiguous() }, "x.permute(1, 0).contiguous()"},
 	{"argmax", func(x, y *torch.Tensor) *torch.Tensor { return x.Argmax(1).To(torch.Float32) }, "torch.argmax(x, 1).float()"},
+	{"topk_values", func(x, y *torch.Tensor) *torch.Tensor { v, _ := x.TopK(2, 1); return v }, "torch.topk(x, 2, 1)[0]"},
+	{"topk_indices", func(x, y *torch.Tensor) *torch.Tensor { _, i := x.TopK(3, 0); return i.To(torch.Float32) }, "torch.topk(x, 3, 0)[1].float()"},
 	{"index_select", func(x, y *torch.Tensor) *torch.Tensor {
 		return x.IndexSelect(1, torch.FromInt64([]int64{4, 0, 2}, 3))
 	}, "torch.index_select(x, 1, torch.tensor([4, 0, 2]))"},

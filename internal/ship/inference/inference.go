@@ -632,6 +632,35 @@ func (p *Predictor) Precision(dev torch.Device) string {
 // (ensemble.Mean). It must run on one goroutine, which it pins to its OS
 // thread for libtorch.
 func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options) (*probs.File, error) {
+	ins, err := p.forward(ctx, paths, ids, o, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(ins) == 1 {
+		return ins[0].File, nil
+	}
+	return ensemble.Combine(ins, ensemble.Mean, nil)
+}
+
+// Embed returns, per model, the penultimate-layer embeddings of the images
+// at paths (rows named ids, columns the width of the model's last hidden
+// layer, no labels sidecar), each averaged over the TTA views like the
+// probabilities. Models are not averaged: each fold's model embeds images
+// in its own space, and an out-of-fold neighbour search must query fold k's
+// images in the space of the model that did not train on them.
+func (p *Predictor) Embed(ctx context.Context, paths, ids []string, o Options) ([]*probs.File, error) {
+	ins, err := p.forward(ctx, paths, ids, o, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*probs.File, len(ins))
+	for i, in := range ins {
+		out[i] = in.File
+	}
+	return out, nil
+}
+
+func (p *Predictor) forward(ctx context.Context, paths, ids []string, o Options, embed bool) ([]ensemble.Input, error) {
 	if len(paths) != len(ids) {
 		return nil, fmt.Errorf("predict: %d paths for %d ids", len(paths), len(ids))
 	}
@@ -691,6 +720,15 @@ func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options)
 		}
 		po := train.PredictOptions{Views: src.Views(), BatchSize: bs, Device: o.Device, Precision: p.Precision(o.Device),
 			ChannelsLast: p.Spec.ChannelsLast}
+		cols, colIDs := L, labels
+		if embed {
+			e, ok := m.(models.Embedder)
+			if !ok {
+				return nil, fmt.Errorf("predict: model %d (%s) cannot stop before its classifier: no embeddings", k, p.Spec.Arch)
+			}
+			po.Embed, po.EmbedDim = e.Embed, e.EmbedDim()
+			cols, colIDs = po.EmbedDim, nil
+		}
 		if o.Progress != nil {
 			base := k * len(paths) * src.Views()
 			po.OnBatch = func(done, _ int) { o.Progress(base+done, total) }
@@ -699,13 +737,10 @@ func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options)
 		if err != nil {
 			return nil, err
 		}
-		f := &probs.File{Matrix: &probs.Matrix{Rows: len(paths), Cols: L, Data: out}, IDs: ids, Labels: labels}
+		f := &probs.File{Matrix: &probs.Matrix{Rows: len(paths), Cols: cols, Data: out}, IDs: ids, Labels: colIDs}
 		ins = append(ins, ensemble.Input{Name: fmt.Sprintf("model %d", k), File: f})
 	}
-	if len(ins) == 1 {
-		return ins[0].File, nil
-	}
-	return ensemble.Combine(ins, ensemble.Mean, nil)
+	return ins, nil
 }
 
 // WriteSubmission applies the named threshold rule (the file's chosen one

@@ -27,6 +27,12 @@ type PredictOptions struct {
 	// OnBatch, when set, is called after each batch with the images done
 	// so far over all views and the total (Len × Views), for progress.
 	OnBatch func(done, total int)
+	// Embed, when set, stands in for the model's forward pass and Predict
+	// returns its outputs as they are (Len × EmbedDim, averaged over the
+	// views, no sigmoid, no loss): penultimate-layer embeddings, through
+	// the same batching and views as the probabilities.
+	Embed    func(x *torch.Tensor) *torch.Tensor
+	EmbedDim int
 }
 
 // Predict returns the sigmoid probabilities of every sample of src (row
@@ -49,6 +55,10 @@ func Predict(ctx context.Context, m Model, src Source, o PredictOptions) ([]floa
 // data-parallel run add up before dividing.
 func predictSums(ctx context.Context, m Model, src Source, o PredictOptions) (out []float32, lossSum float64, seen int, err error) {
 	n, cols := src.Len(), src.Classes()
+	classes := cols
+	if o.Embed != nil {
+		cols = o.EmbedDim
+	}
 	out = make([]float32, n*cols)
 	bs := o.BatchSize
 	if bs < 1 {
@@ -82,12 +92,21 @@ func predictSums(ctx context.Context, m Model, src Source, o PredictOptions) (ou
 			err = torch.Run(func() {
 				torch.InferenceMode(func() {
 					rows := append([]int(nil), b.Indices...) // the source may reuse b once released
-					labelled := view == 0 && len(b.Targets) == b.N*cols
+					labelled := o.Embed == nil && view == 0 && len(b.Targets) == b.N*classes
 					x, y := upload(b, o.Device, o.ChannelsLast, labelled)
 					var logits *torch.Tensor
-					autocast(o.Precision, o.Device, func() { logits = m.Forward(x) })
+					forward := m.Forward
+					if o.Embed != nil {
+						forward = o.Embed
+					}
+					autocast(o.Precision, o.Device, func() { logits = forward(x) })
 					logits = logits.To(torch.Float32)
-					p := logits.Sigmoid().Float32s()
+					var p []float32
+					if o.Embed != nil {
+						p = logits.Float32s()
+					} else {
+						p = logits.Sigmoid().Float32s()
+					}
 					for i, idx := range rows {
 						dst := out[idx*cols : (idx+1)*cols]
 						for j := range dst {

@@ -231,10 +231,20 @@ func newMLPHead(root *nn.Builder, bb Backbone, hidden []int, headName string, o 
 func (m *mlpClassifier) Store() *nn.Store { return m.store }
 
 func (m *mlpClassifier) Forward(x *torch.Tensor) *torch.Tensor {
+	return m.fc.Forward(m.Embed(x))
+}
+
+// EmbedDim is the width of the last hidden layer.
+func (m *mlpClassifier) EmbedDim() int { return m.fc.W.T.Shape()[1] }
+
+// Embed is Forward without the final linear layer: the last hidden layer's
+// activations (dropout is the identity in evaluation mode, where embeddings
+// are taken).
+func (m *mlpClassifier) Embed(x *torch.Tensor) *torch.Tensor {
 	_, f := m.bb.Features(x)
 	h := torch.AdaptiveAvgPool2d(f, 1, 1).Flatten(1, -1)
 	for i, l := range m.hidden {
 		h = m.drops[i].Forward(l.Forward(h).Relu())
 	}
-	return m.fc.Forward(h)
+	return h
 }

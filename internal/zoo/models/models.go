@@ -70,6 +70,15 @@ type Model interface {
 	Store() *nn.Store
 }
 
+// Embedder is a model that can stop before its classifier: Embed maps a
+// batch of images to the input of the last linear layer (batch,
+// EmbedDim()), the penultimate-layer embedding that nearest-neighbour label
+// transfer compares images by. Every architecture imet builds is one.
+type Embedder interface {
+	Embed(x *torch.Tensor) *torch.Tensor
+	EmbedDim() int
+}
+
 // Spec is one registry entry.
 type Spec struct {
 	// Build creates the model with freshly initialised weights.
@@ -225,6 +234,14 @@ func (m *classifier) pool(x *torch.Tensor) *torch.Tensor {
 }
 
 func (m *classifier) Forward(x *torch.Tensor) *torch.Tensor {
+	return nn.Then(m.fc, nn.Then(m.drop, m.Embed(x)))
+}
+
+// EmbedDim is the width of the pooled features the head reads.
+func (m *classifier) EmbedDim() int { return m.fc.W.T.Shape()[1] }
+
+// Embed is Forward without dropout and the final linear layer.
+func (m *classifier) Embed(x *torch.Tensor) *torch.Tensor {
 	f3, f4 := m.bb.Features(x)
 	h := m.pool(f4)
 	f4.Free()
@@ -236,5 +253,5 @@ func (m *classifier) Forward(x *torch.Tensor) *torch.Tensor {
 	if f3 != x {
 		f3.Free()
 	}
-	return nn.Then(m.fc, nn.Then(m.drop, h))
+	return h
 }

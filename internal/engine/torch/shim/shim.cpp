@@ -313,6 +313,9 @@ terr tt_bce_logits(tt x, tt y, tt w, tt pw, int reduction, tt *out) {
   TRY(*out = H(at::binary_cross_entropy_with_logits(T(x), T(y), Opt(w), Opt(pw), reduction)))
 }
 terr tt_argmax(tt x, int64_t dim, tt *out) { TRY(*out = H(at::argmax(T(x), dim))) }
+terr tt_topk(tt x, int64_t k, int64_t dim, tt *values, tt *indices) {
+  TRY(auto r = at::topk(T(x), k, dim, true, true); *values = H(std::get<0>(r)); *indices = H(std::get<1>(r)))
+}
 
 terr tt_copy_(tt dst, tt src) { TRY(T(dst).copy_(T(src))) }
 terr tt_fill_(tt t, double v) { TRY(T(t).fill_(v)) }

@@ -141,6 +141,8 @@ terr tt_softmax(tt x, int64_t dim, int log, tt *out);
 terr tt_clamp(tt x, double lo, double hi, tt *out);
 terr tt_bce_logits(tt x, tt y, tt weight, tt pos_weight, int reduction, tt *out);
 terr tt_argmax(tt x, int64_t dim, tt *out);
+/* the k largest along dim, sorted descending: values and their int64 indices */
+terr tt_topk(tt x, int64_t k, int64_t dim, tt *values, tt *indices);
 
 /* in place, for initialisation and optimisers (call under no-grad) */
 terr tt_copy_(tt dst, tt src);
