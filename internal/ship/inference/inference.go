@@ -632,6 +632,9 @@ func (p *Predictor) Precision(dev torch.Device) string {
 // (ensemble.Mean). It must run on one goroutine, which it pins to its OS
 // thread for libtorch.
 func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options) (*probs.File, error) {
+	if p.parts != nil {
+		return p.predictParts(ctx, paths, ids, o)
+	}
 	ins, err := p.forward(ctx, paths, ids, o, false)
 	if err != nil {
 		return nil, err
@@ -649,6 +652,11 @@ func (p *Predictor) Predict(ctx context.Context, paths, ids []string, o Options)
 // in its own space, and an out-of-fold neighbour search must query fold k's
 // images in the space of the model that did not train on them.
 func (p *Predictor) Embed(ctx context.Context, paths, ids []string, o Options) ([]*probs.File, error) {
+	if p.parts != nil {
+		// Each part's models embed in spaces of their own widths: embed
+		// from a part's own run directory instead.
+		return nil, errors.New("predict: embeddings of an ensemble plan: embed from one of its parts (DIR/parts/NAME)")
+	}
 	ins, err := p.forward(ctx, paths, ids, o, true)
 	if err != nil {
 		return nil, err
@@ -669,9 +677,6 @@ func (p *Predictor) forward(ctx context.Context, paths, ids []string, o Options,
 	}
 	if err := torch.CheckDevice(o.Device); err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
-	}
-	if p.parts != nil {
-		return p.predictParts(ctx, paths, ids, o)
 	}
 	threads := o.Threads
 	if threads == 0 {
