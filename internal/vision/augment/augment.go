@@ -67,6 +67,10 @@ type Chain struct {
 // NewChain validates ops and returns the chain applying them.
 func NewChain(ops ...Op) (*Chain, error) {
 	for i, op := range ops {
+		if op == nil {
+			// A YAML list entry written as `~` or left empty decodes to no op at all.
+			return nil, fmt.Errorf("augment: op %d is empty (write `{op: Name, ...}`)", i+1)
+		}
 		if err := op.validate(); err != nil {
 			return nil, fmt.Errorf("augment: op %d (%s): %w", i+1, op.Name(), err)
 		}
