@@ -175,6 +175,8 @@ func candidates(arch string, opts models.Options, src Source) ([]string, error) 
 			from = FromImet
 		case isTFJS(src.Path):
 			from = FromKeras
+		case opts.Variant == models.VariantKeras:
+			return nil, fmt.Errorf("%s: model.variant keras is the network Keras weights need, and this is not a Keras model: leave the variant out", src.Path)
 		default:
 			return names, nil
 		}
