@@ -410,8 +410,11 @@ func (m *Model) CheckPretrained() error {
 	r, err := pretrained.Check(m.Arch, m.Options(1), pretrained.Source{Path: m.Pretrained, From: m.From})
 	if err != nil {
 		key := "model.pretrained"
-		if m.From != "" {
+		switch {
+		case errors.Is(err, pretrained.ErrMapping):
 			key = "model.from"
+		case errors.Is(err, pretrained.ErrVariant):
+			key = "model.variant"
 		}
 		msg := err.Error()
 		if r != nil && len(r.Tried) > 1 {

@@ -154,3 +154,29 @@ func allPrefixed(s weights.Set, p string) bool {
 	}
 	return true
 }
+
+// StateSet copies every tensor of m (parameters and buffers) into a host
+// Set under m's names, as a weight file holding exactly this model reads:
+// float32, BatchNorm counters marked Int64. It writes stand-in weight
+// files and exports.
+func StateSet(m Model) (weights.Set, error) {
+	set := weights.Set{}
+	err := torch.Catch(func() {
+		for _, v := range m.Store().Vars() {
+			sh := []int64{}
+			for _, d := range v.T.Shape() {
+				sh = append(sh, int64(d))
+			}
+			dt := weights.Float32
+			if v.T.DType() == torch.Int64 {
+				dt = weights.Int64
+			}
+			f := v.T.To(torch.Float32)
+			set[v.Name] = &weights.Tensor{Shape: sh, DType: dt, Data: f.Float32s()}
+			if f != v.T {
+				f.Free()
+			}
+		}
+	})
+	return set, err
+}

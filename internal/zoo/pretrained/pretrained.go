@@ -11,6 +11,7 @@ package pretrained
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -59,6 +60,21 @@ func CheckFrom(name string) error {
 	}
 	return fmt.Errorf("unknown mapping %q (want one of %s)", name, strings.Join(Froms(), ", "))
 }
+
+// ErrMapping and ErrVariant mark the errors that model.from and
+// model.variant, rather than the file, are at fault for.
+var (
+	ErrMapping = errors.New("mapping")
+	ErrVariant = errors.New("variant")
+)
+
+// blame wraps err so that errors.Is(err, kind) holds, keeping its text.
+func blame(kind error, err error) error { return &blamed{kind, err} }
+
+type blamed struct{ kind, err error }
+
+func (b *blamed) Error() string        { return b.err.Error() }
+func (b *blamed) Is(target error) bool { return target == b.kind }
 
 // Source is where a model's starting weights come from.
 type Source struct {
@@ -149,7 +165,7 @@ func Check(arch string, opts models.Options, src Source) (*Result, error) {
 // candidates lists the mappings to try for src, in order.
 func candidates(arch string, opts models.Options, src Source) ([]string, error) {
 	if err := CheckFrom(src.From); err != nil {
-		return nil, err
+		return nil, blame(ErrMapping, err)
 	}
 	if _, err := os.Stat(src.Path); err != nil {
 		return nil, fmt.Errorf("pretrained weights: %w", err)
@@ -176,7 +192,7 @@ func candidates(arch string, opts models.Options, src Source) ([]string, error) 
 		case isTFJS(src.Path):
 			from = FromKeras
 		case opts.Variant == models.VariantKeras:
-			return nil, fmt.Errorf("%s: model.variant keras is the network Keras weights need, and this is not a Keras model: leave the variant out", src.Path)
+			return nil, blame(ErrVariant, fmt.Errorf("%s: model.variant keras is the network Keras weights need, and this is not a Keras model: leave the variant out", src.Path))
 		default:
 			return names, nil
 		}
@@ -192,11 +208,11 @@ func candidates(arch string, opts models.Options, src Source) ([]string, error) 
 		}
 	default:
 		if !slices.Contains(names, from) {
-			return nil, fmt.Errorf("%s has no mapping from %s names (have %s, %s, %s)", arch, from, strings.Join(names, ", "), FromKeras+" where a Keras variant exists", FromImet)
+			return nil, blame(ErrMapping, fmt.Errorf("%s has no mapping from %s names (have %s, %s, %s)", arch, from, strings.Join(names, ", "), FromKeras+" where a Keras variant exists", FromImet))
 		}
 	}
 	if opts.Variant == models.VariantKeras && from != FromKeras && from != FromImet {
-		return nil, fmt.Errorf("%s: model.variant keras is the network Keras weights need, not %s's: leave it out for %s weights", src.Path, from, from)
+		return nil, blame(ErrVariant, fmt.Errorf("%s: model.variant keras is the network Keras weights need, not %s's: leave it out for %s weights", src.Path, from, from))
 	}
 	return []string{from}, nil
 }

@@ -20,27 +20,14 @@ import (
 )
 
 // export is a model's tensors as a weight file holding exactly that model
-// would read them; counters stay int64, as torch.save writes them.
+// would read them.
 func export(t *testing.T, m models.Model) weights.Set {
 	t.Helper()
-	out := weights.Set{}
-	err := torch.Catch(func() {
-		for _, v := range m.Store().Vars() {
-			sh := []int64{}
-			for _, d := range v.T.Shape() {
-				sh = append(sh, int64(d))
-			}
-			dt := weights.Float32
-			if v.T.DType() == torch.Int64 {
-				dt = weights.Int64
-			}
-			out[v.Name] = &weights.Tensor{Shape: sh, DType: dt, Data: v.T.To(torch.Float32).Float32s()}
-		}
-	})
+	s, err := models.StateSet(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return s
 }
 
 func writeSafetensors(t *testing.T, path string, s weights.Set) {
