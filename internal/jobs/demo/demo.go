@@ -42,9 +42,8 @@ type Options struct {
 	Epochs int
 	// Size is the square side images are resized to (default 112).
 	Size int
-	// Assets is the npm assets directory holding nsfwjs (default
-	// $IMET_ASSETS, else .cache/npm/node_modules here or beside the
-	// executable's folder).
+	// Assets is the npm assets directory holding nsfwjs (default: see
+	// nsfwjsDir).
 	Assets string
 	// Scratch also writes the from-scratch baseline's recipe.
 	// Device is the recipe's engine.device (cpu, cuda, cuda:N); empty: cpu.
@@ -159,13 +158,21 @@ func write(path, tmpl string, vars map[string]any) error {
 
 // nsfwjsDir finds the nsfwjs MobileNetV2 (scripts/assets.sh installs it):
 // under assets when given, else $IMET_ASSETS, else .cache/npm/node_modules
-// in the working directory or above the executable's folder (bin/imet in
-// a checkout).
+// in the working directory or one above it (a checkout's root), or above
+// the executable's folder (bin/imet in a checkout).
 func nsfwjsDir(assets string) (string, error) {
 	var tried []string
 	try := []string{assets}
 	if assets == "" {
-		try = []string{os.Getenv("IMET_ASSETS"), filepath.Join(".cache", "npm", "node_modules")}
+		try = []string{os.Getenv("IMET_ASSETS")}
+		if wd, err := os.Getwd(); err == nil {
+			for d := wd; ; d = filepath.Dir(d) {
+				try = append(try, filepath.Join(d, ".cache", "npm", "node_modules"))
+				if filepath.Dir(d) == d {
+					break
+				}
+			}
+		}
 		if exe, err := os.Executable(); err == nil {
 			try = append(try, filepath.Join(filepath.Dir(filepath.Dir(exe)), ".cache", "npm", "node_modules"))
 		}
