@@ -103,7 +103,8 @@ func (c *demoCmd) Run(g *Globals) error {
 // submission, or "" when the run stopped early (a signal: cv has said how
 // to continue).
 func (c *demoCmd) crossValidate(g *Globals, recipe, out, reg string) (string, error) {
-	cv := &cvCmd{Config: recipe, Out: out, Parallel: 1, Rules: []string{"global", "group", "label"}, Ensemble: "mean"}
+	// Fold -1 is the flag's default: every fold, then the combination.
+	cv := &cvCmd{Config: recipe, Out: out, Parallel: 1, Rules: []string{"global", "group", "label"}, Ensemble: "mean", Fold: -1}
 	cv.Registry, cv.NoRegistry = reg, c.NoRegistry
 	if err := cv.Run(g); err != nil {
 		return "", err
