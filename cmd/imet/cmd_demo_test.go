@@ -9,18 +9,18 @@ import (
 	"testing"
 )
 
-// The figure the default demo reached when it was sized (docs/benchmarks.md,
-// "Demo"): test F2 0.574 on the clean labels, where predicting the best
-// constant label set scores 0.369. The margin allows for other CPUs and
-// thread counts changing float rounding, not for a model that stops
-// learning: an AMD EPYC (AVX2 kernels) reached 0.5677, the Intel AVX-512
-// machine forced onto AMD's kernels (ONEDNN_MAX_CPU_ISA=AVX2
-// OPENBLAS_CORETYPE=Zen) 0.5670, so the floor of 0.504 is 0.06 under the
-// lowest seen, against a spread of 0.007.
+// The figures the default demo reached when it was sized (docs/benchmarks.md,
+// "Demo"): test F2 0.5798 on the clean labels fine-tuning nsfwjs'
+// MobileNetV2, 0.3948 for the same network from scratch, where predicting
+// the best constant label set scores 0.369. The margin allows for other
+// CPUs and thread counts changing float rounding (the previous demo moved
+// by 0.007 between an AVX-512 and an AVX2 machine), not for a model that
+// stops learning; the gain the pretrained start must keep, 0.10, is half
+// the 0.185 measured.
 const (
-	demoF2Reached = 0.574
+	demoF2Reached = 0.580
 	demoF2Margin  = 0.07
-	demoGainMin   = 0.05
+	demoGainMin   = 0.10
 )
 
 var (
@@ -30,20 +30,19 @@ var (
 
 func TestDemoTinyWritesEverything(t *testing.T) {
 	out := t.TempDir()
-	args := []string{"demo", "--out", out, "--train", "80", "--test", "8", "--epochs", "1", "--folds", "2", "--size", "64"}
+	args := []string{"demo", "--out", out, "--train", "80", "--test", "8", "--epochs", "1", "--folds", "2", "--size", "64", "--no-scratch"}
 	code, stdout, errs := runCLI(t, args...)
 	if code != 0 {
 		t.Fatalf("demo exited %d: %s", code, errs)
 	}
 	for _, p := range []string{"data/train.csv", "data/folds.csv", "recipe.yaml", "cv/submission.csv", "cv/thresholds.json", "registry.db", "plots/learning-1.png",
-		"recipe-scratch.yaml", "cv-scratch/submission.csv",
 		"plots/thresholds-1.png", "plots/folds-1.png", "plots/labels-1.png"} {
 		if _, err := os.Stat(filepath.Join(out, p)); err != nil {
 			t.Errorf("demo did not write %s: %v", p, err)
 		}
 	}
-	if !cleanF2.MatchString(stdout) || !scratchF2.MatchString(stdout) {
-		t.Fatalf("no clean-label scores in:\n%s", stdout)
+	if !cleanF2.MatchString(stdout) {
+		t.Fatalf("no clean-label score in:\n%s", stdout)
 	}
 	if !strings.Contains(errs, "mapping keras") || !strings.Contains(errs, "loaded 260 tensors") {
 		t.Errorf("the demo did not start from nsfwjs' weights:\n%s", errs)

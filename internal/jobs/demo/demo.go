@@ -187,7 +187,10 @@ func nsfwjsDir(assets string) (string, error) {
 		}
 		tried = append(tried, dir)
 	}
-	return "", fmt.Errorf("the demo fine-tunes nsfwjs' MobileNetV2, which is not installed (looked in %s): run scripts/assets.sh (make deps), or set IMET_ASSETS", strings.Join(tried, ", "))
+	if assets == "" {
+		return "", fmt.Errorf("the demo fine-tunes nsfwjs' MobileNetV2, which is not installed: no %s under $IMET_ASSETS, nor under .cache/npm/node_modules here, in a directory above, or beside the executable's folder; run scripts/assets.sh (make deps), or set IMET_ASSETS", models.NSFWJSModelDir(""))
+	}
+	return "", fmt.Errorf("the demo fine-tunes nsfwjs' MobileNetV2, which is not in %s: run scripts/assets.sh (make deps)", strings.Join(tried, ", "))
 }
 
 // CleanScore is the F2 of a submission against a label file in train.csv
