@@ -41,6 +41,9 @@ func (c *weightsInspectCmd) Run(g *Globals) error {
 		return nil
 	}
 	variant := c.Variant
+	if src, ok := trainconfig.SourceRunModel(c.File); ok && variant == "" {
+		variant = src.Variant // an imet run: the network it trained
+	}
 	keras := c.From == pretrained.FromKeras || (c.From == pretrained.FromAuto && pretrained.IsKeras(c.File))
 	if variant == "" && keras && models.CheckVariant(c.Arch, models.VariantKeras) == nil {
 		variant = models.VariantKeras

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -399,6 +400,24 @@ func PretrainedLines(arch, variant, path, from string) string {
 	return b.String()
 }
 
+// SourceRunModel is the model section of the imet run that path (a run
+// directory, or a checkpoint in RUN/checkpoints/) belongs to, when path is
+// one and its config.yaml reads.
+func SourceRunModel(path string) (Model, bool) {
+	if !pretrained.IsImet(path) {
+		return Model{}, false
+	}
+	run := path
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		run = filepath.Dir(filepath.Dir(path))
+	}
+	r, err := Load(filepath.Join(run, "config.yaml"))
+	if err != nil {
+		return Model{}, false
+	}
+	return r.Model, true
+}
+
 // CheckPretrained loads model.pretrained into the configured network (any
 // class count: a differing head is re-initialised, never an error), so
 // that a source that maps no tensor, or lacks some, is refused before a
@@ -406,6 +425,9 @@ func PretrainedLines(arch, variant, path, from string) string {
 func (m *Model) CheckPretrained() error {
 	if m.Pretrained == "" {
 		return nil
+	}
+	if src, ok := SourceRunModel(m.Pretrained); ok && src.Variant != m.Variant && (m.From == "" || m.From == pretrained.FromAuto || m.From == pretrained.FromImet) {
+		return &KeyError{Key: "model.variant", Msg: fmt.Sprintf("%s was trained as %s variant %q; this run builds variant %q, whose layers compute otherwise on the same weights: set model.variant: %s", m.Pretrained, src.Arch, src.Variant, m.Variant, src.Variant)}
 	}
 	r, err := pretrained.Check(m.Arch, m.Options(1), pretrained.Source{Path: m.Pretrained, From: m.From})
 	if err != nil {

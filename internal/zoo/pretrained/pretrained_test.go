@@ -246,6 +246,19 @@ func TestEveryWeightSourceLoadsThroughAConfig(t *testing.T) {
 		if _, _, err := loadThroughConfig(t, fmt.Sprintf("  arch: resnet18\n  pretrained: %s\n", ckpt), 4); err == nil || !strings.Contains(err.Error(), "map no tensor") {
 			t.Errorf("a mobilenet_v2 run into resnet18: err = %v", err)
 		}
+
+		// A run of the Keras form continues only in that form.
+		if err := os.WriteFile(filepath.Join(run, "config.yaml"), []byte("name: src\nmodel:\n  arch: mobilenet_v2\n  variant: keras\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{run, ckpt} {
+			if _, _, err := loadThroughConfig(t, fmt.Sprintf("  arch: mobilenet_v2\n  pretrained: %s\n", p), 4); err == nil || !strings.Contains(err.Error(), "set model.variant: keras") {
+				t.Errorf("a keras run continued in torchvision form: err = %v", err)
+			}
+			if _, _, err := loadThroughConfig(t, fmt.Sprintf("  arch: mobilenet_v2\n  variant: keras\n  pretrained: %s\n", p), 4); err != nil {
+				t.Errorf("a keras run continued in its form: %v", err)
+			}
+		}
 	})
 }
 
@@ -274,7 +287,7 @@ func TestSourcesThatDoNotFitAreRefusedAtCheck(t *testing.T) {
 		{"unknown mapping", fmt.Sprintf("  arch: mobilenet_v2\n  pretrained: %s\n  from: caffe\n", full), []string{"recipe.yaml:5:", "model.from", "caffe"}},
 		{"mapping the architecture lacks", fmt.Sprintf("  arch: mobilenet_v2\n  pretrained: %s\n  from: timm\n", full), []string{"recipe.yaml:5:", "no mapping from timm"}},
 		{"variant the architecture lacks", fmt.Sprintf("  arch: resnet18\n  variant: keras\n"), []string{"recipe.yaml:4:", "model.variant", "no variant"}},
-		{"keras variant, torchvision weights", fmt.Sprintf("  arch: mobilenet_v2\n  variant: keras\n  pretrained: %s\n", full), []string{"recipe.yaml:5:", "variant keras is the network Keras weights need"}},
+		{"keras variant, torchvision weights", fmt.Sprintf("  arch: mobilenet_v2\n  variant: keras\n  pretrained: %s\n", full), []string{"recipe.yaml:4:", "model.variant", "variant keras is the network Keras weights need"}},
 		{"missing file", "  arch: mobilenet_v2\n  pretrained: /nonexistent/w.pth\n", []string{"recipe.yaml:4:", "/nonexistent/w.pth"}},
 	} {
 		_, _, err := loadThroughConfig(t, c.model, 4)
