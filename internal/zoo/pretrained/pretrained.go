@@ -132,10 +132,10 @@ func Load(m models.Model, arch string, opts models.Options, src Source) (*Result
 	var best *attempt
 	var tried []string
 	for _, from := range cands {
-		a := try(m, arch, opts, src.Path, from)
+		a := try(m, arch, src.Path, from)
 		if a.err == nil {
 			res := &Result{From: from, Auto: auto, Tried: tried, Report: a.report, Checkpoint: a.ckpt}
-			if err := torchCopy(m, a); err != nil {
+			if err := models.CopyWeights(m, a.set, a.report); err != nil {
 				return res, err
 			}
 			return res, nil
@@ -280,7 +280,7 @@ func (a *attempt) summary() string {
 }
 
 // try maps path with from and plans the load into m, copying nothing.
-func try(m models.Model, arch string, opts models.Options, path, from string) *attempt {
+func try(m models.Model, arch, path, from string) *attempt {
 	a := &attempt{from: from}
 	var set weights.Set
 	var err error
@@ -327,10 +327,6 @@ func sample(names []string) string {
 		return strings.Join(names, ", ")
 	}
 	return strings.Join(names[:n], ", ") + fmt.Sprintf(" (and %d more)", len(names)-n)
-}
-
-func torchCopy(m models.Model, a *attempt) error {
-	return models.CopyWeights(m, a.set, a.report)
 }
 
 // readImet reads the model tensors of an imet checkpoint, or of the best
