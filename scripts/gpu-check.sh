@@ -3,7 +3,8 @@
 # and a PyTorch install, but no Go and no network (docs/benchmarks.md, GPU).
 #
 # Here, first:   make gpu-pack      # bin/imet, bin/bench-engine, their non-torch libraries in bin/lib
-# Then there:    bash scripts/gpu-check.sh [OUT]      (carry bin/; the rest is tracked files)
+# Then there:    bash scripts/gpu-check.sh [OUT]      (carry bin/ and .cache/npm/node_modules/nsfwjs,
+#                the demo's pretrained MobileNetV2, 3.5 MB; the rest is tracked files)
 #
 # It builds the shim against that machine's torch (the one `python3 -c
 # 'import torch'` finds), checks CUDA logits and gradients of resnet50 and

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"imet/internal/training/trainconfig"
 	"imet/internal/zoo/models"
+	"imet/internal/zoo/pretrained"
 	"imet/internal/zoo/weights"
 )
 
@@ -15,9 +17,10 @@ type weightsCmd struct {
 }
 
 type weightsInspectCmd struct {
-	File    string `arg:"" help:"Weight file, or a TensorFlow.js model directory." type:"path"`
-	Arch    string `help:"Check the file against this zoo architecture and print the load report (missing, unexpected, mis-shaped keys; head re-initialised)."`
-	From    string `help:"Key names the file uses when they are not the architecture's own, e.g. timm for a timm SE-ResNeXt."`
+	File    string `arg:"" help:"Weight file, TensorFlow.js model directory, or imet run directory or checkpoint." type:"path"`
+	Arch    string `help:"Check the file against this zoo architecture exactly as model.pretrained loads it, print the load report and the configuration lines that load it."`
+	From    string `help:"Mapping of the file's names (auto, torchvision, cadene, timm, keras, imet)." default:"auto"`
+	Variant string `help:"Architecture variant (keras); default: keras for a Keras file, else the reference implementation."`
 	Classes int    `help:"Number of classes of the model checked against (a differing head is reported as re-initialised)." default:"1000"`
 	Names   bool   `help:"Print every tensor (default: only a summary)."`
 }
@@ -27,6 +30,39 @@ func init() {
 }
 
 func (c *weightsInspectCmd) Run(g *Globals) error {
+	if c.From == pretrained.FromImet || (c.From == pretrained.FromAuto && pretrained.IsImet(c.File)) {
+		if c.Arch == "" {
+			return fmt.Errorf("%s is an imet run or checkpoint: name its architecture with --arch", c.File)
+		}
+	} else if err := c.summary(g); err != nil {
+		return err
+	}
+	if c.Arch == "" {
+		return nil
+	}
+	variant := c.Variant
+	if src, ok := trainconfig.SourceRunModel(c.File); ok && variant == "" {
+		variant = src.Variant // an imet run: the network it trained
+	}
+	keras := c.From == pretrained.FromKeras || (c.From == pretrained.FromAuto && pretrained.IsKeras(c.File))
+	if variant == "" && keras && models.CheckVariant(c.Arch, models.VariantKeras) == nil {
+		variant = models.VariantKeras
+	}
+	opts := models.Options{NumClasses: c.Classes, Variant: variant}
+	r, err := pretrained.Check(c.Arch, opts, pretrained.Source{Path: c.File, From: c.From})
+	if r != nil {
+		fmt.Fprintln(g.Stdout, r)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "%s loads into %s with these lines of a run configuration:\n", c.File, c.Arch)
+	fmt.Fprint(g.Stdout, trainconfig.PretrainedLines(c.Arch, variant, c.File, r.From))
+	return nil
+}
+
+// summary prints the file's format and tensors.
+func (c *weightsInspectCmd) summary(g *Globals) error {
 	format, err := weights.Detect(c.File)
 	if err != nil {
 		return err
@@ -47,26 +83,7 @@ func (c *weightsInspectCmd) Run(g *Globals) error {
 		for _, n := range set.Names() {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", n, weights.ShapeString(set[n].Shape), set[n].DType)
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
+		return tw.Flush()
 	}
-	if c.Arch == "" {
-		return nil
-	}
-	m, err := models.New(c.Arch, models.Options{NumClasses: c.Classes})
-	if err != nil {
-		return err
-	}
-	set, err = models.PrepareKeys(c.Arch, set, c.From)
-	if err != nil {
-		return err
-	}
-	r, err := models.LoadWeights(m, set, weights.LoadOptions{})
-	fmt.Fprintln(g.Stdout, r)
-	if err != nil {
-		return fmt.Errorf("%s does not load into %s", c.File, c.Arch)
-	}
-	fmt.Fprintf(g.Stdout, "%s loads into %s\n", c.File, c.Arch)
 	return nil
 }

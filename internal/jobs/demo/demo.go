@@ -1,7 +1,9 @@
 // Package demo prepares the main job that `make demo` runs: the embedded
-// synthetic sample in iMet layout, its folds and a small recipe, and scores
-// the resulting submission against the sample's clean labels, which no real
-// competition gives (the train labels carry iMet-like annotator noise).
+// synthetic sample in iMet layout, its folds, the recipe that fine-tunes
+// the ImageNet-started MobileNetV2 of npm nsfwjs and the same network's
+// from-scratch baseline, and scores a submission against the sample's
+// clean labels, which no real competition gives (the train labels carry
+// iMet-like annotator noise).
 package demo
 
 import (
@@ -12,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/template"
 
 	"imet/internal/base/atomicfile"
@@ -19,31 +22,43 @@ import (
 	"imet/internal/data/folds"
 	"imet/internal/data/synth"
 	"imet/internal/postprocess/fbeta"
+	"imet/internal/zoo/models"
 )
 
 //go:embed recipe.yaml.tmpl
 var recipeTemplate string
 
-//go:embed pipelines.yaml
-var pipelines []byte
+//go:embed pipelines.yaml.tmpl
+var pipelinesTemplate string
 
 // Options size the demo. The zero value of a field takes its default.
 type Options struct {
-	Out    string // everything goes under here
-	Data   string // an iMet-layout data set; empty: the synthetic sample under Out/data
-	Synth  synth.Config
-	Folds  int // default 3
-	Epochs int // default 8
+	Out   string // everything goes under here
+	Data  string // an iMet-layout data set; empty: the synthetic sample under Out/data
+	Synth synth.Config
+	Folds int // default 2
+	// Epochs is the length of the fine-tuning stage that follows the
+	// one-epoch head stage; the baseline trains Epochs+1 (default 3).
+	Epochs int
+	// Size is the square side images are resized to (default 112).
+	Size int
+	// Assets is the npm assets directory holding nsfwjs (default: see
+	// nsfwjsDir).
+	Assets string
+	// Scratch also writes the from-scratch baseline's recipe.
 	// Device is the recipe's engine.device (cpu, cuda, cuda:N); empty: cpu.
-	Device string
-	Seed   int64
-	Log    io.Writer
+	Device  string
+	Scratch bool
+	Seed    int64
+	Log     io.Writer
 }
 
 // Prepared is what Prepare leaves on disk.
 type Prepared struct {
 	Data      string // data set directory
-	Recipe    string // run configuration for imet cv
+	Recipe    string // run configuration for imet cv: the fine-tuning
+	Scratch   string // the baseline's, when asked for
+	Weights   string // the nsfwjs MobileNetV2 the recipe starts from
 	Generated bool   // the synthetic sample was generated now
 }
 
@@ -52,10 +67,13 @@ type Prepared struct {
 // there are kept, so a second demo reuses the sample.
 func Prepare(o Options) (*Prepared, error) {
 	if o.Folds == 0 {
-		o.Folds = 3
+		o.Folds = 2
 	}
 	if o.Epochs == 0 {
-		o.Epochs = 8
+		o.Epochs = 3
+	}
+	if o.Size == 0 {
+		o.Size = 112
 	}
 	if o.Seed == 0 {
 		o.Seed = 1
@@ -106,20 +124,73 @@ func Prepare(o Options) (*Prepared, error) {
 		}
 		fmt.Fprintf(o.Log, "wrote %s (%d folds, iterative stratification)\n", foldsPath, o.Folds)
 	}
+	if p.Weights, err = nsfwjsDir(o.Assets); err != nil {
+		return nil, err
+	}
+	vars := map[string]any{"Seed": o.Seed, "Data": p.Data, "Epochs": o.Epochs, "ScratchEpochs": o.Epochs + 1,
+		"Device": o.Device, "Size": o.Size, "Pretrained": p.Weights}
 	pipes := filepath.Join(o.Out, "pipelines.yaml")
-	if err := atomicfile.WriteBytes(pipes, pipelines, 0o644); err != nil {
+	if err := write(pipes, pipelinesTemplate, vars); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	tmpl := template.Must(template.New("recipe").Parse(recipeTemplate))
-	if err := tmpl.Execute(&buf, map[string]any{"Seed": o.Seed, "Data": p.Data, "Pipelines": pipes, "Epochs": o.Epochs, "Device": o.Device}); err != nil {
-		return nil, err
-	}
+	vars["Pipelines"] = pipes
 	p.Recipe = filepath.Join(o.Out, "recipe.yaml")
-	if err := atomicfile.WriteBytes(p.Recipe, buf.Bytes(), 0o644); err != nil {
+	if err := write(p.Recipe, recipeTemplate, vars); err != nil {
 		return nil, err
+	}
+	if o.Scratch {
+		vars["Pretrained"] = ""
+		p.Scratch = filepath.Join(o.Out, "recipe-scratch.yaml")
+		if err := write(p.Scratch, recipeTemplate, vars); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
+}
+
+func write(path, tmpl string, vars map[string]any) error {
+	var buf bytes.Buffer
+	if err := template.Must(template.New(filepath.Base(path)).Parse(tmpl)).Execute(&buf, vars); err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(path, buf.Bytes(), 0o644)
+}
+
+// nsfwjsDir finds the nsfwjs MobileNetV2 (scripts/assets.sh installs it):
+// under assets when given, else $IMET_ASSETS, else .cache/npm/node_modules
+// in the working directory or one above it (a checkout's root), or above
+// the executable's folder (bin/imet in a checkout).
+func nsfwjsDir(assets string) (string, error) {
+	var tried []string
+	try := []string{assets}
+	if assets == "" {
+		try = []string{os.Getenv("IMET_ASSETS")}
+		if wd, err := os.Getwd(); err == nil {
+			for d := wd; ; d = filepath.Dir(d) {
+				try = append(try, filepath.Join(d, ".cache", "npm", "node_modules"))
+				if filepath.Dir(d) == d {
+					break
+				}
+			}
+		}
+		if exe, err := os.Executable(); err == nil {
+			try = append(try, filepath.Join(filepath.Dir(filepath.Dir(exe)), ".cache", "npm", "node_modules"))
+		}
+	}
+	for _, a := range try {
+		if a == "" {
+			continue
+		}
+		dir := models.NSFWJSModelDir(a)
+		if _, err := os.Stat(dir); err == nil {
+			return filepath.Abs(dir)
+		}
+		tried = append(tried, dir)
+	}
+	if assets == "" {
+		return "", fmt.Errorf("the demo fine-tunes nsfwjs' MobileNetV2, which is not installed: no %s under $IMET_ASSETS, nor under .cache/npm/node_modules here, in a directory above, or beside the executable's folder; run scripts/assets.sh (make deps), or set IMET_ASSETS", models.NSFWJSModelDir(""))
+	}
+	return "", fmt.Errorf("the demo fine-tunes nsfwjs' MobileNetV2, which is not in %s: run scripts/assets.sh (make deps)", strings.Join(tried, ", "))
 }
 
 // CleanScore is the F2 of a submission against a label file in train.csv

@@ -81,6 +81,8 @@ type Spec struct {
 	Pool       string  `json:"pool"`
 	Features   string  `json:"features"`
 	Dropout    float64 `json:"dropout"`
+	// Variant is the architecture variant (models.Options.Variant).
+	Variant string `json:"variant,omitempty"`
 	// Pipeline names the preprocessing pipeline, defined in
 	// PipelinesFile; TTA "none" keeps only its plain evaluation view.
 	Pipeline      string `json:"pipeline"`
@@ -357,7 +359,7 @@ func resolvePipeline(name, file, tta string) (*pipeline.Pipeline, pipeline.Spec,
 
 func (p *Predictor) newModel() (models.Model, error) {
 	s := &p.Spec
-	return models.New(s.Arch, models.Options{NumClasses: s.NumClasses, Pool: s.Pool, Features: s.Features, Dropout: s.Dropout})
+	return models.New(s.Arch, models.Options{NumClasses: s.NumClasses, Pool: s.Pool, Features: s.Features, Dropout: s.Dropout, Variant: s.Variant})
 }
 
 // tensorSource yields a stored tensor by name: dtype name, shape, bytes.
@@ -468,7 +470,7 @@ func fromConfig(cfg *trainconfig.Run, cfgPath, origin, kind string) (*Predictor,
 		return nil, fmt.Errorf("the run's label set: %w", err)
 	}
 	p.Spec = Spec{Format: SpecFormat, Arch: cfg.Model.Arch, NumClasses: p.Labels.Len(), Pool: cfg.Model.Pool,
-		Features: cfg.Model.Features, Dropout: cfg.Model.Dropout, Pipeline: cfg.Data.Pipeline, TTA: cfg.Data.TTA,
+		Features: cfg.Model.Features, Dropout: cfg.Model.Dropout, Variant: cfg.Model.Variant, Pipeline: cfg.Data.Pipeline, TTA: cfg.Data.TTA,
 		Seed: cfg.Seed, BatchSize: cfg.Validation.BatchSize, Threads: cfg.Engine.Threads, Precision: cfg.Engine.Precision,
 		ChannelsLast: cfg.Engine.ChannelsLast, Source: origin}
 	if p.Pipeline, p.pipelineSpec, err = resolvePipeline(cfg.Data.Pipeline, cfg.Data.PipelinesFile, cfg.Data.TTA); err != nil {

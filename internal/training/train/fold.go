@@ -18,6 +18,7 @@ import (
 	"imet/internal/vision/packed"
 	"imet/internal/vision/pipeline"
 	"imet/internal/zoo/models"
+	"imet/internal/zoo/pretrained"
 )
 
 // FoldData is one fold of an iMet-layout data set, ready for Run: the
@@ -333,15 +334,15 @@ func (s *ImageSource) Eval(ctx context.Context, batchSize, variant int) iter.Seq
 // without a file).
 func BuildModel(cfg *trainconfig.Run, classes int) (Model, string, error) {
 	torch.ManualSeed(uint64(cfg.Seed))
-	m, err := models.New(cfg.Model.Arch, models.Options{NumClasses: classes, Pool: cfg.Model.Pool,
-		Features: cfg.Model.Features, Dropout: cfg.Model.Dropout})
+	opts := cfg.Model.Options(classes)
+	m, err := models.New(cfg.Model.Arch, opts)
 	if err != nil {
 		return nil, "", err
 	}
 	if cfg.Model.Pretrained == "" {
 		return m, "", nil
 	}
-	r, err := models.LoadPretrained(m, cfg.Model.Arch, cfg.Model.Pretrained, models.LoadConfig{})
+	r, err := pretrained.Load(m, cfg.Model.Arch, opts, pretrained.Source{Path: cfg.Model.Pretrained, From: cfg.Model.From})
 	if err != nil {
 		return nil, "", err
 	}

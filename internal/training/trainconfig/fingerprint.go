@@ -67,6 +67,8 @@ var added = map[string]string{
 	"engine.precision":                  PrecisionFP32,
 	"engine.channels_last":              "false",
 	"model.freeze_bn":                   "false",
+	"model.from":                        "",
+	"model.variant":                     "",
 	"stages[].optimizer.clip_grad_norm": "0",
 }
 

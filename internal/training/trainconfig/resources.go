@@ -62,6 +62,9 @@ func ParseChecked(name string, data []byte, m Machine) (Run, error) {
 	if err == nil {
 		err = r.CheckResources(m, pcfg)
 	}
+	if err == nil {
+		err = r.Model.CheckPretrained()
+	}
 	if err != nil {
 		return Run{}, locate(name, data, err)
 	}

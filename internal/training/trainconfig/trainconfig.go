@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 	"imet/internal/training/schedule"
 	"imet/internal/vision/pipeline"
 	"imet/internal/zoo/models"
+	"imet/internal/zoo/pretrained"
 )
 
 // Run is the whole configuration of a training run.
@@ -76,7 +78,9 @@ func (d Data) PackedPath() string {
 // Model names the network and its head.
 type Model struct {
 	Arch       string  `yaml:"arch" doc:"Architecture from the model zoo: ${architectures}."`
-	Pretrained string  `yaml:"pretrained" doc:"Weights file (.pth, .pt, .safetensors) to start from; empty: random initialisation."`
+	Pretrained string  `yaml:"pretrained" doc:"Weights to start from: a .pth/.pt/.safetensors file, a TensorFlow.js model directory (nsfwjs' mobilenet_v2 or inception_v3), or an imet run directory or checkpoint; empty: random initialisation. imet weights inspect --arch A FILE prints the lines that load a file; config check refuses a source that maps no tensor or lacks some."`
+	From       string  `yaml:"from" doc:"Names the pretrained file uses: ${pretrained_from}."`
+	Variant    string  `yaml:"variant" doc:"Architecture variant the pretrained weights need: empty for the reference implementation, keras for Keras weights (mobilenet_v2, inception_v3)."`
 	Pool       string  `yaml:"pool" doc:"Head pooling: avg, max or concat."`
 	Features   string  `yaml:"features" doc:"Features fed to the head: last (last stage) or last2 (last two stages concatenated)."`
 	Dropout    float64 `yaml:"dropout" doc:"Dropout before the classifier."`
@@ -354,6 +358,9 @@ func (r *Run) Validate() error {
 	if err := (models.Options{Pool: r.Model.Pool, Features: r.Model.Features, Dropout: r.Model.Dropout}).Check(); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
+	if err := r.Model.validate(); err != nil {
+		return err
+	}
 	if err := r.checkCounts(); err != nil {
 		return err
 	}
@@ -369,6 +376,85 @@ func (r *Run) Validate() error {
 		return &KeyError{Key: "hard_mining.fraction", Msg: fmt.Sprintf("%g outside [0, 1)", r.HardMining.Fraction)}
 	}
 	return r.Engine.Validate()
+}
+
+// validate checks the pretrained source's keys; whether the file loads is
+// CheckPretrained's question.
+func (m *Model) validate() error {
+	if err := models.CheckVariant(m.Arch, m.Variant); err != nil {
+		return &KeyError{Key: "model.variant", Msg: err.Error()}
+	}
+	if err := pretrained.CheckFrom(m.From); err != nil {
+		return &KeyError{Key: "model.from", Msg: err.Error()}
+	}
+	if m.From != "" && m.Pretrained == "" {
+		return &KeyError{Key: "model.from", Msg: fmt.Sprintf("%s names the mapping of model.pretrained, which is empty", m.From)}
+	}
+	return nil
+}
+
+// Options are the zoo options the model is built with for classes outputs.
+func (m *Model) Options(classes int) models.Options {
+	return models.Options{NumClasses: classes, Pool: m.Pool, Features: m.Features, Dropout: m.Dropout, Variant: m.Variant}
+}
+
+// PretrainedLines is the model section of a run configuration that loads
+// path into arch with the mapping from: what imet weights inspect prints.
+func PretrainedLines(arch, variant, path, from string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "model:\n  arch: %s\n", arch)
+	if variant != "" {
+		fmt.Fprintf(&b, "  variant: %s\n", variant)
+	}
+	fmt.Fprintf(&b, "  pretrained: %s\n  from: %s\n", strconv.Quote(path), from)
+	return b.String()
+}
+
+// SourceRunModel is the model section of the imet run that path (a run
+// directory, or a checkpoint in RUN/checkpoints/) belongs to, when path is
+// one and its config.yaml reads.
+func SourceRunModel(path string) (Model, bool) {
+	if !pretrained.IsImet(path) {
+		return Model{}, false
+	}
+	run := path
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		run = filepath.Dir(filepath.Dir(path))
+	}
+	r, err := Load(filepath.Join(run, "config.yaml"))
+	if err != nil {
+		return Model{}, false
+	}
+	return r.Model, true
+}
+
+// CheckPretrained loads model.pretrained into the configured network (any
+// class count: a differing head is re-initialised, never an error), so
+// that a source that maps no tensor, or lacks some, is refused before a
+// run starts rather than training from random weights.
+func (m *Model) CheckPretrained() error {
+	if m.Pretrained == "" {
+		return nil
+	}
+	if src, ok := SourceRunModel(m.Pretrained); ok && src.Variant != m.Variant && (m.From == "" || m.From == pretrained.FromAuto || m.From == pretrained.FromImet) {
+		return &KeyError{Key: "model.variant", Msg: fmt.Sprintf("%s was trained as %s variant %q; this run builds variant %q, whose layers compute otherwise on the same weights: set model.variant: %s", m.Pretrained, src.Arch, src.Variant, m.Variant, src.Variant)}
+	}
+	r, err := pretrained.Check(m.Arch, m.Options(1), pretrained.Source{Path: m.Pretrained, From: m.From})
+	if err != nil {
+		key := "model.pretrained"
+		switch {
+		case errors.Is(err, pretrained.ErrMapping):
+			key = "model.from"
+		case errors.Is(err, pretrained.ErrVariant):
+			key = "model.variant"
+		}
+		msg := err.Error()
+		if r != nil && len(r.Tried) > 1 {
+			msg += "\n(mappings tried: " + strings.Join(r.Tried, "; ") + ")"
+		}
+		return &KeyError{Key: key, Msg: msg}
+	}
+	return nil
 }
 
 // checkCounts refuses negative counts, which used to mean the default
@@ -527,12 +613,13 @@ func (r *Run) pipelines() (*pipeline.Config, error) {
 // implements the names (see config.Reference).
 func DocVars() map[string]string {
 	return map[string]string{
-		"losses":        describe(losses.Names(), losses.Doc),
-		"optimizers":    describe(optim.Names(), optim.Doc),
-		"schedules":     describe(schedule.Names(), schedule.Doc),
-		"architectures": strings.Join(models.Names(), ", "),
-		"pipelines":     strings.Join(pipeline.Names(nil), ", "),
-		"devices":       torch.DeviceSyntax,
+		"losses":          describe(losses.Names(), losses.Doc),
+		"optimizers":      describe(optim.Names(), optim.Doc),
+		"schedules":       describe(schedule.Names(), schedule.Doc),
+		"architectures":   strings.Join(models.Names(), ", "),
+		"pipelines":       strings.Join(pipeline.Names(nil), ", "),
+		"devices":         torch.DeviceSyntax,
+		"pretrained_from": describe(pretrained.Froms(), pretrained.FromDoc),
 		// The bounds CheckResources applies.
 		"threads_per_cpu": strconv.Itoa(MaxThreadsPerCPU),
 		"workers_per_cpu": strconv.Itoa(MaxWorkersPerCPU),

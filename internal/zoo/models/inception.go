@@ -24,13 +24,19 @@ import (
 
 func init() {
 	Register("inception_v3", Spec{
-		Build:  func(o Options) (Model, error) { return NewInceptionV3(InceptionV3Config{TransformInput: true}, o) },
-		Source: "torchvision",
+		Build: func(o Options) (Model, error) {
+			if o.Variant == VariantKeras {
+				return NewInceptionV3(InceptionV3Config{PoolExcludePad: true}, o)
+			}
+			return NewInceptionV3(InceptionV3Config{TransformInput: true}, o)
+		},
+		Source:   "torchvision",
+		Variants: map[string]string{VariantKeras: "no input transform (inputs in [0, 1]), pool branches average over in-image pixels (TensorFlow's same padding)"},
 		KeyMaps: map[string]func(string) (string, bool){"torchvision": func(k string) (string, bool) {
 			return k, !strings.HasPrefix(k, "AuxLogits.")
 		}},
 		InputSize:  299,
-		Loads:      "torchvision `.pth`; nsfwjs' Keras InceptionV3 (`models.NewNSFWJSInception`)",
+		Loads:      "torchvision `.pth`; a Keras InceptionV3 as tfjs (nsfwjs' `inception_v3` directory) with `from: keras`, `variant: keras`",
 		KeyMapNote: "`AuxLogits.*` dropped (the zoo's inception has no auxiliary head)",
 	})
 }

@@ -18,6 +18,16 @@ import (
 // The report lists what was loaded, missing, unexpected, mis-shaped and
 // re-initialised; print it for the user even when err is nil.
 func LoadWeights(m Model, set weights.Set, opts weights.LoadOptions) (*weights.Report, error) {
+	r, err := PlanWeights(m, set, opts)
+	if err != nil {
+		return r, err
+	}
+	return r, CopyWeights(m, set, r)
+}
+
+// PlanWeights is LoadWeights without the copy: the report of what loading
+// set into m would do, and the error LoadWeights would return.
+func PlanWeights(m Model, set weights.Set, opts weights.LoadOptions) (*weights.Report, error) {
 	s := m.Store()
 	shapes := map[string][]int64{}
 	for _, v := range s.Vars() {
@@ -38,9 +48,12 @@ func LoadWeights(m Model, set weights.Set, opts weights.LoadOptions) (*weights.R
 		}
 	}
 	r := weights.Plan(shapes, set, opts)
-	if err := r.Err(); err != nil {
-		return r, err
-	}
+	return r, r.Err()
+}
+
+// CopyWeights copies the tensors a PlanWeights report loads from set into m.
+func CopyWeights(m Model, set weights.Set, r *weights.Report) error {
+	s := m.Store()
 	err := torch.Catch(func() {
 		torch.NoGrad(func() {
 			for _, name := range r.Loaded {
@@ -56,9 +69,9 @@ func LoadWeights(m Model, set weights.Set, opts weights.LoadOptions) (*weights.R
 		})
 	})
 	if err != nil {
-		return r, fmt.Errorf("models: copying weights: %w", err)
+		return fmt.Errorf("models: copying weights: %w", err)
 	}
-	return r, nil
+	return nil
 }
 
 // LoadConfig says where a pretrained file's names come from.
@@ -140,4 +153,30 @@ func allPrefixed(s weights.Set, p string) bool {
 		}
 	}
 	return true
+}
+
+// StateSet copies every tensor of m (parameters and buffers) into a host
+// Set under m's names, as a weight file holding exactly this model reads:
+// float32, BatchNorm counters marked Int64. It writes stand-in weight
+// files and exports.
+func StateSet(m Model) (weights.Set, error) {
+	set := weights.Set{}
+	err := torch.Catch(func() {
+		for _, v := range m.Store().Vars() {
+			sh := []int64{}
+			for _, d := range v.T.Shape() {
+				sh = append(sh, int64(d))
+			}
+			dt := weights.Float32
+			if v.T.DType() == torch.Int64 {
+				dt = weights.Int64
+			}
+			f := v.T.To(torch.Float32)
+			set[v.Name] = &weights.Tensor{Shape: sh, DType: dt, Data: f.Float32s()}
+			if f != v.T {
+				f.Free()
+			}
+		}
+	})
+	return set, err
 }

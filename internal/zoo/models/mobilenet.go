@@ -15,13 +15,22 @@ import (
 func init() {
 	Register("mobilenet_v2", Spec{
 		Build: func(o Options) (Model, error) {
-			return NewMobileNetV2(MobileNetV2Config{}, o)
+			var c MobileNetV2Config
+			if o.Variant == VariantKeras {
+				c = MobileNetV2Config{KerasPadding: true, BNEps: 1e-3}
+			}
+			return NewMobileNetV2(c, o)
 		},
 		Source:    "torchvision",
+		Variants:  map[string]string{VariantKeras: "stride-2 convolutions pad 0 before and 1 after, batch-norm eps 1e-3"},
 		InputSize: 224,
-		Loads:     "torchvision `.pth`; Keras/tfjs MobileNetV2 via `weights.KerasMobileNetV2ToTorchvision` (nsfwjs: `models.NewNSFWJS`)",
+		Loads:     "torchvision `.pth`; a Keras MobileNetV2 as tfjs (nsfwjs' `mobilenet_v2` directory) with `from: keras`, `variant: keras`",
 	})
 }
+
+// VariantKeras is the variant (Options.Variant) that Keras weights need:
+// the network as Keras applications builds it.
+const VariantKeras = "keras"
 
 // MobileNetV2Config selects the variants weights from other frameworks
 // need; the zero value is torchvision's network.

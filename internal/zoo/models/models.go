@@ -30,6 +30,10 @@ type Options struct {
 	Features string `yaml:"features" doc:"features fed to the head: last (last stage) or last2 (last two stages concatenated)"`
 	// Dropout is the dropout probability before the final linear layer.
 	Dropout float64 `yaml:"dropout" doc:"dropout probability before the final linear layer (0 = none)"`
+	// Variant selects a form of the architecture that another framework's
+	// weights need (Spec.Variants); empty is the implementation named by
+	// Spec.Source.
+	Variant string `yaml:"variant" doc:"architecture variant another framework's weights need (keras: Keras padding and batch-norm epsilon); empty: the reference implementation"`
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -92,6 +96,9 @@ type Spec struct {
 	KeyMaps map[string]func(key string) (string, bool)
 	// InputSize is the image side the pretrained weights were trained at.
 	InputSize int
+	// Variants are the other forms of the architecture Build makes when
+	// Options.Variant names one, each with what it changes, in words.
+	Variants map[string]string
 	// Loads says which weight files load onto the architecture, and
 	// KeyMapNote what its key maps do, in words: docs/weights.md's table is
 	// generated from them (Reference).
@@ -157,11 +164,35 @@ func (o Options) Check() error {
 	return err
 }
 
+// CheckVariant reports whether arch has the variant (empty: the reference
+// form, which every architecture has), naming the ones it has.
+func CheckVariant(arch, variant string) error {
+	s, ok := Lookup(arch)
+	if !ok {
+		return Check(arch)
+	}
+	if _, ok := s.Variants[variant]; variant == "" || ok {
+		return nil
+	}
+	var have []string
+	for v := range s.Variants {
+		have = append(have, v)
+	}
+	sort.Strings(have)
+	if len(have) == 0 {
+		return fmt.Errorf("%s has no variant %q (it has only its %s form)", arch, variant, s.Source)
+	}
+	return fmt.Errorf("%s has no variant %q (have %s)", arch, variant, strings.Join(have, ", "))
+}
+
 // New builds the named architecture with the given head options.
 func New(name string, o Options) (Model, error) {
 	s, ok := Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("models: %w", Check(name))
+	}
+	if err := CheckVariant(name, o.Variant); err != nil {
+		return nil, fmt.Errorf("models: %w", err)
 	}
 	o, err := o.withDefaults()
 	if err != nil {

@@ -185,7 +185,7 @@ func NewNSFWJSInception(dir string) (Model, *weights.Report, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	set, err := kerasInceptionToZoo(tf.Tensors, m)
+	set, err := KerasToZoo("inception_v3", tf.Tensors, m)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
@@ -194,6 +194,20 @@ func NewNSFWJSInception(dir string) (Model, *weights.Report, error) {
 		return nil, r, fmt.Errorf("%s: %w", dir, err)
 	}
 	return m, r, nil
+}
+
+// KerasToZoo maps a Keras model's tensors (as weights.ReadTFJS names
+// them) onto the zoo's names for arch, mobilenet_v2 or inception_v3; m is
+// the model they are for, whose module order numbers the Keras InceptionV3
+// layers. Kernels are transposed to PyTorch's layouts.
+func KerasToZoo(arch string, k weights.Set, m Model) (weights.Set, error) {
+	switch arch {
+	case "mobilenet_v2":
+		return weights.KerasMobileNetV2ToTorchvision(k)
+	case "inception_v3":
+		return kerasInceptionToZoo(k, m)
+	}
+	return nil, fmt.Errorf("models: no Keras mapping for %s (have mobilenet_v2, inception_v3)", arch)
 }
 
 func kerasInceptionToZoo(k weights.Set, m Model) (weights.Set, error) {

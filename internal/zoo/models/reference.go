@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -12,8 +13,8 @@ import (
 // equal to it, so registering an architecture documents it.
 func Reference() (string, error) {
 	var b strings.Builder
-	b.WriteString("| architecture | names of | file you can load | key map applied | trained at | parameters |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | ---: |\n")
+	b.WriteString("| architecture | names of | file you can load | key map applied | `variant:` | trained at | parameters |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | ---: |\n")
 	type built struct {
 		name string
 		m    Model
@@ -34,7 +35,16 @@ func Reference() (string, error) {
 		if note == "" {
 			note = "—"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %d px | %.1f M |\n", name, s.Source, s.Loads, note, s.InputSize, float64(params)/1e6)
+		variants := "—"
+		if len(s.Variants) > 0 {
+			var vs []string
+			for v, what := range s.Variants {
+				vs = append(vs, fmt.Sprintf("`%s`: %s", v, what))
+			}
+			sort.Strings(vs)
+			variants = strings.Join(vs, "; ")
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %d px | %.1f M |\n", name, s.Source, s.Loads, note, variants, s.InputSize, float64(params)/1e6)
 	}
 	b.WriteString("\nLayer groups (for freezing and per-group learning rates) and the channels\n")
 	b.WriteString("the head options see (`features: last2` adds the penultimate stage's):\n\n")

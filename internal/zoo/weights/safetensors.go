@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 
+	"imet/internal/base/atomicfile"
 	"imet/internal/base/snippet"
 )
 
@@ -95,4 +97,47 @@ func ReadSafetensors(path string) (Set, error) {
 		set[name] = &Tensor{Shape: shape, DType: dt, Data: vals}
 	}
 	return set, nil
+}
+
+// WriteSafetensors writes s as a .safetensors file, in name order: Int64
+// tensors (BatchNorm counters) as I64, every other one as F32, which is
+// what the Set holds. It serves stand-in weight files (a model's own
+// tensors under the names a published file uses) and exports.
+func WriteSafetensors(path string, s Set) error {
+	header := map[string]safetensorsEntry{}
+	var data []byte
+	for _, n := range s.Names() {
+		t := s[n]
+		lo := int64(len(data))
+		code := "F32"
+		if t.DType == Int64 {
+			code = "I64"
+			for _, v := range t.Data {
+				data = binary.LittleEndian.AppendUint64(data, uint64(int64(v)))
+			}
+		} else {
+			for _, v := range t.Data {
+				data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
+			}
+		}
+		shape := t.Shape
+		if shape == nil {
+			shape = []int64{}
+		}
+		header[n] = safetensorsEntry{DType: code, Shape: shape, DataOffsets: [2]int64{lo, int64(len(data))}}
+	}
+	h, err := json.Marshal(header)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		if err := binary.Write(w, binary.LittleEndian, uint64(len(h))); err != nil {
+			return err
+		}
+		if _, err := w.Write(h); err != nil {
+			return err
+		}
+		_, err := w.Write(data)
+		return err
+	})
 }

@@ -169,3 +169,28 @@ func TestPython2OrderedDict(t *testing.T) {
 		t.Fatalf("got %#v", v)
 	}
 }
+
+// WriteSafetensors writes what ReadSafetensors reads back, counters as
+// int64.
+func TestWriteSafetensorsRoundTrip(t *testing.T) {
+	s := Set{
+		"a.weight":              {Shape: []int64{2, 3}, DType: Float32, Data: []float32{1, -2.5, 3, 0, 1e-30, 7}},
+		"a.num_batches_tracked": {Shape: []int64{}, DType: Int64, Data: []float32{12}},
+	}
+	path := filepath.Join(t.TempDir(), "w.safetensors")
+	if err := WriteSafetensors(path, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["a.num_batches_tracked"].DType != Int64 || got["a.num_batches_tracked"].Data[0] != 12 {
+		t.Fatalf("read back %v", got)
+	}
+	for i, v := range s["a.weight"].Data {
+		if got["a.weight"].Data[i] != v || ShapeString(got["a.weight"].Shape) != "[2, 3]" {
+			t.Fatalf("a.weight read back as %v %v", got["a.weight"].Shape, got["a.weight"].Data)
+		}
+	}
+}
