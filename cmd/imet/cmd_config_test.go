@@ -16,6 +16,7 @@ import (
 	"imet/internal/experiments/notify"
 	"imet/internal/training/losses"
 	"imet/internal/training/schedule"
+	"imet/internal/training/plan"
 	"imet/internal/training/trainconfig"
 	"imet/internal/vision/pipeline"
 	"imet/internal/zoo/models"
@@ -224,6 +225,18 @@ func TestConfigRecipes(t *testing.T) {
 		name := filepath.Base(r)
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join("configs", name)
+			if strings.HasPrefix(name, "plan-") {
+				// A plan of cv runs, not a run configuration: its parts are
+				// recipes checked here on their own.
+				p, err := plan.Load(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(p.Parts) < 2 {
+					t.Fatalf("%s: %d parts", path, len(p.Parts))
+				}
+				return
+			}
 			cfg, err := trainconfig.Load(path)
 			if err != nil {
 				t.Fatal(err)
