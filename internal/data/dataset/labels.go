@@ -174,3 +174,68 @@ func WriteLabels(path string, l *Labels) error {
 		})
 	})
 }
+
+// Select returns the columns that specs name, in column order: each spec
+// is a group name (every label of the group) or an attribute id. An
+// unknown name or id is an error naming it.
+func (l *Labels) Select(specs []string) ([]int, error) {
+	on := make([]bool, l.Len())
+	for _, s := range specs {
+		s = strings.TrimSpace(s)
+		if g := l.Group(s); g >= 0 {
+			for _, c := range l.Columns(g) {
+				on[c] = true
+			}
+			continue
+		}
+		id, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s is neither a label group (%s) nor an attribute id", snippet.Quote(s), strings.Join(l.Groups, ", "))
+		}
+		c, ok := l.Index(id)
+		if !ok {
+			return nil, fmt.Errorf("attribute id %d is not in labels.csv", id)
+		}
+		on[c] = true
+	}
+	var cols []int
+	for c, ok := range on {
+		if ok {
+			cols = append(cols, c)
+		}
+	}
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("no label selected")
+	}
+	return cols, nil
+}
+
+// Restrict returns a copy of the data set with only columns cols (in
+// column order) as its labels, each row keeping the labels among them:
+// the label space of a specialist model.
+func (d *Dataset) Restrict(cols []int) (*Dataset, error) {
+	ids := make([]int, len(cols))
+	names := make([]string, len(cols))
+	to := make(map[int]int, len(cols))
+	for i, c := range cols {
+		ids[i], names[i] = d.Labels.IDs[c], d.Labels.Names[c]
+		to[c] = i
+	}
+	l, err := NewLabels(ids, names)
+	if err != nil {
+		return nil, err
+	}
+	out := *d
+	out.Labels = l
+	out.Train = make([]Row, len(d.Train))
+	for i, r := range d.Train {
+		var ls []int
+		for _, c := range r.Labels {
+			if n, ok := to[c]; ok {
+				ls = append(ls, n)
+			}
+		}
+		out.Train[i] = Row{ID: r.ID, Labels: ls}
+	}
+	return &out, nil
+}

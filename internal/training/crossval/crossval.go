@@ -154,7 +154,7 @@ func (o Options) Run(ctx context.Context) (*Result, error) {
 // finish gathers the folds' out-of-fold and test probabilities and hands
 // them to Decide.
 func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result, error) {
-	ds, err := dataset.Open(cfg.Data.Root, dataset.Options{SkipImages: true})
+	ds, err := train.OpenDataset(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func finish(cfg *trainconfig.Run, o Options, logf func(string, ...any)) (*Result
 			fold = append(fold, x)
 		}
 	}
-	d := Decision{Data: ds, OOF: oof, Fold: fold, Folds: len(oofIn), Rules: o.Rules, Out: o.Out}
+	d := Decision{Data: ds, OOF: oof, Fold: fold, Folds: len(oofIn), Rules: o.Rules, Out: o.Out, Specialist: len(cfg.Data.Labels) > 0}
 	if len(testIn) > 0 {
 		method := o.Ensemble
 		if method == "" {
@@ -215,6 +215,10 @@ type Decision struct {
 	Test  *probs.File // nil: no test images, no submission
 	Rules []string    // nil: global and group
 	Out   string      // oof.npy, thresholds.json, test.npy and submission.csv go here
+	// Specialist is set when the label space is a subset (data.labels):
+	// its submission would leave out every other label, so none is
+	// written; imet merge puts its files into a full model's.
+	Specialist bool
 }
 
 // Decide writes OUT/oof.npy, searches the threshold rules on it (choosing
@@ -282,6 +286,10 @@ func Decide(d Decision, logf func(string, ...any)) (*Result, error) {
 	test := d.Test
 	if err := probs.Save(filepath.Join(d.Out, "test.npy"), test); err != nil {
 		return nil, err
+	}
+	if d.Specialist {
+		logf("event=cv status=done submission=none reason=%q", fmt.Sprintf("a specialist on %d of the labels: imet merge its oof.npy and test.npy into a full model's", oof.Cols))
+		return res, nil
 	}
 	pred, err := submission.Predict(test.Matrix, &best.Rule, ds.Labels.GroupOf, len(ds.Labels.Groups), submission.Options{})
 	if err != nil {

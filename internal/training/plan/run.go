@@ -18,6 +18,7 @@ import (
 	"imet/internal/postprocess/probs"
 	"imet/internal/postprocess/thresholds"
 	"imet/internal/training/crossval"
+	"imet/internal/training/train"
 )
 
 // Names of a plan's outputs under its folder.
@@ -155,7 +156,7 @@ func (p *Plan) rules(o Options) []string {
 // submission and the manifest.
 func (p *Plan) combine(out string, o Options, res *Result, logf func(string, ...any)) error {
 	cfg := &p.Parts[0].Config
-	ds, err := dataset.Open(cfg.Data.Root, dataset.Options{SkipImages: true})
+	ds, err := train.OpenDataset(cfg)
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"imet/internal/data/dataset"
 	"imet/internal/data/folds"
 	"imet/internal/engine/torch"
+	"imet/internal/postprocess/probs"
+	"imet/internal/training/targets"
 	"imet/internal/training/trainconfig"
 	"imet/internal/vision/imageio"
 	"imet/internal/vision/loader"
@@ -35,12 +39,143 @@ type FoldData struct {
 	LabelIDs []string
 	// Broken collects the images left out as broken (data.skip_broken).
 	Broken *BrokenImages
+	// Dropped counts training rows left out because targets.train_csv
+	// lacks them; Softened the training rows whose targets the teacher
+	// (targets.soft) changed.
+	Dropped, Softened int
+	// Pseudo are the test images that joined training (targets.pseudo),
+	// the most confident first; PseudoSkipped counts the rows of the
+	// pseudo-label file left out because they are training images, those
+	// of this fold's validation among them.
+	Pseudo        []targets.Pseudo
+	PseudoSkipped int
+}
+
+// Summary says in one line how the targets differ from train.csv's hard
+// labels, or "" when they do not.
+func (fd *FoldData) Summary() string {
+	var parts []string
+	if fd.Dropped > 0 {
+		parts = append(parts, fmt.Sprintf("%d training rows left out (not in targets.train_csv)", fd.Dropped))
+	}
+	if fd.Softened > 0 {
+		parts = append(parts, fmt.Sprintf("%d training rows with soft targets (targets.soft)", fd.Softened))
+	}
+	if len(fd.Pseudo) > 0 || fd.PseudoSkipped > 0 {
+		s := fmt.Sprintf("%d pseudo-labelled test images joined training", len(fd.Pseudo))
+		if len(fd.Pseudo) > 0 {
+			s += fmt.Sprintf(" (confidence %.3f to %.3f)", fd.Pseudo[len(fd.Pseudo)-1].Confidence, fd.Pseudo[0].Confidence)
+		}
+		if fd.PseudoSkipped > 0 {
+			s += fmt.Sprintf(", %d rows of training images left out", fd.PseudoSkipped)
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "targets: " + strings.Join(parts, "; ")
+}
+
+// OpenDataset opens the configured data set with the label space the run
+// trains on: every label, or the subset data.labels names.
+func OpenDataset(cfg *trainconfig.Run) (*dataset.Dataset, error) {
+	ds, err := dataset.Open(cfg.Data.Root, dataset.Options{SkipImages: true})
+	if err != nil {
+		return nil, err
+	}
+	return restrict(ds, cfg.Data.Labels)
+}
+
+func restrict(ds *dataset.Dataset, specs []string) (*dataset.Dataset, error) {
+	if len(specs) == 0 {
+		return ds, nil
+	}
+	cols, err := ds.Labels.Select(specs)
+	if err != nil {
+		return nil, fmt.Errorf("data.labels: %w", err)
+	}
+	return ds.Restrict(cols)
+}
+
+// pseudoItems reads the pseudo-label file and returns the test images the
+// selection keeps. Rows of training images are never candidates: those of
+// the validation fold would leak it into its own training, the others are
+// trained on with their labels already.
+func pseudoItems(cfg *trainconfig.Run, ds *dataset.Dataset, path string, isVal map[string]bool, fd *FoldData) ([]loader.Item, error) {
+	t, err := targets.Load(path, ds.Labels)
+	if err != nil {
+		return nil, err
+	}
+	isTest := make(map[string]bool, len(ds.TestIDs))
+	for _, id := range ds.TestIDs {
+		isTest[id] = true
+	}
+	isTrain := make(map[string]bool, len(ds.Train))
+	for _, r := range ds.Train {
+		isTrain[r.ID] = true
+	}
+	var cand []string
+	for i, id := range t.IDs() {
+		switch {
+		case isTest[id]:
+			cand = append(cand, id)
+		case isTrain[id] || isVal[id]:
+			fd.PseudoSkipped++
+		default:
+			return nil, fmt.Errorf("%s:%d: image %s is neither a test image (sample_submission.csv) nor a training image", probs.IDsPath(path), i+2, id)
+		}
+	}
+	sel, err := t.Select(cand, targets.Selection{Share: cfg.Targets.Pseudo.Share, MinConfidence: cfg.Targets.Pseudo.MinConfidence, Threshold: cfg.Targets.Pseudo.Threshold})
+	if err != nil {
+		return nil, err
+	}
+	fd.Pseudo = sel
+	items := make([]loader.Item, len(sel))
+	for i, p := range sel {
+		items[i] = loader.Item{Path: ds.TestImage(p.ID), Target: p.Target}
+	}
+	return items, nil
 }
 
 // OpenFold reads the data set and folds.csv named by cfg and splits off
 // fold k.
 func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
-	ds, err := dataset.Open(cfg.Data.Root, dataset.Options{SkipImages: true})
+	full, err := dataset.Open(cfg.Data.Root, dataset.Options{SkipImages: true})
+	if err != nil {
+		return nil, err
+	}
+	// Relabelled training rows (targets.train_csv), read against the full
+	// label set before a specialist's subset applies.
+	var relabel map[string][]int
+	if p := cfg.Targets.TrainCSV; p != "" {
+		rows, err := dataset.ReadTrain(p, full.Labels, dataset.ReadOptions{AllowEmpty: true})
+		if err != nil {
+			return nil, fmt.Errorf("targets.train_csv: %w", err)
+		}
+		known := make(map[string]bool, len(full.Train))
+		for _, r := range full.Train {
+			known[r.ID] = true
+		}
+		relabel = make(map[string][]int, len(rows))
+		for i, r := range rows {
+			if !known[r.ID] {
+				return nil, fmt.Errorf("targets.train_csv: %s:%d: image %s is not in %s", p, i+2, r.ID, filepath.Join(full.Dir, dataset.TrainFile))
+			}
+			relabel[r.ID] = r.Labels
+		}
+		if len(cfg.Data.Labels) > 0 {
+			cp := &dataset.Dataset{Labels: full.Labels, Train: rows}
+			cols, _ := full.Labels.Select(cfg.Data.Labels)
+			r, err := cp.Restrict(cols)
+			if err == nil {
+				for _, row := range r.Train {
+					relabel[row.ID] = row.Labels
+				}
+			}
+		}
+	}
+	ds, err := restrict(full, cfg.Data.Labels)
 	if err != nil {
 		return nil, err
 	}
@@ -86,28 +221,65 @@ func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
 	if cfg.Data.TTA == "none" {
 		p.TTA = p.TTA[:1]
 	}
+	var teacher *targets.Teacher
+	if f := cfg.Targets.Soft.File; f != "" {
+		if teacher, err = targets.Load(f, ds.Labels); err != nil {
+			return nil, fmt.Errorf("targets.soft.file: %w", err)
+		}
+	}
 	L := ds.Labels.Len()
 	fd := &FoldData{Dataset: ds}
 	for _, id := range ds.Labels.IDs {
 		fd.LabelIDs = append(fd.LabelIDs, strconv.Itoa(id))
 	}
 	var trainItems, valItems, testItems []loader.Item
+	isVal := map[string]bool{}
 	for i, r := range rows {
-		t := make([]float32, L)
-		for _, c := range r.Labels {
-			t[c] = 1
+		hot := func(cols []int) []float32 {
+			t := make([]float32, L)
+			for _, c := range cols {
+				t[c] = 1
+			}
+			return t
 		}
-		it := loader.Item{Path: ds.TrainImage(r.ID), Target: t}
 		if fold[i] == k {
-			valItems = append(valItems, it)
+			// Validation keeps root's labels and hard targets: a round's
+			// score compares with the one before.
+			valItems = append(valItems, loader.Item{Path: ds.TrainImage(r.ID), Target: hot(r.Labels)})
 			fd.ValIDs = append(fd.ValIDs, r.ID)
 			fd.ValTruth = append(fd.ValTruth, r.Labels)
-		} else {
-			trainItems = append(trainItems, it)
+			isVal[r.ID] = true
+			continue
 		}
+		labels := r.Labels
+		if relabel != nil {
+			l, ok := relabel[r.ID]
+			if !ok {
+				fd.Dropped++
+				continue
+			}
+			labels = l
+		}
+		t := hot(labels)
+		if teacher != nil {
+			pr, ok := teacher.Row(r.ID)
+			if !ok {
+				return nil, fmt.Errorf("targets.soft.file: %s has no row for training image %s (it must cover every training row: an ensemble's oof.npy does)", teacher.Path, r.ID)
+			}
+			targets.Soften(cfg.Targets.Soft.Rule, cfg.Targets.Soft.Alpha, t, pr)
+			fd.Softened++
+		}
+		trainItems = append(trainItems, loader.Item{Path: ds.TrainImage(r.ID), Target: t})
 	}
 	if len(valItems) == 0 || len(trainItems) == 0 {
 		return nil, fmt.Errorf("fold %d leaves %d training and %d validation rows", k, len(trainItems), len(valItems))
+	}
+	if f := cfg.Targets.Pseudo.File; f != "" {
+		pl, err := pseudoItems(cfg, ds, f, isVal, fd)
+		if err != nil {
+			return nil, fmt.Errorf("targets.pseudo.file: %w", err)
+		}
+		trainItems = append(trainItems, pl...)
 	}
 	for _, id := range ds.TestIDs {
 		testItems = append(testItems, loader.Item{Path: ds.TestImage(id), Target: make([]float32, L)})

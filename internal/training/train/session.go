@@ -313,6 +313,9 @@ func TrainFold(ctx context.Context, fr FoldRun) (res Result, runDir string, err 
 			fr.OnBroken(path, err)
 		}
 	}
+	if sum := fd.Summary(); sum != "" && fr.Log != nil {
+		fmt.Fprintln(fr.Log, sum)
+	}
 	clampBatches(&cfg, fd.Train.Len(), fd.Val.Len(), fr.Log)
 	model, report, err := BuildModel(&cfg, fd.Dataset.Labels.Len())
 	if err != nil {

@@ -65,6 +65,9 @@ func ParseChecked(name string, data []byte, m Machine) (Run, error) {
 	if err == nil {
 		err = r.Model.CheckPretrained()
 	}
+	if err == nil {
+		err = r.Targets.checkFiles()
+	}
 	if err != nil {
 		return Run{}, locate(name, data, err)
 	}

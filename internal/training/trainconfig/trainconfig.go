@@ -25,6 +25,7 @@ import (
 	"imet/internal/engine/torch"
 	"imet/internal/training/losses"
 	"imet/internal/training/schedule"
+	"imet/internal/training/targets"
 	"imet/internal/vision/pipeline"
 	"imet/internal/zoo/models"
 	"imet/internal/zoo/pretrained"
@@ -35,6 +36,7 @@ type Run struct {
 	Name       string     `yaml:"name" doc:"Run name, used in the run directory and logs."`
 	Seed       int64      `yaml:"seed" doc:"Seed for data order, augmentation, initialisation and dropout."`
 	Data       Data       `yaml:"data" doc:"Where the images and labels are, and how they are prepared."`
+	Targets    Targets    `yaml:"targets" doc:"Training targets from an earlier round: a teacher's probabilities (distillation), pseudo-labelled test images, cleaned labels. Validation always scores against root's train.csv, so rounds compare."`
 	Model      Model      `yaml:"model" doc:"Architecture and head."`
 	Stages     []Stage    `yaml:"stages" doc:"Training stages, run in order; gradual unfreezing is a list of stages. A file's stages replace the default recipe's."`
 	Validation Validation `yaml:"validation" doc:"When and how to validate."`
@@ -46,16 +48,17 @@ type Run struct {
 
 // Data says where a run's samples come from and how they are prepared.
 type Data struct {
-	Root          string `yaml:"root" doc:"Data set directory in iMet layout (labels.csv, train.csv, sample_submission.csv, train/, test/)."`
-	Folds         string `yaml:"folds" doc:"folds.csv assigning each training image to a fold; a relative path is under root."`
-	Pipeline      string `yaml:"pipeline" doc:"Augmentation pipeline: a built-in one (${pipelines}) or one defined in pipelines_file."`
-	PipelinesFile string `yaml:"pipelines_file" doc:"YAML file with a pipelines: section of user-defined pipelines."`
-	TTA           string `yaml:"tta" doc:"Test-time augmentation: empty keeps the pipeline's own, none uses only the plain eval transform."`
-	Workers       int    `yaml:"workers" doc:"Decoding goroutines (0: one per core); at most ${workers_per_cpu} per CPU of the machine that checks or trains." resume:"free"`
-	CacheMB       int    `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none; not negative)." resume:"free"`
-	Limit         int    `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all; not negative); for smoke tests. Batches larger than the rows left are clamped to them, with a log line."`
-	Packed        string `yaml:"packed" doc:"Pack of decoded images made by imet datasets pack (a relative path is under root); the loaders read the images it holds from it instead of decoding their files. Empty: decode every epoch." resume:"free"`
-	SkipBroken    bool   `yaml:"skip_broken" doc:"Leave images that do not decode out of training, validation and test prediction (each reported once in the log and recorded in the registry as a broken_image artifact; their probabilities stay zero) instead of stopping at the first." resume:"free"`
+	Root          string   `yaml:"root" doc:"Data set directory in iMet layout (labels.csv, train.csv, sample_submission.csv, train/, test/)."`
+	Folds         string   `yaml:"folds" doc:"folds.csv assigning each training image to a fold; a relative path is under root."`
+	Pipeline      string   `yaml:"pipeline" doc:"Augmentation pipeline: a built-in one (${pipelines}) or one defined in pipelines_file."`
+	PipelinesFile string   `yaml:"pipelines_file" doc:"YAML file with a pipelines: section of user-defined pipelines."`
+	TTA           string   `yaml:"tta" doc:"Test-time augmentation: empty keeps the pipeline's own, none uses only the plain eval transform."`
+	Workers       int      `yaml:"workers" doc:"Decoding goroutines (0: one per core); at most ${workers_per_cpu} per CPU of the machine that checks or trains." resume:"free"`
+	CacheMB       int      `yaml:"cache_mb" doc:"Memory for decoded images kept between epochs of validation and test (0: none; not negative)." resume:"free"`
+	Limit         int      `yaml:"limit" doc:"Use only the first N rows of train.csv (0: all; not negative); for smoke tests. Batches larger than the rows left are clamped to them, with a log line."`
+	Packed        string   `yaml:"packed" doc:"Pack of decoded images made by imet datasets pack (a relative path is under root); the loaders read the images it holds from it instead of decoding their files. Empty: decode every epoch." resume:"free"`
+	Labels        []string `yaml:"labels" doc:"Train a specialist on a subset of the labels: group names (tag, culture) and attribute ids, e.g. [tag] or [13, 51]; empty: every label. Its probability files hold only these columns (imet merge puts them back into the full label space)."`
+	SkipBroken    bool     `yaml:"skip_broken" doc:"Leave images that do not decode out of training, validation and test prediction (each reported once in the log and recorded in the registry as a broken_image artifact; their probabilities stay zero) instead of stopping at the first." resume:"free"`
 }
 
 // FoldsPath is the folds file: Folds itself when absolute, else under Root.
@@ -73,6 +76,30 @@ func (d Data) PackedPath() string {
 		return d.Packed
 	}
 	return filepath.Join(d.Root, d.Packed)
+}
+
+// Targets are a later round's training targets, built from an earlier
+// round's outputs (internal/training/targets). Paths are relative to the
+// working directory.
+type Targets struct {
+	TrainCSV string `yaml:"train_csv" doc:"train.csv to take the training rows' labels from instead of root's (imet labels clean writes one): rows it lacks leave training, rows it relabels train on its labels; validation rows keep root's labels."`
+	Soft     Soft   `yaml:"soft" doc:"Soft targets for the training rows from a probability file (distillation)."`
+	Pseudo   Pseudo `yaml:"pseudo" doc:"Test images joining training with targets predicted for them (pseudo-labels)."`
+}
+
+// Soft combines a teacher's probabilities with the labels.
+type Soft struct {
+	File  string  `yaml:"file" doc:"Probability file (.npy with its .ids.csv and .labels.csv sidecars), e.g. a teacher ensemble's oof.npy: out-of-fold, so that no row's target comes from a model that trained on it. Every training row must have a row in it; labels it lacks keep the hard target. Empty: hard targets."`
+	Rule  string  `yaml:"rule" doc:"How a label y and the teacher's p make the target: ${soft_rules}."`
+	Alpha float64 `yaml:"alpha" doc:"The a of the rules max and mix, in (0, 1]."`
+}
+
+// Pseudo selects confident test images and gives them targets.
+type Pseudo struct {
+	File          string  `yaml:"file" doc:"Probability file of test images (e.g. an ensemble's test.npy with sidecars); rows of training images are left out (a validation fold never sees its own images). Empty: no pseudo-labels."`
+	Share         float64 `yaml:"share" doc:"Share of the file's test images that join, the most confident first (confidence: the mean of |p - 0.5| over the labels), in (0, 1]."`
+	MinConfidence float64 `yaml:"min_confidence" doc:"Images whose confidence is below this (0 to 0.5) never join."`
+	Threshold     float64 `yaml:"threshold" doc:"0: the targets are the probabilities themselves; above 0: hard targets, 1 where p >= threshold."`
 }
 
 // Model names the network and its head.
@@ -186,9 +213,11 @@ func (e *KeyError) Error() string { return e.Key + ": " + e.Msg }
 // discriminative rates).
 func Default() Run {
 	return Run{
-		Name:  "run",
-		Seed:  42,
-		Data:  Data{Folds: "folds.csv", Pipeline: "aggressive256"},
+		Name: "run",
+		Seed: 42,
+		Data: Data{Folds: "folds.csv", Pipeline: "aggressive256"},
+		Targets: Targets{Soft: Soft{Rule: targets.Max, Alpha: targets.DefaultAlpha},
+			Pseudo: Pseudo{Share: targets.DefaultShare}},
 		Model: Model{Arch: "resnet50", Pool: "avg", Features: "last"},
 		Stages: []Stage{
 			withDefaults(Stage{Name: "head", Epochs: 1, Frozen: []string{"stem", "stage1", "stage2", "stage3", "stage4"}, LR: []float64{1e-3}}),
@@ -364,6 +393,14 @@ func (r *Run) Validate() error {
 	if err := r.checkCounts(); err != nil {
 		return err
 	}
+	if err := r.Targets.validate(); err != nil {
+		return err
+	}
+	for i, l := range r.Data.Labels {
+		if strings.TrimSpace(l) == "" {
+			return &KeyError{Key: fmt.Sprintf("data.labels[%d]", i), Msg: "empty: want a group name (tag, culture) or an attribute id"}
+		}
+	}
 	for i := range r.Stages {
 		if err := r.Stages[i].validate(i); err != nil {
 			return err
@@ -376,6 +413,38 @@ func (r *Run) Validate() error {
 		return &KeyError{Key: "hard_mining.fraction", Msg: fmt.Sprintf("%g outside [0, 1)", r.HardMining.Fraction)}
 	}
 	return r.Engine.Validate()
+}
+
+func (t *Targets) validate() error {
+	if err := targets.CheckRule(t.Soft.Rule); err != nil {
+		return &KeyError{Key: "targets.soft.rule", Msg: err.Error()}
+	}
+	if !(t.Soft.Alpha > 0 && t.Soft.Alpha <= 1) {
+		return &KeyError{Key: "targets.soft.alpha", Msg: fmt.Sprintf("%g outside (0, 1]", t.Soft.Alpha)}
+	}
+	if !(t.Pseudo.Share > 0 && t.Pseudo.Share <= 1) {
+		return &KeyError{Key: "targets.pseudo.share", Msg: fmt.Sprintf("%g outside (0, 1]", t.Pseudo.Share)}
+	}
+	if !(t.Pseudo.MinConfidence >= 0 && t.Pseudo.MinConfidence <= 0.5) {
+		return &KeyError{Key: "targets.pseudo.min_confidence", Msg: fmt.Sprintf("%g outside [0, 0.5]", t.Pseudo.MinConfidence)}
+	}
+	if !(t.Pseudo.Threshold >= 0 && t.Pseudo.Threshold < 1) {
+		return &KeyError{Key: "targets.pseudo.threshold", Msg: fmt.Sprintf("%g outside [0, 1)", t.Pseudo.Threshold)}
+	}
+	return nil
+}
+
+// checkFiles checks that the files the targets name exist.
+func (t *Targets) checkFiles() error {
+	for _, f := range []struct{ key, path string }{{"targets.train_csv", t.TrainCSV}, {"targets.soft.file", t.Soft.File}, {"targets.pseudo.file", t.Pseudo.File}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return &KeyError{Key: f.key, Msg: err.Error()}
+		}
+	}
+	return nil
 }
 
 // validate checks the pretrained source's keys; whether the file loads is
@@ -586,10 +655,13 @@ func (e *Engine) Validate() error {
 }
 
 // CheckFiles is what Validate cannot check without reading the files the
-// configuration names: a pipeline defined in pipelines_file.
+// configuration names: a pipeline defined in pipelines_file, and the
+// files targets names.
 func (r *Run) CheckFiles() error {
-	_, err := r.pipelines()
-	return err
+	if _, err := r.pipelines(); err != nil {
+		return err
+	}
+	return r.Targets.checkFiles()
 }
 
 // pipelines reads the pipelines file (nil when there is none) and checks
@@ -620,6 +692,7 @@ func DocVars() map[string]string {
 		"pipelines":       strings.Join(pipeline.Names(nil), ", "),
 		"devices":         torch.DeviceSyntax,
 		"pretrained_from": describe(pretrained.Froms(), pretrained.FromDoc),
+		"soft_rules":      describe(targets.Rules(), targets.RuleDoc),
 		// The bounds CheckResources applies.
 		"threads_per_cpu": strconv.Itoa(MaxThreadsPerCPU),
 		"workers_per_cpu": strconv.Itoa(MaxWorkersPerCPU),
