@@ -176,8 +176,12 @@ func endCV(tr *tracking.Tracker, ctx context.Context, res *crossval.Result, err 
 		}
 		tr.Stop(reason, again)
 	default:
-		for _, a := range [][2]string{{"probabilities", res.OOF}, {"thresholds", res.Thresholds}, {"submission", res.Submission}} {
-			if a[1] != "" {
+		test := ""
+		if res.OOF != "" {
+			test = filepath.Join(filepath.Dir(res.OOF), "test.npy")
+		}
+		for _, a := range [][2]string{{"probabilities", res.OOF}, {"probabilities", test}, {"thresholds", res.Thresholds}, {"submission", res.Submission}} {
+			if _, err := os.Stat(a[1]); a[1] != "" && err == nil {
 				tr.Artifact(a[0], a[1])
 			}
 		}

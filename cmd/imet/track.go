@@ -32,6 +32,7 @@ func (f trackFlags) startTracking(g *Globals, kind registry.Kind, name, cfgPath 
 		return nil, nil
 	}
 	info := registry.RunInfo{Name: name, Kind: kind, Args: os.Args}
+	var inputs []string
 	if cfgPath != "" {
 		cfg, err := trainconfig.Load(cfgPath)
 		if err != nil {
@@ -42,6 +43,11 @@ func (f trackFlags) startTracking(g *Globals, kind registry.Kind, name, cfgPath 
 		}
 		if y, err := config.Marshal(cfg); err == nil {
 			info.Config = string(y)
+		}
+		for _, p := range []string{cfg.Targets.TrainCSV, cfg.Targets.Soft.File, cfg.Targets.Pseudo.File} {
+			if p != "" {
+				inputs = append(inputs, p)
+			}
 		}
 		if root := cfg.Data.Root; root != "" {
 			if fp, err := registry.DataSetFingerprint(root, cfg.Data.Folds); err == nil {
@@ -71,6 +77,15 @@ func (f trackFlags) startTracking(g *Globals, kind registry.Kind, name, cfgPath 
 		return nil, err
 	}
 	fmt.Fprintf(g.Stderr, "recorded as run %d in %s\n", t.ID(), f.Registry)
+	for _, p := range inputs {
+		parents, err := t.Input(p)
+		if err != nil {
+			return nil, err
+		}
+		if len(parents) > 0 {
+			fmt.Fprintf(g.Stderr, "  %s was written by run(s) %v: recorded as parents\n", p, parents)
+		}
+	}
 	return t, nil
 }
 

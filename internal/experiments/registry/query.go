@@ -430,3 +430,27 @@ func (db *DB) SetNote(id int64, note string) error {
 	_, err := db.sql.Exec(`UPDATE runs SET note=? WHERE id=?`, redact.String(note), id)
 	return err
 }
+
+// Producers returns the runs (other than except) that recorded an artifact
+// with the file's current contents, in id order: the parents of a run that
+// reads it.
+func (db *DB) Producers(path string, except int64) ([]int64, error) {
+	sum, _, err := HashFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	rows, err := db.sql.Query(`SELECT DISTINCT run_id FROM artifacts WHERE sha256=? AND run_id<>? AND kind<>'input' ORDER BY run_id`, sum, except)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", db.storage(err))
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

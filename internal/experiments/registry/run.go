@@ -297,3 +297,18 @@ func (r *Run) write(f final) error {
 	}
 	return tx.Commit()
 }
+
+// Input records a file the run reads that an earlier run may have written
+// (a teacher's probabilities, a cleaned train.csv): an "input" artifact,
+// and every run that recorded the same contents as a parent. It returns
+// those parents.
+func (r *Run) Input(path string) ([]int64, error) {
+	ids, err := r.db.Producers(path, r.id)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Artifact("input", path); err != nil {
+		return nil, err
+	}
+	return ids, r.AddParents(ids...)
+}

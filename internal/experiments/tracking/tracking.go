@@ -53,6 +53,10 @@ func (t *Tracker) ID() int64 { return t.run.ID() }
 // AddParents records runs whose outputs this run combines.
 func (t *Tracker) AddParents(ids ...int64) error { return t.run.AddParents(ids...) }
 
+// Input records a file the run reads and, as parents, the runs that
+// wrote it; see registry.Run.Input.
+func (t *Tracker) Input(path string) ([]int64, error) { return t.run.Input(path) }
+
 // Log returns a writer keeping the last lines of the run's log for a
 // failure report; tee the log into it (io.MultiWriter).
 func (t *Tracker) Log() io.Writer { return t.tail }

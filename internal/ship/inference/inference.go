@@ -463,6 +463,11 @@ func openCheckpoint(path string) (*Predictor, error) {
 // fromConfig fills a predictor's spec, pipeline and labels from a run's
 // configuration.
 func fromConfig(cfg *trainconfig.Run, cfgPath, origin, kind string) (*Predictor, error) {
+	if len(cfg.Data.Labels) > 0 {
+		// Its outputs are columns of a subset, which every consumer of a
+		// predictor (thresholds, submission, bundle) reads as the full set.
+		return nil, fmt.Errorf("%s: a specialist on data.labels %v: its cross-validation writes oof.npy and test.npy; imet merge them into a full model's and submit from there (a predictor and a bundle hold a model of every label)", origin, cfg.Data.Labels)
+	}
 	p := &Predictor{Origin: origin, Kind: kind, configPath: cfgPath}
 	p.labelsPath = filepath.Join(cfg.Data.Root, "labels.csv")
 	var err error
