@@ -21,6 +21,7 @@ func FuzzParse(f *testing.F) {
 		"stages:\n  - {name: a, epochs: 1, batch_size: 8.5}\n", "data: {limit: -5}\nengine: {threads: -3}\n",
 		"model: {arch: resnet9999}\n", "validation: {batch_size: 1e8}\n", "engine: {bf16: true}\n",
 		"x: &x [1, 1]\nstages: *x\n",
+		"targets: {soft: {rule: maximum, alpha: 2}, pseudo: {share: 0}}\n", "data: {labels: ['', tag]}\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -1,0 +1,34 @@
+package trainconfig
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTargetsBounds(t *testing.T) {
+	for _, c := range []struct{ yaml, key string }{
+		{"targets: {soft: {rule: maximum}}", "targets.soft.rule"},
+		{"targets: {soft: {alpha: 0}}", "targets.soft.alpha"},
+		{"targets: {soft: {alpha: 1.5}}", "targets.soft.alpha"},
+		{"targets: {pseudo: {share: 0}}", "targets.pseudo.share"},
+		{"targets: {pseudo: {min_confidence: 0.6}}", "targets.pseudo.min_confidence"},
+		{"targets: {pseudo: {threshold: 1}}", "targets.pseudo.threshold"},
+		{"data: {labels: [tag, ' ']}", "data.labels[1]"},
+	} {
+		if _, err := Parse("r.yaml", []byte(c.yaml+"\n")); err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: %v, want an error naming %s", c.yaml, err, c.key)
+		}
+	}
+	r, err := Parse("r.yaml", []byte("targets: {soft: {rule: mix, alpha: 0.3}, pseudo: {share: 1, threshold: 0.4}}\ndata: {labels: [tag, '13']}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Default(); d.Targets.Soft.Rule != "max" || d.Targets.Soft.Alpha != 0.7 || r.Targets.Soft.Alpha != 0.3 {
+		t.Fatalf("defaults %+v, parsed %+v", d.Targets, r.Targets)
+	}
+	// A file that is not there is CheckFiles' error, naming the key.
+	r.Targets.TrainCSV = "/nonexistent/clean.csv"
+	if err := r.CheckFiles(); err == nil || !strings.Contains(err.Error(), "targets.train_csv") {
+		t.Fatalf("CheckFiles: %v", err)
+	}
+}
