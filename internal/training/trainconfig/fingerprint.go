@@ -70,6 +70,15 @@ var added = map[string]string{
 	"model.from":                        "",
 	"model.variant":                     "",
 	"stages[].optimizer.clip_grad_norm": "0",
+	"data.labels":                       "[]",
+	"targets.train_csv":                 "",
+	"targets.soft.file":                 "",
+	"targets.soft.rule":                 "max",
+	"targets.soft.alpha":                "0.7",
+	"targets.pseudo.file":               "",
+	"targets.pseudo.share":              "0.25",
+	"targets.pseudo.min_confidence":     "0",
+	"targets.pseudo.threshold":          "0",
 }
 
 var index = regexp.MustCompile(`\[\d+\]`)

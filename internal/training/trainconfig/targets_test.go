@@ -32,3 +32,22 @@ func TestTargetsBounds(t *testing.T) {
 		t.Fatalf("CheckFiles: %v", err)
 	}
 }
+
+// A checkpoint written before the targets section existed resumes under a
+// configuration holding its defaults, and not under one that uses it.
+func TestTargetsAddedToOldFingerprints(t *testing.T) {
+	r := Default()
+	var old []string
+	for _, l := range r.Fingerprint() {
+		if !strings.HasPrefix(l, "targets.") && !strings.HasPrefix(l, "data.labels") {
+			old = append(old, l)
+		}
+	}
+	if d := Diff(old, r.Fingerprint()); len(d) != 0 {
+		t.Fatalf("defaults differ from an old fingerprint: %v", d)
+	}
+	r.Targets.Soft.File = "oof.npy"
+	if d := Diff(old, r.Fingerprint()); len(d) != 1 || !strings.Contains(d[0], "targets.soft.file") {
+		t.Fatalf("a teacher file resumed an old run: %v", d)
+	}
+}
