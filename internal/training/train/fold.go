@@ -145,8 +145,12 @@ func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
 	if err != nil {
 		return nil, err
 	}
+	ds, err := restrict(full, cfg.Data.Labels)
+	if err != nil {
+		return nil, err
+	}
 	// Relabelled training rows (targets.train_csv), read against the full
-	// label set before a specialist's subset applies.
+	// label set, then put into the run's label space as root's rows are.
 	var relabel map[string][]int
 	if p := cfg.Targets.TrainCSV; p != "" {
 		rows, err := dataset.ReadTrain(p, full.Labels, dataset.ReadOptions{AllowEmpty: true})
@@ -157,27 +161,19 @@ func OpenFold(cfg *trainconfig.Run, k int) (*FoldData, error) {
 		for _, r := range full.Train {
 			known[r.ID] = true
 		}
-		relabel = make(map[string][]int, len(rows))
 		for i, r := range rows {
 			if !known[r.ID] {
 				return nil, fmt.Errorf("targets.train_csv: %s:%d: image %s is not in %s", p, i+2, r.ID, filepath.Join(full.Dir, dataset.TrainFile))
 			}
+		}
+		sub, err := restrict(&dataset.Dataset{Labels: full.Labels, Train: rows}, cfg.Data.Labels)
+		if err != nil {
+			return nil, err
+		}
+		relabel = make(map[string][]int, len(rows))
+		for _, r := range sub.Train {
 			relabel[r.ID] = r.Labels
 		}
-		if len(cfg.Data.Labels) > 0 {
-			cp := &dataset.Dataset{Labels: full.Labels, Train: rows}
-			cols, _ := full.Labels.Select(cfg.Data.Labels)
-			r, err := cp.Restrict(cols)
-			if err == nil {
-				for _, row := range r.Train {
-					relabel[row.ID] = row.Labels
-				}
-			}
-		}
-	}
-	ds, err := restrict(full, cfg.Data.Labels)
-	if err != nil {
-		return nil, err
 	}
 	rows := ds.Train
 	if cfg.Data.Limit > 0 && cfg.Data.Limit < len(rows) {
