@@ -218,10 +218,16 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 	return nil
 }
 
+// med is the median; with an even count, the mean of the middle two (the
+// upper one alone would favour whichever side won the better round).
 func med(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
-	return s[len(s)/2]
+	n := len(s)
+	if n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[n/2]
 }
 
 // median takes the median speed and the largest peak memory over rounds.
@@ -234,8 +240,7 @@ func median(rs []result) result {
 			o.PeakRSSKB = r.PeakRSSKB
 		}
 	}
-	sort.Float64s(s)
-	o.ImagesPerS = s[len(s)/2]
+	o.ImagesPerS = med(s)
 	return o
 }
 
