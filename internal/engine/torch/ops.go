@@ -58,6 +58,12 @@ func binop(op C.int, name string, a, b *Tensor) *Tensor {
 // Add is t+o with broadcasting.
 func (t *Tensor) Add(o *Tensor) *Tensor { return binop(C.TT_BINARY_ADD, "add", t, o) }
 
+// Add_ adds o to t in place and returns an alias of t, as Python's
+// t += o: no new buffer, so one pass over memory instead of a read of
+// both and a write of a third. t keeps its shape and dtype, so o must
+// broadcast to t and its dtype must cast to t's.
+func (t *Tensor) Add_(o *Tensor) *Tensor { return binop(C.TT_BINARY_ADD_INPLACE, "add_", t, o) }
+
 // Sub is t-o with broadcasting.
 func (t *Tensor) Sub(o *Tensor) *Tensor { return binop(C.TT_BINARY_SUB, "sub", t, o) }
 

@@ -43,6 +43,13 @@ var opCases = []opCase{
 	{"index_select", func(x, y *torch.Tensor) *torch.Tensor {
 		return x.IndexSelect(1, torch.FromInt64([]int64{4, 0, 2}, 3))
 	}, "torch.index_select(x, 1, torch.tensor([4, 0, 2]))"},
+	// Add_ writes into its receiver: the receiver itself must hold the sum.
+	{"add_", func(x, y *torch.Tensor) *torch.Tensor { s := x.Clone(); s.Add_(y); return s }, "x + y"},
+	{"add_broadcast", func(x, y *torch.Tensor) *torch.Tensor {
+		s := x.Clone()
+		s.Add_(y.MeanKeep(0))
+		return s
+	}, "x + y.mean(0, keepdim=True)"},
 	{"arange", func(x, y *torch.Tensor) *torch.Tensor {
 		return torch.Arange(7, torch.Float32, torch.CPU).MulScalar(0.5)
 	}, "torch.arange(7).float() * 0.5"},
@@ -116,4 +123,34 @@ func TestOpsMatchPyTorch(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestAddInPlaceBackward checks the two things the residual blocks rely on
+// when they sum into a BatchNorm's output: gradients flow through Add_ as
+// through Add, and writing over a tensor that backward needs is refused as
+// an error rather than a wrong gradient.
+func TestAddInPlaceBackward(t *testing.T) {
+	unlock := torch.LockThread(1)
+	defer unlock()
+	err := torch.Run(func() {
+		x := torch.FromFloat32([]float32{1, -2, 3}, 3).SetRequiresGrad(true)
+		y := torch.FromFloat32([]float32{0.5, 0.5, 0.5}, 3)
+		x.MulScalar(2).Add_(y).Mul(x).Sum().Backward() // d/dx (2x+y)x = 4x+y
+		for i, g := range x.Grad().Float32s() {
+			if want := 4*[]float32{1, -2, 3}[i] + 0.5; g != want {
+				t.Fatalf("grad[%d] = %v, want %v", i, g, want)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = torch.Run(func() {
+		x := torch.FromFloat32([]float32{1, -2, 3}, 3).SetRequiresGrad(true)
+		s := x.Sigmoid() // sigmoid's backward reads its output
+		s.Add_(x).Sum().Backward()
+	})
+	if err == nil {
+		t.Fatal("backward through an overwritten sigmoid output succeeded")
+	}
 }

@@ -67,16 +67,26 @@ func (r *resBlock) Forward(x *torch.Tensor) *torch.Tensor {
 }
 
 // addShortcut ends a residual block: relu(out + shortcut(x)), where the
-// shortcut is x itself or its downsampling. out is freed, and so is the
-// downsampled tensor, as soon as the sum exists, so a block holds at most
-// one activation beyond its input.
+// shortcut is x itself or its downsampling. The sum is taken in out's
+// buffer, as torchvision's `out += identity`: out is a BatchNorm's or a
+// product's result, which backward does not read, and writing over it
+// saves an activation-sized buffer and a pass over memory per block. The
+// downsampled tensor is freed as soon as the sum exists, so a block holds
+// at most one activation beyond its input.
 func addShortcut(out, x *torch.Tensor, down nn.Layer) *torch.Tensor {
 	id := x
 	if down != nil {
 		id = down.Forward(x)
 	}
-	sum := out.Add(id)
-	out.Free()
+	var sum *torch.Tensor
+	if out.DType() == id.DType() {
+		sum = out.Add_(id)
+	} else {
+		// Autocast can leave the two sides in different precisions; an
+		// in-place sum would have to narrow the wider one.
+		sum = out.Add(id)
+	}
+	out.Free() // the handle; an in-place sum's storage lives on in sum
 	if id != x {
 		id.Free()
 	}

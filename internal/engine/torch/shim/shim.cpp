@@ -221,6 +221,7 @@ terr tt_binary(int op, tt a, tt b, tt *out) {
     case TT_BINARY_EQ: *out = H(at::eq(x, y)); break;
     case TT_BINARY_GT: *out = H(at::gt(x, y)); break;
     case TT_BINARY_LT: *out = H(at::lt(x, y)); break;
+    case TT_BINARY_ADD_INPLACE: *out = H(x.add_(y)); break; // in place, returns an alias
     default: throw std::invalid_argument("unknown binary op " + std::to_string(op));
     }
   })

@@ -51,7 +51,8 @@ typedef enum {
   TT_BINARY_MINIMUM = 6,
   TT_BINARY_EQ = 7,
   TT_BINARY_GT = 8,
-  TT_BINARY_LT = 9
+  TT_BINARY_LT = 9,
+  TT_BINARY_ADD_INPLACE = 10
 } tt_binary_op;
 
 /* tt_scalar: tensor op number */
