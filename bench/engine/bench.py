@@ -9,6 +9,7 @@ DEVICE cpu (default) or cuda; fp16 is CUDA autocast with GradScaler.
 import json
 import os
 import sys
+import threading
 import time
 
 import torch
@@ -76,13 +77,25 @@ def main():
     step()
     step()
     import resource
+    # A paired run (main.go -paired): say ready, start on "go", stop after
+    # the step during which "stop" arrives, as the Go worker does.
+    window = os.environ.get("IMET_BENCH_WINDOW")
+    stop = threading.Event()
+    if window:
+        print("ready", flush=True)
+        if sys.stdin.readline().strip() != "go":
+            sys.exit("paired worker: expected go on stdin")
+        threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(steps):
+    i = 0
+    while (window and not stop.is_set()) or (not window and i < steps):
         step()
+        i += 1
+    steps = i
     dt, dc = time.perf_counter() - t0, time.process_time() - c0
     print(json.dumps({"images_per_s": batch * steps / dt, "images_per_cpu_s": batch * steps / dc,
-                      "peak_rss_kb": peak_rss_kb(),
+                      "peak_rss_kb": peak_rss_kb(), "steps": steps,
                       "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0,
                       "threads": torch.get_num_threads()}))
 

@@ -10,11 +10,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"imet/internal/base/cpuinfo"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,7 +55,12 @@ type result struct {
 	// MainThread says the model ran on the process's main thread (where
 	// glibc's main arena and the Makefile's malloc settings apply).
 	MainThread bool `json:"main_thread"`
+	// Steps is how many steps were timed (a paired run's window decides).
+	Steps int `json:"steps"`
 }
+
+// windowEnv set in a worker's environment makes it a paired worker.
+const windowEnv = "IMET_BENCH_WINDOW"
 
 // Pinning the main goroutine to the main thread from init keeps libtorch's
 // work on the thread whose allocations come from glibc's main arena, the one
@@ -70,6 +78,8 @@ func main() {
 	steps := flag.Int("steps", 0, "timed steps per measurement (0: 5 for resnet18, 3 otherwise; inference x2)")
 	threads := flag.Int("threads", runtime.NumCPU(), "libtorch intra-op threads, both sides")
 	rounds := flag.Int("rounds", 1, "repetitions of the whole interleaved sweep")
+	paired := flag.Duration("paired", 0, "run Go and Python at once, each pinned to half the cores with half the threads, "+
+		"and time this window in which both run (e.g. 40s): host load then hits both sides alike")
 	python := flag.String("python", "/usr/bin/python3", "Python with torch and torchvision")
 	dev := flag.String("device", "cpu", "cpu, cuda or cuda:N, both sides")
 	flag.IntVar(&batch, "batch", batch, "images per step")
@@ -104,7 +114,7 @@ func main() {
 		return
 	}
 	if err := drive(strings.Split(*modelsF, ","), strings.Split(*modesF, ","), strings.Split(*variantsF, ","),
-		*steps, *threads, *rounds, *python); err != nil {
+		*steps, *threads, *rounds, *python, *paired); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -124,7 +134,7 @@ func stepsFor(model, mode string, steps int) int {
 	return n
 }
 
-func drive(ms, modes, variants []string, steps, threads, rounds int, python string) error {
+func drive(ms, modes, variants []string, steps, threads, rounds int, python string, paired time.Duration) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -142,6 +152,16 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 	goRes, pyRes := map[key][]result{}, map[key][]result{}
 	var order []key
 	fmt.Println(cpuinfo.Read())
+	var halves [2]string
+	if paired > 0 {
+		n := runtime.NumCPU()
+		if n < 2 {
+			return fmt.Errorf("-paired needs at least 2 CPUs, have %d", n)
+		}
+		threads = n / 2
+		halves = [2]string{cpuRange(0, n/2), cpuRange(n/2, n/2)}
+		fmt.Printf("paired: Go and Python at once, CPUs %s and %s (swapped each round), %v windows\n", halves[0], halves[1], paired)
+	}
 	fmt.Printf("libtorch %s, %s, %d threads, batch %d, %dpx, %d classes, %d round(s)\n", torch.Version(), device, threads, batch,
 		size, classes, rounds)
 	for r := 0; r < rounds; r++ {
@@ -173,15 +193,27 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 						}
 						return err
 					}
-					first, second := goRun, pyRun
-					if r%2 == 1 {
-						first, second = pyRun, goRun
-					}
-					if err := first(); err != nil {
-						return err
-					}
-					if err := second(); err != nil {
-						return err
+					if paired > 0 {
+						a, b := halves[r%2], halves[1-r%2]
+						goArgs := []string{"taskset", "-c", a, self, "-worker", "-model", m, "-mode", mo, "-variant", v,
+							"-threads", strconv.Itoa(threads), "-device", device.String(), "-batch", strconv.Itoa(batch),
+							"-size", strconv.Itoa(size)}
+						pyArgs := []string{"taskset", "-c", b, python, script, m, mo, v, "0", strconv.Itoa(threads),
+							device.String(), strconv.Itoa(batch), strconv.Itoa(size)}
+						if g, p, err = runPaired(append(env, windowEnv+"=1"), goArgs, pyArgs, paired); err != nil {
+							return fmt.Errorf("%v: %w", k, err)
+						}
+					} else {
+						first, second := goRun, pyRun
+						if r%2 == 1 {
+							first, second = pyRun, goRun
+						}
+						if err := first(); err != nil {
+							return err
+						}
+						if err := second(); err != nil {
+							return err
+						}
 					}
 					goRes[k], pyRes[k] = append(goRes[k], g), append(pyRes[k], p)
 					fmt.Fprintf(os.Stderr, "round %d %-20s %-5s %-6s go %6.1f img/s %5.1f img/cpu-s %5d MB | py %6.1f img/s %5.1f img/cpu-s %5d MB\n",
@@ -258,6 +290,77 @@ func run(env []string, name string, args ...string) (result, error) {
 		return result{}, fmt.Errorf("bad output %q: %w", out.String(), err)
 	}
 	return r, nil
+}
+
+func cpuRange(first, n int) string {
+	if n == 1 {
+		return strconv.Itoa(first)
+	}
+	return fmt.Sprintf("%d-%d", first, first+n-1)
+}
+
+// runPaired starts both workers, waits until both are warm, starts their
+// timed loops together, lets them run for window and stops them together.
+func runPaired(env []string, goArgs, pyArgs []string, window time.Duration) (g, p result, err error) {
+	type worker struct {
+		name      string
+		cmd       *exec.Cmd
+		in        io.WriteCloser
+		out       *bufio.Reader
+		errb      bytes.Buffer
+		res       *result
+		remainder bytes.Buffer
+	}
+	ws := []*worker{{name: "go", res: &g}, {name: "python", res: &p}}
+	for i, args := range [][]string{goArgs, pyArgs} {
+		w := ws[i]
+		w.cmd = exec.Command(args[0], args[1:]...)
+		w.cmd.Env = env
+		w.cmd.Stderr = &w.errb
+		if w.in, err = w.cmd.StdinPipe(); err != nil {
+			return g, p, err
+		}
+		o, err := w.cmd.StdoutPipe()
+		if err != nil {
+			return g, p, err
+		}
+		w.out = bufio.NewReader(o)
+		if err := w.cmd.Start(); err != nil {
+			return g, p, err
+		}
+		defer w.cmd.Process.Kill()
+	}
+	for _, w := range ws {
+		// Anything before "ready" (a library's banner) is skipped.
+		for {
+			l, err := w.out.ReadString('\n')
+			if err != nil {
+				w.cmd.Wait()
+				return g, p, fmt.Errorf("%s worker ended before it was ready: %s", w.name, w.errb.String())
+			}
+			if strings.TrimSpace(l) == "ready" {
+				break
+			}
+		}
+	}
+	for _, w := range ws {
+		fmt.Fprintln(w.in, "go")
+	}
+	time.Sleep(window)
+	for _, w := range ws {
+		fmt.Fprintln(w.in, "stop")
+	}
+	for _, w := range ws {
+		io.Copy(&w.remainder, w.out)
+		if err := w.cmd.Wait(); err != nil {
+			return g, p, fmt.Errorf("%s worker: %v: %s", w.name, err, w.errb.String())
+		}
+		lines := strings.Split(strings.TrimSpace(w.remainder.String()), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), w.res); err != nil {
+			return g, p, fmt.Errorf("%s worker: bad output %q: %w", w.name, w.remainder.String(), err)
+		}
+	}
+	return g, p, nil
 }
 
 func repoRoot() string {
@@ -349,15 +452,36 @@ func runWorker(name, mode, variant string, steps, threads int) (result, error) {
 			return result{}, err
 		}
 	}
+	// In a paired run (-paired) the driver starts both sides at once and
+	// times a window in which both run, so load on the host hits the two
+	// alike: say ready, start on "go", stop after the step during which
+	// "stop" arrives.
+	var stop atomic.Bool
+	window := os.Getenv(windowEnv) != ""
+	if window {
+		fmt.Println("ready")
+		in := bufio.NewScanner(os.Stdin)
+		if !in.Scan() || in.Text() != "go" {
+			return result{}, fmt.Errorf("paired worker: expected go on stdin")
+		}
+		go func() {
+			in.Scan()
+			stop.Store(true)
+		}()
+	}
 	f0 := minflt()
 	t0, c0 := time.Now(), cpuSeconds()
-	for i := 0; i < steps; i++ {
+	for i := 0; window || i < steps; i++ {
+		if window && stop.Load() {
+			steps = i
+			break
+		}
 		if err := one(); err != nil {
 			return result{}, err
 		}
 	}
 	dt, dc := time.Since(t0).Seconds(), cpuSeconds()-c0
-	return result{ImagesPerS: float64(batch*steps) / dt, ImagesPerCPUS: float64(batch*steps) / dc,
+	return result{ImagesPerS: float64(batch*steps) / dt, ImagesPerCPUS: float64(batch*steps) / dc, Steps: steps,
 		PeakRSSKB: peakRSS(), Threads: torch.NumThreads(), MinorFaults: minflt() - f0,
 		MainThread: syscall.Gettid() == os.Getpid()}, nil
 }
