@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"imet/internal/base/procenv"
 	"imet/internal/engine/optim"
 	"imet/internal/engine/torch"
 	"imet/internal/zoo/models"
@@ -141,9 +142,8 @@ func drive(ms, modes, variants []string, steps, threads, rounds int, python stri
 	}
 	script := filepath.Join(repoRoot(), "bench", "engine", "bench.py")
 	env := os.Environ()
-	// The glibc settings the Makefile exports, for both sides alike.
-	for k, v := range map[string]string{"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "268435456",
-		"MALLOC_TOP_PAD_": "268435456", "OMP_WAIT_POLICY": "PASSIVE"} {
+	// The settings imet gives itself (glibc malloc, OpenMP), for both sides alike.
+	for k, v := range procenv.Defaults {
 		if os.Getenv(k) == "" {
 			env = append(env, k+"="+v)
 		}
@@ -285,11 +285,19 @@ func run(env []string, name string, args ...string) (result, error) {
 		return result{}, fmt.Errorf("%v: %s", err, errb.String())
 	}
 	var r result
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
-		return result{}, fmt.Errorf("bad output %q: %w", out.String(), err)
+	if err := lastResult(out.String(), &r); err != nil {
+		return result{}, err
 	}
 	return r, nil
+}
+
+// lastResult parses a worker's last output line, its JSON result.
+func lastResult(out string, r *result) error {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), r); err != nil {
+		return fmt.Errorf("bad output %q: %w", out, err)
+	}
+	return nil
 }
 
 func cpuRange(first, n int) string {
@@ -355,9 +363,8 @@ func runPaired(env []string, goArgs, pyArgs []string, window time.Duration) (g, 
 		if err := w.cmd.Wait(); err != nil {
 			return g, p, fmt.Errorf("%s worker: %v: %s", w.name, err, w.errb.String())
 		}
-		lines := strings.Split(strings.TrimSpace(w.remainder.String()), "\n")
-		if err := json.Unmarshal([]byte(lines[len(lines)-1]), w.res); err != nil {
-			return g, p, fmt.Errorf("%s worker: bad output %q: %w", w.name, w.remainder.String(), err)
+		if err := lastResult(w.remainder.String(), w.res); err != nil {
+			return g, p, fmt.Errorf("%s worker: %w", w.name, err)
 		}
 	}
 	return g, p, nil
