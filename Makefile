@@ -4,7 +4,7 @@
 GO ?= go
 # glibc malloc settings measured to cut page faults 3-10x under libtorch.
 export MALLOC_MMAP_MAX_ ?= 0
-export MALLOC_TRIM_THRESHOLD_ ?= 268435456
+export MALLOC_TRIM_THRESHOLD_ ?= 1099511627776
 export MALLOC_TOP_PAD_ ?= 268435456
 # libgomp threads must not spin while the image loader needs the cores
 # (internal/base/procenv; imet sets these itself, the tests get them here).

@@ -12,7 +12,7 @@
 set -euo pipefail
 W=$1 A=$2 B=$3
 # internal/base/procenv.Defaults, which the Go driver applies to both sides
-export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_TOP_PAD_=268435456 OMP_WAIT_POLICY=PASSIVE IMET_BENCH_WINDOW=1
+export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1099511627776 MALLOC_TOP_PAD_=268435456 OMP_WAIT_POLICY=PASSIVE IMET_BENCH_WINDOW=1
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 mkfifo "$d/a" "$d/b"

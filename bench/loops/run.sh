@@ -24,7 +24,7 @@ cd "$(dirname "$0")/../.."
 py=/usr/bin/python3
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 export MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0}
-export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-268435456}
+export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-1099511627776}
 export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}
 go build -o bin/imet ./cmd/imet
 set=${SET:-synth}

@@ -11,7 +11,7 @@ seed="${1:?seed}"; ntrain="${2:-600}"; ntest="${3:-200}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$root/out/bench-postprocess/seed$seed"
 imet="$root/bin/imet"
-export OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_TOP_PAD_=268435456
+export OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1099511627776 MALLOC_TOP_PAD_=268435456
 rm -rf "$out"; mkdir -p "$out"
 data="$out/data"
 "$imet" -q datasets synth --out "$data" --seed "$seed" --train "$ntrain" --test "$ntest"

@@ -19,7 +19,7 @@ seed=${2:-1}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # glibc malloc settings the Makefile uses for libtorch.
 export MALLOC_MMAP_MAX_=${MALLOC_MMAP_MAX_:-0}
-export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-268435456}
+export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-1099511627776}
 export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}
 
 # Always rebuild (incremental, seconds when nothing changed): a stale

@@ -11,6 +11,12 @@
 //   - glibc malloc tuning (MALLOC_MMAP_MAX_=0, trim threshold, top pad):
 //     libtorch frees and reallocates the same large activations every step,
 //     and without these every one is a fresh mmap, 3-10x more page faults.
+//     The trim threshold is out of reach (1 TiB) because a heap that gives
+//     its top back is faulted in again by the next step: at 256 MB,
+//     SE-ResNeXt-50 training shrank the heap by ~250 MB after each backward
+//     and regrew it in the next forward, 33-95 thousand page faults a step
+//     depending on the address layout (docs/benchmarks.md). The peak is the
+//     same either way; what changes is that the process keeps it until exit.
 //
 // Ensure re-executes the binary once with these set, unless the user has
 // set them already (their values win).
@@ -25,7 +31,7 @@ import (
 var Defaults = map[string]string{
 	"OMP_WAIT_POLICY":        "PASSIVE",
 	"MALLOC_MMAP_MAX_":       "0",
-	"MALLOC_TRIM_THRESHOLD_": "268435456",
+	"MALLOC_TRIM_THRESHOLD_": "1099511627776",
 	"MALLOC_TOP_PAD_":        "268435456",
 }
 
